@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Runs genjit's whole test suite (unit, integration, doc tests, fuzz corpus) after installing prerequisites.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/setup.sh
+cargo test --release "$@"
