@@ -19,6 +19,7 @@
 use crate::compile::{compile, Source};
 use crate::error::{Error, Result};
 use crate::func::{Func, HostFn};
+use crate::heap::{Block, Heap, Kind};
 use crate::jit::JitShared;
 use crate::link::link;
 use crate::module::LoadedModule;
@@ -68,7 +69,10 @@ pub(crate) struct DylibShared {
     modules: Mutex<HashMap<u64, Arc<LoadedModule>>>,
     symbols: RwLock<HashMap<String, Definition>>,
     links: RwLock<Vec<Arc<DylibShared>>>,
-    dso_handle: Box<u8>,
+    /// 16 bytes of the heap's data range: `__dso_handle` is referenced PC-relatively, so it must lie
+    /// within 32-bit reach of the code, like everything else a module touches.
+    dso_handle: Option<Block>,
+    heap: Arc<Mutex<Heap>>,
 }
 
 static NEXT_SERIAL: AtomicU64 = AtomicU64::new(1);
@@ -82,18 +86,20 @@ fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 }
 
 impl DylibShared {
-    pub(crate) fn new(name: &str) -> DylibShared {
-        DylibShared {
+    pub(crate) fn new(name: &str, heap: Arc<Mutex<Heap>>) -> Result<DylibShared> {
+        let dso_handle = Some(heap.lock().unwrap_or_else(|e| e.into_inner()).alloc(Kind::Data, 16, 16)?);
+        Ok(DylibShared {
             name: name.to_string(),
             modules: Mutex::new(HashMap::new()),
             symbols: RwLock::new(HashMap::new()),
             links: RwLock::new(Vec::new()),
-            dso_handle: Box::new(0),
-        }
+            dso_handle,
+            heap,
+        })
     }
 
     pub(crate) fn dso_handle(&self) -> usize {
-        &*self.dso_handle as *const u8 as usize
+        self.dso_handle.as_ref().expect("held until drop").addr()
     }
 
     pub(crate) fn links(&self) -> Vec<Arc<DylibShared>> {
@@ -135,6 +141,14 @@ impl DylibShared {
             m.run_list(&m.fini);
         }
         crate::sys::cxa_finalize(self.dso_handle());
+    }
+}
+
+impl Drop for DylibShared {
+    fn drop(&mut self) {
+        if let Some(block) = self.dso_handle.take() {
+            self.heap.lock().unwrap_or_else(|e| e.into_inner()).free(block);
+        }
     }
 }
 

@@ -119,7 +119,7 @@ impl Jit {
         if dylibs.contains_key(name) {
             return Err(Error::DuplicateDylib(name.to_string()));
         }
-        let dylib = Arc::new(DylibShared::new(name));
+        let dylib = Arc::new(DylibShared::new(name, self.shared.heap.clone())?);
         dylibs.insert(name.to_string(), dylib.clone());
         Ok(Dylib::new(self.shared.clone(), dylib))
     }

@@ -274,22 +274,20 @@ impl Linker<'_> {
         let mut inits = Vec::new();
         let mut finis = Vec::new();
         for section in self.relocatable_sections() {
-            let name = section.name().unwrap_or("");
-            let (list, prefix) = if name.starts_with(".init_array") {
-                (&mut inits, ".init_array")
-            } else if name.starts_with(".fini_array") {
-                (&mut finis, ".fini_array")
-            } else {
-                continue;
-            };
-            let priority: u32 = name[prefix.len()..].trim_start_matches('.').parse().unwrap_or(65535);
+            let Some(kind) = StructorSection::parse(section.name().unwrap_or("")) else { continue };
             let place = layout.sections[&section.index()];
             let bytes = &block_bytes(linked, place.kind)[place.offset..place.offset + place.size];
-            let entries: Vec<usize> = bytes
+            let mut entries: Vec<usize> = bytes
                 .chunks_exact(8)
                 .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")) as usize)
                 .collect();
-            list.push((priority, entries));
+            // `.init_array` runs forward and `.fini_array` backward; the older `.ctors` (which LLVM emits
+            // unless told to use init arrays) runs backward and `.dtors` forward. Normalize to the arrays'.
+            if kind.old_style {
+                entries.reverse();
+            }
+            let list = if kind.ctor { &mut inits } else { &mut finis };
+            list.push((kind.priority, entries));
         }
         inits.sort_by_key(|(p, _)| *p);
         finis.sort_by_key(|(p, _)| *p);
@@ -314,6 +312,39 @@ fn reloc_name_or_known(r_type: u32) -> String {
         elf::R_X86_64_GOTPC32 => "R_X86_64_GOTPC32".into(),
         elf::R_X86_64_SIZE32 => "R_X86_64_SIZE32".into(),
         other => reloc_name(other),
+    }
+}
+
+/// A constructor or destructor list section and its priority (lower runs first for constructors).
+struct StructorSection {
+    ctor: bool,
+    priority: u32,
+    /// `.ctors`/`.dtors`, stored in the reverse of the `.init_array`/`.fini_array` order.
+    old_style: bool,
+}
+
+impl StructorSection {
+    fn parse(name: &str) -> Option<StructorSection> {
+        const KINDS: [(&str, bool, bool); 4] = [
+            (".init_array", true, false),
+            (".fini_array", false, false),
+            (".ctors", true, true),
+            (".dtors", false, true),
+        ];
+        let (ctor, old_style, rest) = KINDS
+            .into_iter()
+            .find_map(|(p, ctor, old)| name.strip_prefix(p).map(|rest| (ctor, old, rest)))?;
+        let suffix: Option<u32> = match rest {
+            "" => None,
+            r => Some(r.strip_prefix('.')?.parse().ok()?),
+        };
+        // `.ctors.N`/`.dtors.N` encode priority P as N = 65535 - P.
+        let priority = match (old_style, suffix) {
+            (_, None) => 65535,
+            (false, Some(p)) => p,
+            (true, Some(n)) => 65535u32.saturating_sub(n),
+        };
+        Some(StructorSection { ctor, priority, old_style })
     }
 }
 
