@@ -189,8 +189,8 @@ impl Dylib {
         self.add(source, true)
     }
 
-    /// Like [`add_module`](Self::add_module), but never runs the module's constructors or destructors
-    /// (for fuzzing arbitrary objects).
+    /// Like [`add_module`](Self::add_module), but the module is inert: its constructors and destructors
+    /// never run and its `.eh_frame` is not registered (for fuzzing arbitrary objects).
     #[doc(hidden)]
     pub fn add_module_without_init(&self, source: Source) -> Result<ModuleHandle> {
         self.add(source, false)
@@ -238,6 +238,7 @@ impl Dylib {
         if !initializers {
             linked.init.clear();
             linked.fini.clear();
+            linked.eh_frame = None;
         }
         // Relaxed: the serial only needs to be unique.
         let serial = NEXT_SERIAL.fetch_add(1, Ordering::Relaxed);

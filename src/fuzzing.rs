@@ -1,8 +1,8 @@
 //! Oracles for the fuzz targets (kept in the library so the corpus also runs as an ordinary test).
 //!
 //! Each oracle feeds arbitrary bytes to one entry point and checks the contract: `Ok` or a typed error,
-//! never a crash, and a failed add leaves the dylib and the heap as they were. Objects are linked but their
-//! constructors are never run (they are arbitrary bytes).
+//! never a crash, and a failed add leaves the dylib and the heap as they were. Modules are added inert: their
+//! constructors never run (they are arbitrary code).
 
 use crate::{Error, Jit, Source};
 
@@ -19,11 +19,13 @@ pub enum Input {
 
 /// Feeds `bytes` to the JIT as `input`; panics if the contract is broken.
 pub fn check(jit: &Jit, input: Input, bytes: &[u8]) {
-    let before = jit.stats();
     let dylib = jit.create_dylib("fuzz").expect("fresh dylib");
+    let before = jit.stats();
     let result = match input {
-        Input::IrText => dylib.add_module(Source::ir_text(String::from_utf8_lossy(bytes).into_owned())),
-        Input::Bitcode => dylib.add_module(Source::bitcode(bytes.to_vec())),
+        Input::IrText => {
+            dylib.add_module_without_init(Source::ir_text(String::from_utf8_lossy(bytes).into_owned()))
+        }
+        Input::Bitcode => dylib.add_module_without_init(Source::bitcode(bytes.to_vec())),
         Input::Object => dylib.add_module_without_init(Source::object(bytes.to_vec())),
     };
     match result {

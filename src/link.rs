@@ -304,8 +304,14 @@ impl<'a> Linker<'a> {
                 if !align.is_power_of_two() || align > PAGE {
                     return Err(self.unsupported(format!("common symbol alignment {align}")));
                 }
+                let size = usize::try_from(symbol.size()).ok().filter(|&s| s <= crate::heap::HEAP_SPAN / 2);
+                let size =
+                    size.ok_or_else(|| self.bad(format!("common symbol of {} bytes", symbol.size())))?;
                 let offset = align_up(layout.data_len, align);
-                layout.data_len = offset + symbol.size() as usize;
+                layout.data_len = offset + size;
+                if layout.data_len > crate::heap::HEAP_SPAN / 2 {
+                    return Err(self.bad("common symbols do not fit the heap".to_string()));
+                }
                 layout.data_align = layout.data_align.max(align);
                 layout.commons.insert(symbol.index(), offset);
             }

@@ -1,0 +1,104 @@
+//! Every program in tests/programs runs through `genjit run` and through LLVM's own JIT (`lli-19`) in the
+//! same test; stdout, stderr and the exit code must match.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn programs_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/programs")
+}
+
+fn outcome(mut cmd: Command) -> (String, String, i32) {
+    let out = cmd.output().expect("spawn");
+    let code = out.status.code().expect("exited normally (not by a signal)");
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        code,
+    )
+}
+
+fn compare(name: &str, opt: u8, extra: Option<&str>) {
+    let dir = programs_dir();
+    let program = dir.join(format!("{name}.ll"));
+    let mut ours = Command::new(env!("CARGO_BIN_EXE_genjit"));
+    ours.arg("run").arg("--opt").arg(opt.to_string());
+    let mut theirs = Command::new("lli-19");
+    theirs.arg(format!("-O{opt}"));
+    if let Some(extra) = extra {
+        ours.arg("--extra-module").arg(dir.join(format!("{extra}.ll")));
+        theirs.arg(format!("-extra-module={}", dir.join(format!("{extra}.ll")).display()));
+    }
+    ours.arg(&program).arg("arg1");
+    theirs.arg(&program).arg("arg1");
+    let ours = outcome(ours);
+    let theirs = outcome(theirs);
+    assert!(!theirs.0.is_empty(), "{name}: lli printed nothing; the comparison would be empty");
+    assert_eq!(ours, theirs, "{name} at O{opt}: genjit vs lli-19 (stdout, stderr, exit code)");
+}
+
+macro_rules! differential {
+    ($($name:ident),* $(,)?) => {$(
+        #[test]
+        fn $name() {
+            compare(stringify!($name), 0, None);
+            compare(stringify!($name), 2, None);
+        }
+    )*};
+}
+
+differential!(
+    recursion,
+    globals,
+    strings,
+    switch,
+    floats,
+    qsort,
+    structs,
+    varargs,
+    int128,
+    bigdata,
+    computed_goto,
+    setjmp,
+    malloc,
+    ctors,
+    exceptions,
+    tls,
+);
+
+#[test]
+fn multi_module() {
+    compare("multi_main", 0, Some("multi_helper"));
+    compare("multi_main", 3, Some("multi_helper"));
+}
+
+#[test]
+fn every_program_is_in_the_suite() {
+    let listed = [
+        "recursion",
+        "globals",
+        "strings",
+        "switch",
+        "floats",
+        "qsort",
+        "structs",
+        "varargs",
+        "int128",
+        "bigdata",
+        "computed_goto",
+        "setjmp",
+        "malloc",
+        "ctors",
+        "exceptions",
+        "tls",
+        "multi_main",
+        "multi_helper",
+    ];
+    for entry in std::fs::read_dir(programs_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "ll") {
+            let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
+            assert!(listed.contains(&stem.as_str()), "{stem}.ll is not compared by any test");
+        }
+    }
+}
