@@ -96,6 +96,11 @@ impl Block {
         self.len
     }
 
+    /// Whether the block has no bytes (never true: blocks are at least one granule).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
     /// The block's bytes, through the writable view.
     pub fn bytes_mut(&mut self) -> &mut [u8] {
         // SAFETY: the heap handed this range to this block alone (FreeList never hands a range out twice),

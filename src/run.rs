@@ -64,12 +64,15 @@ pub fn run(options: &RunOptions) -> Result<i32> {
         // SAFETY (all three arms): the IR says `main` takes exactly these parameters (C's `int, char**,
         // char**`), `argv` is a NULL-terminated array of NUL-terminated strings that outlives the call, and
         // `environ` is the process environment. The JIT (and so the code) stays alive across the call.
+        // SAFETY: see above (no parameters).
         0 => unsafe { std::mem::transmute::<usize, extern "C" fn() -> libc::c_int>(addr)() },
+        // SAFETY: see above (argc, argv).
         2 => unsafe {
             std::mem::transmute::<usize, extern "C" fn(libc::c_int, *const *const libc::c_char) -> libc::c_int>(
                 addr,
             )(argc, argv.as_ptr())
         },
+        // SAFETY: see above (argc, argv, envp).
         3 => unsafe {
             type Main3 = extern "C" fn(
                 libc::c_int,
