@@ -131,6 +131,15 @@ fn align_up(x: usize, a: usize) -> usize {
 /// The ELF name of an x86-64 relocation type, for errors.
 pub fn reloc_name(r_type: u32) -> String {
     let name = match r_type {
+        elf::R_X86_64_PC32 => "R_X86_64_PC32",
+        elf::R_X86_64_PLT32 => "R_X86_64_PLT32",
+        elf::R_X86_64_32 => "R_X86_64_32",
+        elf::R_X86_64_32S => "R_X86_64_32S",
+        elf::R_X86_64_GOTPCREL => "R_X86_64_GOTPCREL",
+        elf::R_X86_64_GOTPCRELX => "R_X86_64_GOTPCRELX",
+        elf::R_X86_64_REX_GOTPCRELX => "R_X86_64_REX_GOTPCRELX",
+        elf::R_X86_64_GOTPC32 => "R_X86_64_GOTPC32",
+        elf::R_X86_64_SIZE32 => "R_X86_64_SIZE32",
         elf::R_X86_64_GOT32 => "R_X86_64_GOT32",
         elf::R_X86_64_COPY => "R_X86_64_COPY",
         elf::R_X86_64_GLOB_DAT => "R_X86_64_GLOB_DAT",

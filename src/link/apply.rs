@@ -223,7 +223,7 @@ impl Linker<'_> {
         if !fits {
             return Err(Error::RelocationOutOfRange {
                 module: self.module.to_string(),
-                kind: reloc_name_or_known(field.r_type),
+                kind: reloc_name(field.r_type),
                 symbol: self.symbol_name(field.sym),
                 value,
             });
@@ -297,21 +297,6 @@ impl Linker<'_> {
             finis.into_iter().rev().flat_map(|(_, e)| e.into_iter().rev()).filter(|&a| a != 0).collect();
         linked.eh_frame = layout.eh_frame.map(|off| bases.code + off);
         Ok(())
-    }
-}
-
-fn reloc_name_or_known(r_type: u32) -> String {
-    match r_type {
-        elf::R_X86_64_PC32 => "R_X86_64_PC32".into(),
-        elf::R_X86_64_PLT32 => "R_X86_64_PLT32".into(),
-        elf::R_X86_64_32 => "R_X86_64_32".into(),
-        elf::R_X86_64_32S => "R_X86_64_32S".into(),
-        elf::R_X86_64_GOTPCREL => "R_X86_64_GOTPCREL".into(),
-        elf::R_X86_64_GOTPCRELX => "R_X86_64_GOTPCRELX".into(),
-        elf::R_X86_64_REX_GOTPCRELX => "R_X86_64_REX_GOTPCRELX".into(),
-        elf::R_X86_64_GOTPC32 => "R_X86_64_GOTPC32".into(),
-        elf::R_X86_64_SIZE32 => "R_X86_64_SIZE32".into(),
-        other => reloc_name(other),
     }
 }
 
