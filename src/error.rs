@@ -132,6 +132,9 @@ pub enum Error {
         /// The symbol.
         symbol: String,
     },
+    /// The dylib was removed from its JIT.
+    #[error("dylib `{0}` was removed")]
+    DylibRemoved(String),
     /// A dylib of that name already exists.
     #[error("a dylib named `{0}` already exists")]
     DuplicateDylib(String),
@@ -143,13 +146,39 @@ pub enum Error {
         /// The dylib.
         dylib: String,
     },
-    /// Removing the module would leave live modules calling into it.
-    #[error("module `{module}` is still used by: {}", importers.join(", "))]
+    /// Removing (or redefining the data of) the module would leave live modules using a name it defines.
+    /// Remove the importers in the same call, or force the removal ([`Removal::Force`](crate::Removal)).
+    #[error("module `{module}` is still used: `{symbol}` is imported by {}", importers.join(", "))]
     ModuleInUse {
-        /// The module.
+        /// The module (or redirectable symbol) whose definition would go away.
         module: String,
-        /// The modules that import its symbols.
+        /// The first name that is still imported.
+        symbol: String,
+        /// Who imports it, e.g. "module `q7` of dylib `main`".
         importers: Vec<String>,
+    },
+    /// A redefinition would change a function's signature, which callers compiled against the old one (and
+    /// typed `Func` handles) rely on. Remove the old definition first.
+    #[error("module `{module}` redefines `{symbol}` as `{new}`, but it is `{old}`")]
+    SignatureChanged {
+        /// The redefining module.
+        module: String,
+        /// The function.
+        symbol: String,
+        /// Its current signature.
+        old: String,
+        /// The signature in the new module.
+        new: String,
+    },
+    /// An explicit redirection was refused.
+    #[error("cannot redirect `{symbol}` in dylib `{dylib}`: {reason}")]
+    Redirect {
+        /// The redirectable symbol.
+        symbol: String,
+        /// Its dylib.
+        dylib: String,
+        /// Why.
+        reason: String,
     },
     /// A file could not be read.
     #[error("cannot read `{path}`: {source}")]

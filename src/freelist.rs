@@ -87,6 +87,12 @@ impl FreeList {
         self.free_bytes += len;
     }
 
+    /// The free range containing `offset`, as `(start, len)`, if `offset` is free.
+    pub fn extent(&self, offset: usize) -> Option<(usize, usize)> {
+        let (&start, &len) = self.free.range(..=offset).next_back()?;
+        (offset < start + len).then_some((start, len))
+    }
+
     /// Total free bytes.
     pub fn free_bytes(&self) -> usize {
         self.free_bytes
@@ -127,9 +133,14 @@ mod tests {
                 } else {
                     let (o, l) = live.swap_remove(len % live.len());
                     list.free(o, l);
+                    let (start, flen) = list.extent(o).expect("freed offset is free");
+                    prop_assert!(start <= o && o + l <= start + flen);
                 }
                 let used: usize = live.iter().map(|&(_, l)| l).sum();
                 prop_assert_eq!(list.free_bytes() + used, 4096);
+            }
+            for &(o, _) in &live {
+                prop_assert!(list.extent(o).is_none(), "live offset reported free");
             }
             for (o, l) in live.drain(..) {
                 list.free(o, l);

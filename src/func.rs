@@ -1,63 +1,127 @@
 //! Typed handles to JIT functions, safe to call.
 //!
-//! A [`Func<S>`] is what a typed lookup returns: the function's address, checked against its IR signature
-//! when it was looked up (see [`crate::signature`]), and a strong reference to the module that holds the
-//! code, so the code cannot be freed while the handle exists. Calling it is an ordinary `extern "C"` call.
+//! A [`Func<S>`] is what a typed lookup returns: the function's entry (see [`crate::entry`]), checked against
+//! its IR signature when it was looked up (see [`crate::signature`]). The entry's signature is fixed for its
+//! life (a redefinition may not change it), so the check stays true across redefinitions.
+//!
+//! A call pins the epoch (see [`crate::reclaim`]), loads the entry's slot and calls the address: whatever
+//! body the slot held at that moment stays mapped until the call returns, even if another thread redefines
+//! or removes the function meanwhile. Calling a removed function panics (it never runs freed memory).
 //!
 //! ```compile_fail
 //! // A handle's signature is fixed by its type: it cannot be called with other arguments.
 //! fn wrong(f: genjit::Func<fn(i64) -> i64>) { f.call(1.5); }
 //! ```
 
-use crate::module::LoadedModule;
+use crate::entry::Entry;
+use crate::reclaim::{pin, Pinned};
 use crate::signature::{JitReturn, JitSignature, JitType};
 use std::marker::PhantomData;
 use std::sync::Arc;
 
+#[derive(Clone)]
+enum Callee {
+    Entry(Arc<Entry>),
+    Host(usize),
+}
+
 /// A JIT function whose IR signature matched the Rust type `S` (e.g. `fn(i64, i64) -> i64`).
 pub struct Func<S: JitSignature> {
-    addr: usize,
-    module: Option<Arc<LoadedModule>>,
+    callee: Callee,
     _sig: PhantomData<S>,
 }
 
 impl<S: JitSignature> Clone for Func<S> {
     fn clone(&self) -> Self {
-        Func { addr: self.addr, module: self.module.clone(), _sig: PhantomData }
+        Func { callee: self.callee.clone(), _sig: PhantomData }
     }
 }
 
 impl<S: JitSignature> std::fmt::Debug for Func<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Func")
-            .field("addr", &format_args!("{:#x}", self.addr))
-            .field("module", &self.module.as_ref().map(|m| m.name()))
-            .finish()
+        match &self.callee {
+            Callee::Entry(e) => f.debug_struct("Func").field("entry", e).finish(),
+            Callee::Host(a) => f.debug_struct("Func").field("host", &format_args!("{a:#x}")).finish(),
+        }
     }
 }
 
 impl<S: JitSignature> Func<S> {
-    /// Only the lookup, after checking `S` against the IR signature, creates a handle.
-    pub(crate) fn new(addr: usize, module: Option<Arc<LoadedModule>>) -> Func<S> {
-        Func { addr, module, _sig: PhantomData }
+    /// Only a lookup, after checking `S` against the entry's signature, creates a handle.
+    pub(crate) fn entry(entry: Arc<Entry>) -> Func<S> {
+        Func { callee: Callee::Entry(entry), _sig: PhantomData }
     }
 
-    /// The function's address.
-    pub fn addr(&self) -> usize {
-        self.addr
+    /// Only a lookup, after checking `S` against the host function's recorded signature, creates a handle.
+    pub(crate) fn host(addr: usize) -> Func<S> {
+        Func { callee: Callee::Host(addr), _sig: PhantomData }
     }
+
+    /// The function's stable address (its entry's stub, which JIT code sees too).
+    pub fn addr(&self) -> usize {
+        match &self.callee {
+            Callee::Entry(e) => e.stub(),
+            Callee::Host(a) => *a,
+        }
+    }
+
+    /// Whether the function was removed (calls would panic).
+    pub fn is_removed(&self) -> bool {
+        match &self.callee {
+            Callee::Entry(e) => e.enter(pin().guard()) == e.tombstone(),
+            Callee::Host(_) => false,
+        }
+    }
+
+    /// The address to call under `pinned`.
+    #[inline]
+    fn target(&self, pinned: &Pinned) -> usize {
+        match &self.callee {
+            Callee::Entry(e) => {
+                let addr = e.enter(pinned.guard());
+                if addr == e.tombstone() {
+                    removed(e);
+                }
+                addr
+            }
+            Callee::Host(a) => *a,
+        }
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn removed(e: &Entry) -> ! {
+    panic!("genjit: `{}` of dylib `{}` was removed; it can no longer be called", e.name, e.dylib)
 }
 
 macro_rules! func_call {
     ($($a:ident : $t:ident),*) => {
         impl<R: JitReturn, $($t: JitType),*> Func<fn($($t),*) -> R> {
-            /// Calls the function.
+            /// Calls the function (pinning the thread for the call's duration).
+            ///
+            /// # Panics
+            /// If the function was removed.
             #[allow(clippy::too_many_arguments)]
+            #[inline]
             pub fn call(&self, $($a: $t),*) -> R {
-                // SAFETY: the lookup checked that the IR function at `addr` has exactly this C signature
-                // (each `JitType` passes like its IR scalar), and `self.module` keeps its code mapped
-                // (host functions need no keeping).
-                let f = unsafe { std::mem::transmute::<usize, extern "C" fn($($t),*) -> R>(self.addr) };
+                let pinned = pin();
+                self.call_pinned(&pinned, $($a),*)
+            }
+
+            /// Calls the function under a pin the caller already holds (cheaper in a loop of calls).
+            ///
+            /// # Panics
+            /// If the function was removed.
+            #[allow(clippy::too_many_arguments)]
+            #[inline]
+            pub fn call_pinned(&self, pinned: &Pinned, $($a: $t),*) -> R {
+                let addr = self.target(pinned);
+                // SAFETY: the lookup checked that the entry's (fixed) IR signature is exactly this C
+                // signature (each `JitType` passes like its IR scalar), and every body an entry points at
+                // has the entry's signature (a redefinition cannot change it). `pinned` keeps the body at
+                // `addr` mapped until it returns. Host functions live as long as the process.
+                let f = unsafe { std::mem::transmute::<usize, extern "C" fn($($t),*) -> R>(addr) };
                 f($($a),*)
             }
         }

@@ -57,6 +57,8 @@ struct Generation {
     mapping: Option<DualMapping>,
     alloc: FreeList,
     blocks: usize,
+    /// Bytes of live blocks whose module was retired and waits for its grace period.
+    awaiting: usize,
 }
 
 impl Generation {
@@ -125,6 +127,8 @@ pub struct GenerationStats {
     pub free_bytes: usize,
     /// Number of live blocks.
     pub blocks: usize,
+    /// Bytes of live blocks that belong to removed or superseded modules still in their grace period.
+    pub awaiting_bytes: usize,
 }
 
 /// A snapshot of the heap.
@@ -134,6 +138,10 @@ pub struct HeapStats {
     pub generations: Vec<GenerationStats>,
     /// Generations unmapped so far.
     pub generations_released: u64,
+    /// Bytes of blocks freed so far.
+    pub freed_bytes: u64,
+    /// Bytes of free pages given back to the OS inside live generations so far.
+    pub punched_bytes: u64,
 }
 
 /// The generational heap (see the module docs). Callers serialize access with a lock.
@@ -144,6 +152,8 @@ pub struct Heap {
     gens: Slab<Generation>,
     youngest: [Option<usize>; 2],
     released: u64,
+    freed: u64,
+    punched: u64,
 }
 
 fn kind_index(kind: Kind) -> usize {
@@ -158,7 +168,15 @@ impl Heap {
     pub fn new() -> io::Result<Heap> {
         let reservation = Reservation::new(PageLen::round_up(HEAP_SPAN))?;
         let regions = FreeList::new(reservation.len(), PAGE);
-        Ok(Heap { reservation, regions, gens: Slab::new(), youngest: [None, None], released: 0 })
+        Ok(Heap {
+            reservation,
+            regions,
+            gens: Slab::new(),
+            youngest: [None, None],
+            released: 0,
+            freed: 0,
+            punched: 0,
+        })
     }
 
     /// The reserved range `[start, end)`.
@@ -213,24 +231,69 @@ impl Heap {
             }
         };
         let alloc = FreeList::new(len.get(), GRANULE);
-        let gen = self.gens.insert(Generation { kind, region, len, mapping, alloc, blocks: 0 });
+        let gen = self.gens.insert(Generation { kind, region, len, mapping, alloc, blocks: 0, awaiting: 0 });
         self.youngest[kind_index(kind)] = Some(gen);
         Ok(gen)
     }
 
-    /// Returns a block. Code bytes are overwritten with `int3`; an empty generation other than the youngest
-    /// of its kind is unmapped.
+    /// Counts `block` as awaiting reclamation (its module was retired) until [`free_retired`] frees it.
+    ///
+    /// [`free_retired`]: Heap::free_retired
+    pub fn mark_retired(&mut self, block: &Block) {
+        self.gens[block.gen].awaiting += block.len;
+    }
+
+    /// Frees a block previously passed to [`mark_retired`](Heap::mark_retired).
+    pub fn free_retired(&mut self, block: Block) {
+        self.gens[block.gen].awaiting -= block.len;
+        self.free(block);
+    }
+
+    /// Returns a block.
+    ///
+    /// Whole free pages around it go back to the OS (hole punched in a code generation's memfd,
+    /// `MADV_DONTNEED` in a data generation) and read as zeros; the block's bytes on pages still shared with
+    /// live blocks are overwritten: with `int3` in code, so a stale jump traps, and with zeros in data, so
+    /// free data memory is always zero (a later block's `.bss` relies on it). An empty generation other than
+    /// the youngest of its kind is unmapped.
     pub fn free(&mut self, mut block: Block) {
+        self.freed += block.len as u64;
         let g = &mut self.gens[block.gen];
-        if g.kind == Kind::Code {
-            block.bytes_mut().fill(TRAP_BYTE);
-        }
         g.alloc.free(block.offset, block.len);
         g.blocks -= 1;
         let empty = g.alloc.is_empty();
         debug_assert_eq!(empty, g.blocks == 0);
         if empty && !self.youngest.contains(&Some(block.gen)) {
             self.release_generation(block.gen);
+            return;
+        }
+        // Whole pages of the merged free range that the block touches.
+        let (start, len) = g.alloc.extent(block.offset).expect("a block just freed is free");
+        let lo = (start.div_ceil(PAGE) * PAGE).max(block.offset / PAGE * PAGE);
+        let hi = ((start + len) / PAGE * PAGE).min((block.offset + block.len).div_ceil(PAGE) * PAGE);
+        let fill = if g.kind == Kind::Code { TRAP_BYTE } else { 0 };
+        let offset = block.offset;
+        let bytes = block.bytes_mut();
+        if lo < hi {
+            let (a, b) = (lo.saturating_sub(offset), (hi - offset).min(bytes.len()));
+            bytes[..a].fill(fill);
+            bytes[b..].fill(fill);
+            match &g.mapping {
+                Some(m) => {
+                    if m.punch(lo, hi - lo).is_err() {
+                        bytes[a..b].fill(fill);
+                        return;
+                    }
+                }
+                None => {
+                    // SAFETY: [lo, hi) are whole pages of this data generation inside its merged free
+                    // range, so no live block overlaps them.
+                    unsafe { sys::discard_pages(g.exec_base(&self.reservation) + lo, hi - lo) }
+                }
+            }
+            self.punched += (hi - lo) as u64;
+        } else {
+            bytes.fill(fill);
         }
     }
 
@@ -256,10 +319,16 @@ impl Heap {
                 live_bytes: g.alloc.capacity() - g.alloc.free_bytes(),
                 free_bytes: g.alloc.free_bytes(),
                 blocks: g.blocks,
+                awaiting_bytes: g.awaiting,
             })
             .collect();
         generations.sort_by_key(|g| g.base);
-        HeapStats { generations, generations_released: self.released }
+        HeapStats {
+            generations,
+            generations_released: self.released,
+            freed_bytes: self.freed,
+            punched_bytes: self.punched,
+        }
     }
 }
 

@@ -35,23 +35,28 @@
 
 pub mod compile;
 mod dylib;
+mod entry;
 pub mod error;
 mod freelist;
 mod func;
+mod handoff;
 pub mod heap;
 mod jit;
 pub mod link;
 mod module;
+pub mod reclaim;
 pub mod run;
 pub mod signature;
+mod sync;
 mod sys;
 pub mod tls;
 
 pub use compile::{DumpKind, OptLevel, Source};
-pub use dylib::{Dylib, ModuleHandle};
+pub use dylib::{Dylib, ModuleHandle, RedirectTarget, Removal};
 pub use error::{Error, Result};
 pub use func::{Func, HostFn};
-pub use jit::{Jit, JitBuilder, Stats};
+pub use jit::{Jit, JitBuilder, Lag, Stats};
+pub use reclaim::{pin, Pinned};
 pub use signature::{IrType, JitReturn, JitSignature, JitType, Signature, ValType};
 
 /// Re-exported so `Source::build` closures can name inkwell's types without a second dependency.

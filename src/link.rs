@@ -182,17 +182,66 @@ fn is_got_reloc(r_type: u32) -> bool {
 struct Linker<'a> {
     file: ObjFile<'a>,
     module: &'a str,
+    /// Stub addresses of the entries of this module's own global functions, by symbol.
+    own: HashMap<SymbolIndex, usize>,
 }
 
-/// Links `compiled` into `heap`, resolving undefined names through `resolve`.
+fn open<'a>(compiled: &'a Compiled) -> Result<ObjFile<'a>> {
+    let module = compiled.name.as_str();
+    let bad = |m: String| Error::Object { module: module.to_string(), message: m };
+    ObjFile::parse(compiled.object.as_slice()).map_err(|e| bad(e.to_string()))
+}
+
+fn is_definition(symbol: &object::read::elf::ElfSymbol64<'_, '_, object::LittleEndian>) -> bool {
+    !symbol.is_undefined() && !symbol.is_local() && symbol.kind() != object::SymbolKind::Section
+}
+
+fn hidden(symbol: &object::read::elf::ElfSymbol64<'_, '_, object::LittleEndian>) -> bool {
+    let visibility = match symbol.flags() {
+        object::SymbolFlags::Elf { st_other, .. } => st_other & 3,
+        _ => 0,
+    };
+    visibility == elf::STV_HIDDEN || visibility == elf::STV_INTERNAL
+}
+
+/// The global and weak names `compiled` defines (with `addr` 0), read before linking so the dylib can
+/// prepare an entry for each function.
+pub fn definitions(compiled: &Compiled) -> Result<Vec<DefinedSymbol>> {
+    let file = open(compiled)?;
+    let mut out = Vec::new();
+    for symbol in file.symbols() {
+        if !is_definition(&symbol) {
+            continue;
+        }
+        let name = symbol
+            .name()
+            .map_err(|e| Error::Object { module: compiled.name.clone(), message: e.to_string() })?;
+        if name.is_empty() {
+            continue;
+        }
+        out.push(DefinedSymbol {
+            name: name.to_string(),
+            addr: 0,
+            weak: symbol.is_weak(),
+            hidden: hidden(&symbol),
+            is_function: symbol.kind() == object::SymbolKind::Text,
+        });
+    }
+    Ok(out)
+}
+
+/// Links `compiled` into `heap`, resolving undefined names through `resolve`. References to a global
+/// function the module defines itself go to the stub `own` gives for its name, if any (its entry), so
+/// that even the module's own calls see a redefinition.
 pub fn link(
     compiled: &Compiled,
     heap: &Mutex<Heap>,
     resolve: &mut dyn FnMut(&str) -> Option<usize>,
+    own: &dyn Fn(&str) -> Option<usize>,
 ) -> Result<Linked> {
     let module = compiled.name.as_str();
     let bad = |m: String| Error::Object { module: module.to_string(), message: m };
-    let file = ObjFile::parse(compiled.object.as_slice()).map_err(|e| bad(e.to_string()))?;
+    let file = open(compiled)?;
     let header = file.elf_header();
     let endian = file.endian();
     if header.e_machine.get(endian) != elf::EM_X86_64 {
@@ -201,7 +250,15 @@ pub fn link(
     if header.e_type.get(endian) != elf::ET_REL {
         return Err(bad("not a relocatable object (ET_REL)".to_string()));
     }
-    let linker = Linker { file, module };
+    let mut own_stubs = HashMap::new();
+    for symbol in file.symbols() {
+        if is_definition(&symbol) && symbol.kind() == object::SymbolKind::Text {
+            if let Some(stub) = symbol.name().ok().and_then(own) {
+                own_stubs.insert(symbol.index(), stub);
+            }
+        }
+    }
+    let linker = Linker { file, module, own: own_stubs };
     let mut layout = linker.layout()?;
     let (externals, imports) = linker.resolve(resolve)?;
     linker.plan_got_and_stubs(&mut layout)?;

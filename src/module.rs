@@ -4,18 +4,20 @@
 //! 1. `Linked` (from the linker) becomes a [`LoadedModule`]: `.eh_frame` is registered with the unwinder.
 //! 2. The dylib publishes its symbols and runs `.init_array` (outside every lock, so a constructor may use
 //!    the JIT).
-//! 3. On removal the dylib unpublishes the symbols and runs `.fini_array`. The `LoadedModule` itself lives on
-//!    while anything still holds it: a [`Func`](crate::Func) handle, or a module that imported one of its
-//!    symbols (each module holds its exporters in `deps`). Code is therefore never freed while code that can
-//!    reach it through a resolved address is alive.
-//! 4. `Drop`: deregister `.eh_frame`, retire its thread-local templates, then give both blocks back to the heap
-//!    (code is filled with `int3` there).
+//! 3. On removal (or when every name it defined has been redefined by other modules) the dylib unpublishes
+//!    its symbols, points their entries elsewhere, runs `.fini_array` and [`retires`](LoadedModule::retire)
+//!    it: its bytes count as *awaiting reclamation* and every reference the dylib held goes to epoch
+//!    reclamation. Functions are reached only through entries, so after the grace period no call can reach
+//!    the module; its data is reached directly by importing modules, which therefore hold the exporter in
+//!    `deps`.
+//! 4. `Drop` (after the last reference, normally on the reclaimer thread): deregister `.eh_frame`, retire its
+//!    thread-local templates, then give both blocks back to the heap (`int3`/zero fill, hole punching).
 
+use crate::entry::Entry;
 use crate::heap::{Block, Heap};
 use crate::link::{DefinedSymbol, Linked, RelocRecord};
-use crate::signature::Signature;
 use crate::sys;
-use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// A linked, published module. Shared by its dylib, its `Func` handles and the modules that import from it.
@@ -27,13 +29,17 @@ pub struct LoadedModule {
     data: Option<Block>,
     heap: Arc<Mutex<Heap>>,
     pub(crate) symbols: Vec<DefinedSymbol>,
-    pub(crate) signatures: HashMap<String, Signature>,
     pub(crate) init: Vec<usize>,
     pub(crate) fini: Vec<usize>,
     eh_frame: Option<usize>,
-    /// The modules this one resolved names into: held so their code outlives every caller in this one.
+    /// The modules whose data this one references directly: held so that data outlives this module.
     #[allow(dead_code)] // held for ownership, never read
     deps: Vec<Arc<LoadedModule>>,
+    /// The entries of the functions this one imports: held so their stubs are never reused while this
+    /// module's code can jump to them (a forced removal leaves them tombstoned, not freed).
+    #[allow(dead_code)] // held for ownership, never read
+    entries: Vec<Arc<Entry>>,
+    retired: AtomicBool,
     #[allow(dead_code)] // kept for relinking at another address (compaction)
     relocs: Vec<RelocRecord>,
 }
@@ -44,8 +50,8 @@ impl LoadedModule {
         serial: u64,
         linked: Linked,
         heap: Arc<Mutex<Heap>>,
-        signatures: HashMap<String, Signature>,
         deps: Vec<Arc<LoadedModule>>,
+        entries: Vec<Arc<Entry>>,
     ) -> LoadedModule {
         if let Some(eh) = linked.eh_frame {
             // SAFETY: the linker placed the relocated `.eh_frame` at `eh` in this module's code block and
@@ -59,12 +65,22 @@ impl LoadedModule {
             data: linked.data,
             heap,
             symbols: linked.symbols,
-            signatures,
             init: linked.init,
             fini: linked.fini,
             eh_frame: linked.eh_frame,
             deps,
+            entries,
+            retired: AtomicBool::new(false),
             relocs: linked.relocs,
+        }
+    }
+
+    /// Counts the module's bytes as awaiting reclamation (once); called when the dylib lets go of it.
+    pub(crate) fn retire(&self) {
+        // Relaxed: the flag is read again in `Drop`, which the last `Arc` drop orders after this.
+        if !self.retired.swap(true, Ordering::Relaxed) {
+            let mut heap = self.heap.lock().unwrap_or_else(|e| e.into_inner());
+            self.code.iter().chain(&self.data).for_each(|b| heap.mark_retired(b));
         }
     }
 
@@ -96,7 +112,14 @@ impl Drop for LoadedModule {
         if let Some(data) = &self.data {
             crate::tls::retire_templates(data.addr(), data.addr() + data.len());
         }
+        let retired = *self.retired.get_mut();
         let mut heap = self.heap.lock().unwrap_or_else(|e| e.into_inner());
-        self.code.take().into_iter().chain(self.data.take()).for_each(|b| heap.free(b));
+        for b in self.code.take().into_iter().chain(self.data.take()) {
+            if retired {
+                heap.free_retired(b);
+            } else {
+                heap.free(b);
+            }
+        }
     }
 }

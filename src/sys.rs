@@ -189,9 +189,8 @@ impl Reservation {
                 return Err(e);
             }
         };
-        // The descriptor closes here; the two mappings keep the memfd's pages alive.
-        drop(fd);
-        Ok(DualMapping { exec: SendSyncPtr(exec), write: SendSyncPtr(write), len })
+        // The descriptor stays open for hole punching (`DualMapping::punch`).
+        Ok(DualMapping { exec: SendSyncPtr(exec), write: SendSyncPtr(write), len, fd })
     }
 }
 
@@ -231,6 +230,7 @@ pub struct DualMapping {
     exec: SendSyncPtr,
     write: SendSyncPtr,
     len: PageLen,
+    fd: Fd,
 }
 
 impl std::fmt::Debug for DualMapping {
@@ -245,11 +245,40 @@ impl DualMapping {
         self.write
     }
 
+    /// Gives the memfd's pages `[offset, offset+len)` back to the OS (they read as zeros afterwards).
+    /// The caller guarantees no live block overlaps them.
+    pub fn punch(&self, offset: usize, len: usize) -> io::Result<()> {
+        assert!(offset % PAGE == 0 && len % PAGE == 0 && offset + len <= self.len.get());
+        // SAFETY: plain syscall on a memfd we own; the range is inside it (checked above).
+        let r = unsafe {
+            libc::fallocate(
+                self.fd.0,
+                libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+                offset as libc::off_t,
+                len as libc::off_t,
+            )
+        };
+        if r != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
     /// Unmaps the writable view; the executable view is returned to the reservation by the caller.
     pub fn unmap_write_view(self) {
         // SAFETY: the writable view is ours alone; nobody writes code after the generation is released.
         unsafe { libc::munmap(self.write.as_ptr().cast(), self.len.get()) };
     }
+}
+
+/// Discards the anonymous pages `[addr, addr+len)`: their memory goes back to the OS and they read as zeros.
+///
+/// # Safety
+/// - The range is page-aligned, inside a data generation of the heap, and no live block overlaps it.
+pub unsafe fn discard_pages(addr: usize, len: usize) {
+    // SAFETY: forwarded from the caller's contract; MADV_DONTNEED on private anonymous memory only drops
+    // page contents.
+    unsafe { libc::madvise(addr as *mut libc::c_void, len, libc::MADV_DONTNEED) };
 }
 
 /// Looks `name` up among the process's own symbols (`dlsym(RTLD_DEFAULT, ...)`).

@@ -42,7 +42,12 @@ impl Linker<'_> {
             linked.imports.iter().enumerate().map(|(i, n)| (n.clone(), i as u32)).collect();
         self.copy_sections(layout, linked)?;
         let value = |sym: SymbolIndex| self.symbol_value(sym, layout, &bases, externals, &import_index);
-        self.write_got_and_stubs(layout, linked, &value)?;
+        // References go through the module's own entries; definitions (`collect`) keep the body address.
+        let reference = |sym: SymbolIndex| match self.own.get(&sym) {
+            Some(&stub) => Ok((stub as u64, RelocTarget::Absolute(stub as u64))),
+            None => value(sym),
+        };
+        self.write_got_and_stubs(layout, linked, &reference)?;
         for section in self.relocatable_sections() {
             let place = layout.sections[&section.index()];
             for (offset, reloc) in section.relocations() {
@@ -51,7 +56,7 @@ impl Linker<'_> {
                 };
                 let (s, target, sym) = match reloc.target() {
                     RelocationTarget::Symbol(sym) => {
-                        let (s, t) = value(sym)?;
+                        let (s, t) = reference(sym)?;
                         (s, t, Some(sym))
                     }
                     RelocationTarget::Section(si) => {
@@ -259,15 +264,11 @@ impl Linker<'_> {
                 continue;
             }
             let (addr, _) = value(symbol.index())?;
-            let visibility = match symbol.flags() {
-                object::SymbolFlags::Elf { st_other, .. } => st_other & 3,
-                _ => 0,
-            };
             linked.symbols.push(DefinedSymbol {
                 name: name.to_string(),
                 addr: addr as usize,
                 weak: symbol.is_weak(),
-                hidden: visibility == elf::STV_HIDDEN || visibility == elf::STV_INTERNAL,
+                hidden: super::hidden(&symbol),
                 is_function: symbol.kind() == SymbolKind::Text,
             });
         }

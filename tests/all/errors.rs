@@ -13,7 +13,11 @@ struct Snapshot {
 fn snapshot(jit: &Jit) -> Snapshot {
     let s = jit.stats();
     Snapshot {
-        live_bytes: s.heap.generations.iter().map(|g| g.live_bytes).sum(),
+        // Entry chunks are a pool that grows on first use; module space is what must not change.
+        // and retired modules free themselves in the background.
+        live_bytes: s.heap.generations.iter().map(|g| g.live_bytes).sum::<usize>()
+            - s.entry_bytes
+            - s.awaiting_bytes,
         modules: s.modules,
         symbols: s.symbols,
     }
@@ -59,11 +63,34 @@ fn ir_that_fails_the_verifier() {
 }
 
 #[test]
-fn duplicate_definition_names_symbol_and_frees_space() {
-    let src = "@data = global [4096 x i8] zeroinitializer\ndefine i64 @existing(i64 %x) {\n ret i64 0\n}\n";
-    let err = add_fails(Source::ir_text(src).named("second"));
+fn duplicate_definition_in_one_batch_names_symbol_and_frees_space() {
+    let (jit, d) = setup();
+    let before = snapshot(&jit);
+    let one = "@data = global [4096 x i8] zeroinitializer\ndefine i64 @twice() {\n ret i64 1\n}\n";
+    let two = "define i64 @twice() {\n ret i64 2\n}\n";
+    let err = d.add_modules(vec![Source::ir_text(one).named("one"), Source::ir_text(two).named("two")]);
+    let err = err.unwrap_err();
     let Error::DuplicateDefinition { module, symbol, dylib } = &err else { panic!("{err:?}") };
-    assert_eq!((module.as_str(), symbol.as_str(), dylib.as_str()), ("second", "existing", "d"));
+    assert_eq!((module.as_str(), symbol.as_str(), dylib.as_str()), ("two", "twice", "d"));
+    assert_eq!(snapshot(&jit), before);
+}
+
+#[test]
+fn redefinition_may_not_change_a_signature() {
+    let err = add_fails(Source::ir_text("define i32 @existing(i32 %x) {\n ret i32 %x\n}\n").named("second"));
+    let Error::SignatureChanged { module, symbol, old, new } = &err else { panic!("{err:?}") };
+    assert_eq!((module.as_str(), symbol.as_str()), ("second", "existing"));
+    assert_eq!((old.as_str(), new.as_str()), ("i64 (i64)", "i32 (i32)"));
+}
+
+#[test]
+fn a_module_may_not_redefine_a_host_symbol() {
+    let (jit, d) = setup();
+    d.define_host_address("host_thing", 0x1000).unwrap();
+    let before = snapshot(&jit);
+    let err = d.add_module(Source::ir_text("define i64 @host_thing() {\n ret i64 1\n}\n")).unwrap_err();
+    assert!(matches!(err, Error::DuplicateDefinition { ref symbol, .. } if symbol == "host_thing"), "{err}");
+    assert_eq!(snapshot(&jit), before);
 }
 
 #[test]

@@ -41,8 +41,10 @@ fn run(kind: &str, input: Input, mutations_per_file: usize) {
             check(&jit, input, &m);
         }
     }
-    let live: usize = jit.stats().heap.generations.iter().map(|g| g.live_bytes).sum();
-    // Only the `fuzz` dylib's handle was ever allocated and it is gone: the heap is empty again.
+    assert!(jit.reclaim(std::time::Duration::from_secs(30)), "reclamation stalled");
+    let stats = jit.stats();
+    let live = stats.heap.generations.iter().map(|g| g.live_bytes).sum::<usize>() - stats.entry_bytes;
+    // Every module and dylib handle is gone and reclaimed (the entry pool stays): the heap is empty again.
     assert_eq!(live, 0, "fuzzing left heap bytes behind");
 }
 
