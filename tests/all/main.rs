@@ -6,3 +6,4 @@ mod errors;
 mod fuzz_corpus;
 mod heap;
 mod proptests;
+mod redirect;
