@@ -55,6 +55,11 @@ impl Linker<'_> {
                     return Err(self.bad("non-ELF relocation".to_string()));
                 };
                 let (s, target, sym) = match reloc.target() {
+                    // Unwind info describes bodies, never entries.
+                    RelocationTarget::Symbol(sym) if section.name() == Ok(".eh_frame") => {
+                        let (s, t) = value(sym)?;
+                        (s, t, Some(sym))
+                    }
                     RelocationTarget::Symbol(sym) => {
                         let (s, t) = reference(sym)?;
                         (s, t, Some(sym))
@@ -103,6 +108,13 @@ impl Linker<'_> {
                 return Err(self.bad(format!("section {} data is truncated", section.index().0)));
             }
             block_bytes(linked, place.kind)[place.offset..place.offset + place.size].copy_from_slice(bytes);
+        }
+        // The unwinder reads `.eh_frame` until a zero length: write the terminator explicitly, since a reused
+        // block holds whatever its previous owner left (or `int3` fill), not zeros.
+        if let Some(eh) = layout.eh_frame {
+            let size =
+                self.file.sections().find(|s| s.name() == Ok(".eh_frame")).map_or(0, |s| s.size() as usize);
+            block_bytes(linked, Kind::Code)[eh + size..eh + size + 4].fill(0);
         }
         Ok(())
     }

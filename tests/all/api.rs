@@ -140,10 +140,10 @@ fn remove_module_runs_destructors_and_unpublishes() {
     assert_eq!(DTOR.load(Ordering::SeqCst), 2, "destructor ran at remove");
     assert!(matches!(d.lookup::<fn() -> i64>("f"), Err(genjit::Error::SymbolNotFound { .. })));
     // The old handle now refuses to call (it never runs freed code).
-    // (Calling it would panic; the panic is checked in `redirect::calling_a_removed_function_panics`, in a
-    // child process: libgcc 12 can crash collecting a backtrace while another thread deregisters
-    // unwind info, see DESIGN.md.)
     assert!(f.is_removed());
+    let panic = std::panic::catch_unwind(|| f.call()).unwrap_err();
+    let message = panic.downcast_ref::<String>().unwrap();
+    assert!(message.contains("`f` of dylib `d` was removed"), "{message}");
     assert!(matches!(d.remove_module(&m), Err(genjit::Error::ModuleNotFound { .. })));
     // The name can be defined again; the removed handle stays removed.
     d.add_module(Source::ir_text("define i64 @f() {\n ret i64 10\n}\n")).unwrap();

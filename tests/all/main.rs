@@ -5,5 +5,6 @@ mod differential;
 mod errors;
 mod fuzz_corpus;
 mod heap;
+mod model;
 mod proptests;
 mod redirect;

@@ -41,8 +41,11 @@ fn redefinition_redirects_handles_and_importers_and_retires_the_old_module() {
 fn a_module_calls_its_own_functions_through_their_entries() {
     let jit = Jit::new().unwrap();
     let d = jit.create_dylib("d").unwrap();
-    d.add_module(ir(format!("{}{}", ret("f", 1), caller("h", "f").replace("declare i64 @f()\n", "")), "both"))
-        .unwrap();
+    d.add_module(ir(
+        format!("{}{}", ret("f", 1), caller("h", "f").replace("declare i64 @f()\n", "")),
+        "both",
+    ))
+    .unwrap();
     let h = d.lookup::<fn() -> i64>("h").unwrap();
     assert_eq!(h.call(), 1);
     d.add_module(ir(ret("f", 5), "newf")).unwrap();
@@ -138,7 +141,9 @@ fn explicit_redirection_between_host_and_jit_targets() {
     let _ = fmod;
     let f2 = d.modules().into_iter().find(|m| m.name() == "f2").unwrap();
     let err = d.remove_module(&f2).unwrap_err();
-    assert!(matches!(&err, Error::ModuleInUse { importers, .. } if importers[0].contains("redirectable `r`")));
+    assert!(
+        matches!(&err, Error::ModuleInUse { importers, .. } if importers[0].contains("redirectable `r`"))
+    );
     let err = d.redirect("r", RedirectTarget::host(wide as extern "C" fn(i64) -> i64)).unwrap_err();
     assert!(matches!(err, Error::Redirect { .. }), "{err}");
     assert!(matches!(d.redirect("f", RedirectTarget::Symbol(&d, "f")), Err(Error::Redirect { .. })));
