@@ -56,7 +56,7 @@ fn op() -> impl Strategy<Value = Op> {
 #[derive(Clone, Debug)]
 enum Def {
     /// `f{i}` returning `version * 10 + i` for each name in the mask.
-    Names { mask: u8, version: i64 },
+    Names { mask: u8 },
     /// `c{id}` calling `f{callee}`.
     Caller { callee: usize },
 }
@@ -82,7 +82,7 @@ impl ModelDylib {
                 self.names.insert(i, (id, version * 10 + i as i64));
             }
         }
-        self.modules.insert(id, Def::Names { mask, version });
+        self.modules.insert(id, Def::Names { mask });
         // Modules that lost every name are retired.
         let names = &self.names;
         self.modules.retain(|mid, d| match d {
@@ -112,10 +112,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     let dylibs = (0..DYLIBS).map(|i| jit.create_dylib(&format!("d{i}")).unwrap()).collect();
     let mut real = Real { jit, dylibs, handles: BTreeMap::new() };
     let mut model: Vec<ModelDylib> = (0..DYLIBS).map(|_| ModelDylib::default()).collect();
-    let mut next_id = 0u64;
-    for op in ops {
-        next_id += 1;
-        let id = next_id;
+    for (id, op) in (1u64..).zip(ops) {
         match op {
             Op::Add { dylib, mask } => {
                 let h =
