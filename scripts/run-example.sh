@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The main job for now: `genjit run` on the bundled example, like `lli examples/hello.ll 25`.
+# The main job: `genjit churn`, a query-engine workload (compile, call, redefine and unload expression
+# modules under concurrent callers). Extra arguments go to `genjit churn`, e.g. `--seconds 30 --json`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
-cargo run --release --quiet -- run examples/hello.ll "${@:-25}"
+if [ "$#" -eq 0 ]; then set -- --threads 2 --live 1000 --seconds 10; fi
+cargo run --release --quiet -- churn "$@"

@@ -15,7 +15,7 @@
 //! A reader that loaded the old address was pinned before the writer's store became visible to it, hence
 //! before the retirement, so the old body outlives its call. A reader pinned after the retirement loads the
 //! new address (the store precedes the retirement in the writer's program order and crossbeam's pin is a
-//! `SeqCst` fence), so it can never reach the old body. `loom/` checks this argument exhaustively on a model.
+//! `SeqCst` fence), so it can never reach the old body.
 
 use crate::sync::{epoch, retire, Arc, AtomicUsize, Ordering, OwnerCell};
 use std::ops::Deref;

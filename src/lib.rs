@@ -33,6 +33,7 @@
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod churn;
 pub mod compile;
 mod dylib;
 mod entry;

@@ -1,8 +1,8 @@
 //! The primitives the lock-free handoff is written against (see [`crate::handoff`]).
 //!
-//! The loom model under `loom/` compiles `handoff.rs` against its own copy of this module, which swaps the
-//! std atomics for loom's, runs crossbeam-epoch built for loom, and models `ArcSwapOption` as a
-//! linearizable cell. Keep this module and `loom/src/sync.rs` in step.
+//! `handoff.rs` uses only what this module exports, so a loom model can compile it against a copy of this
+//! module that swaps the std atomics for loom's, runs crossbeam-epoch built for loom (`crossbeam_loom`), and
+//! models `ArcSwapOption` as a linearizable cell. (That model is not written yet: DESIGN.md, section 9.)
 
 pub(crate) use crossbeam_epoch as epoch;
 pub(crate) use std::sync::atomic::{AtomicUsize, Ordering};
