@@ -115,14 +115,14 @@ pub fn churn(options: &ChurnOptions) -> Result<ChurnReport> {
                         seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
                         qs.get((seed >> 33) as usize % qs.len().max(1)).cloned()
                     };
-                    match q {
-                        // Removed between our pick and the call: skip it (a real engine retires plans first).
-                        Some(q) if !q.is_removed() => {
-                            std::hint::black_box(q.call(seed as i64 & 0xffff));
+                    // `None`: removed between our pick and the call; skip it.
+                    match q.and_then(|q| q.try_call(seed as i64 & 0xffff)) {
+                        Some(r) => {
+                            std::hint::black_box(r);
                             // Relaxed: a statistic read after the threads are joined.
                             calls.fetch_add(1, Ordering::Relaxed);
                         }
-                        _ => std::thread::yield_now(),
+                        None => std::thread::yield_now(),
                     }
                 }
             })

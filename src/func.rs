@@ -67,32 +67,28 @@ impl<S: JitSignature> Func<S> {
 
     /// Whether the function was removed (calls would panic).
     pub fn is_removed(&self) -> bool {
+        self.target(&pin()).is_none()
+    }
+
+    /// The address to call under `pinned`, or `None` if the function was removed.
+    #[inline]
+    fn target(&self, pinned: &Pinned) -> Option<usize> {
         match &self.callee {
-            Callee::Entry(e) => e.enter(pin().guard()) == e.tombstone(),
-            Callee::Host(_) => false,
+            Callee::Entry(e) => Some(e.enter(pinned.guard())).filter(|&a| a != e.tombstone()),
+            Callee::Host(a) => Some(*a),
         }
     }
 
-    /// The address to call under `pinned`.
-    #[inline]
-    fn target(&self, pinned: &Pinned) -> usize {
+    #[cold]
+    #[inline(never)]
+    fn removed(&self) -> ! {
         match &self.callee {
             Callee::Entry(e) => {
-                let addr = e.enter(pinned.guard());
-                if addr == e.tombstone() {
-                    removed(e);
-                }
-                addr
+                panic!("genjit: `{}` of dylib `{}` was removed; it can no longer be called", e.name, e.dylib)
             }
-            Callee::Host(a) => *a,
+            Callee::Host(_) => unreachable!("host functions are never removed"),
         }
     }
-}
-
-#[cold]
-#[inline(never)]
-fn removed(e: &Entry) -> ! {
-    panic!("genjit: `{}` of dylib `{}` was removed; it can no longer be called", e.name, e.dylib)
 }
 
 macro_rules! func_call {
@@ -116,13 +112,32 @@ macro_rules! func_call {
             #[allow(clippy::too_many_arguments)]
             #[inline]
             pub fn call_pinned(&self, pinned: &Pinned, $($a: $t),*) -> R {
-                let addr = self.target(pinned);
+                match self.try_call_pinned(pinned, $($a),*) {
+                    Some(r) => r,
+                    None => self.removed(),
+                }
+            }
+
+            /// Calls the function unless it was removed (`None`): checking and calling are one step, so a
+            /// removal on another thread cannot slip in between.
+            #[allow(clippy::too_many_arguments)]
+            #[inline]
+            pub fn try_call(&self, $($a: $t),*) -> Option<R> {
+                let pinned = pin();
+                self.try_call_pinned(&pinned, $($a),*)
+            }
+
+            /// [`try_call`](Self::try_call) under a pin the caller already holds.
+            #[allow(clippy::too_many_arguments)]
+            #[inline]
+            pub fn try_call_pinned(&self, pinned: &Pinned, $($a: $t),*) -> Option<R> {
+                let addr = self.target(pinned)?;
                 // SAFETY: the lookup checked that the entry's (fixed) IR signature is exactly this C
                 // signature (each `JitType` passes like its IR scalar), and every body an entry points at
                 // has the entry's signature (a redefinition cannot change it). `pinned` keeps the body at
                 // `addr` mapped until it returns. Host functions live as long as the process.
                 let f = unsafe { std::mem::transmute::<usize, extern "C" fn($($t),*) -> R>(addr) };
-                f($($a),*)
+                Some(f($($a),*))
             }
         }
     };

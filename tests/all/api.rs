@@ -141,6 +141,7 @@ fn remove_module_runs_destructors_and_unpublishes() {
     assert!(matches!(d.lookup::<fn() -> i64>("f"), Err(genjit::Error::SymbolNotFound { .. })));
     // The old handle now refuses to call (it never runs freed code).
     assert!(f.is_removed());
+    assert_eq!(f.try_call(), None);
     let panic = std::panic::catch_unwind(|| f.call()).unwrap_err();
     let message = panic.downcast_ref::<String>().unwrap();
     assert!(message.contains("`f` of dylib `d` was removed"), "{message}");
