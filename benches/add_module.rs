@@ -10,15 +10,13 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use genjit::inkwell::context::Context;
-use genjit::inkwell::llvm_sys;
 use genjit::inkwell::memory_buffer::MemoryBuffer;
 use genjit::inkwell::passes::PassBuilderOptions;
 use genjit::inkwell::targets::{CodeModel, FileType, InitializationConfig, RelocMode, Target, TargetMachine};
 use genjit::inkwell::OptimizationLevel;
+use genjit::peer::LlJit;
 use genjit::{Jit, OptLevel, Source};
-use llvm_sys::orc2::lljit::*;
-use llvm_sys::orc2::*;
-use std::ffi::CString;
+use std::sync::Arc;
 use std::time::Duration;
 
 fn function(name: &str) -> String {
@@ -74,74 +72,12 @@ fn mcjit(ir: &str, tm: &TargetMachine, opt: u8, level: OptimizationLevel) -> usi
     engine.get_function_address("f0").unwrap()
 }
 
-struct LlJit {
-    jit: LLVMOrcLLJITRef,
-}
-
-impl LlJit {
-    fn new(level: OptimizationLevel) -> LlJit {
-        let tm = machine(level);
-        // SAFETY: ORC C API calls with valid, owned handles; ownership of `tm` and the builder passes to ORC.
-        unsafe {
-            let builder = LLVMOrcCreateLLJITBuilder();
-            let jtmb = LLVMOrcJITTargetMachineBuilderCreateFromTargetMachine(tm.as_mut_ptr());
-            std::mem::forget(tm);
-            LLVMOrcLLJITBuilderSetJITTargetMachineBuilder(builder, jtmb);
-            let mut jit = std::ptr::null_mut();
-            assert!(LLVMOrcCreateLLJIT(&mut jit, builder).is_null());
-            LlJit { jit }
-        }
-    }
-
-    fn cycle(&self, ir: &str, tm: &TargetMachine, opt: u8) -> u64 {
-        let name = CString::new("m").unwrap();
-        let f0 = CString::new("f0").unwrap();
-        // SAFETY: ORC C API calls with valid handles created here; every handle is released once.
-        unsafe {
-            let tsc = LLVMOrcCreateNewThreadSafeContext();
-            let ctx = LLVMOrcThreadSafeContextGetContext(tsc);
-            let buf = llvm_sys::core::LLVMCreateMemoryBufferWithMemoryRangeCopy(
-                ir.as_ptr().cast(),
-                ir.len(),
-                name.as_ptr(),
-            );
-            let mut module = std::ptr::null_mut();
-            let mut msg = std::ptr::null_mut();
-            assert_eq!(llvm_sys::ir_reader::LLVMParseIRInContext(ctx, buf, &mut module, &mut msg), 0);
-            if let Some(p) = passes(opt) {
-                let p = CString::new(p).unwrap();
-                let o = llvm_sys::transforms::pass_builder::LLVMCreatePassBuilderOptions();
-                assert!(llvm_sys::transforms::pass_builder::LLVMRunPasses(
-                    module,
-                    p.as_ptr(),
-                    tm.as_mut_ptr(),
-                    o
-                )
-                .is_null());
-                llvm_sys::transforms::pass_builder::LLVMDisposePassBuilderOptions(o);
-            }
-            let tsm = LLVMOrcCreateNewThreadSafeModule(module, tsc);
-            LLVMOrcDisposeThreadSafeContext(tsc);
-            let jd = LLVMOrcLLJITGetMainJITDylib(self.jit);
-            let rt = LLVMOrcJITDylibCreateResourceTracker(jd);
-            assert!(LLVMOrcLLJITAddLLVMIRModuleWithRT(self.jit, rt, tsm).is_null());
-            let mut addr = 0;
-            assert!(LLVMOrcLLJITLookup(self.jit, &mut addr, f0.as_ptr()).is_null());
-            assert!(LLVMOrcResourceTrackerRemove(rt).is_null());
-            LLVMOrcReleaseResourceTracker(rt);
-            let es = LLVMOrcLLJITGetExecutionSession(self.jit);
-            LLVMOrcSymbolStringPoolClearDeadEntries(LLVMOrcExecutionSessionGetSymbolStringPool(es));
-            addr
-        }
-    }
-}
-
 fn bench(c: &mut Criterion) {
     for (opt, level, genjit_level) in
         [(0u8, OptimizationLevel::None, OptLevel::O0), (2, OptimizationLevel::Default, OptLevel::O2)]
     {
         let tm = machine(level);
-        let lljit = LlJit::new(level);
+        let lljit = Arc::new(LlJit::new(genjit_level).unwrap());
         let jit = Jit::builder().opt_level(genjit_level).build().unwrap();
         let dylib = jit.create_dylib("bench").unwrap();
         let mut group = c.benchmark_group(format!("add_module/O{opt}"));
@@ -161,7 +97,8 @@ fn bench(c: &mut Criterion) {
                 })
             });
             group.bench_with_input(BenchmarkId::new("lljit", size), &ir, |b, ir| {
-                b.iter(|| lljit.cycle(ir, &tm, opt))
+                // Add under a tracker, look up (ORC compiles here), remove (the module's drop).
+                b.iter(|| lljit.add("m", ir).unwrap().lookup("f0").unwrap())
             });
             group.bench_with_input(BenchmarkId::new("mcjit", size), &ir, |b, ir| {
                 b.iter(|| mcjit(ir, &tm, opt, level))

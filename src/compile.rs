@@ -56,11 +56,16 @@ impl OptLevel {
         })
     }
 
-    fn index(self) -> usize {
+    /// The level's digit (`0`..`3`), as [`from_digit`](Self::from_digit) reads it.
+    pub fn digit(self) -> usize {
         self as usize
     }
 
-    fn codegen(self) -> OptimizationLevel {
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+
+    pub(crate) fn codegen(self) -> OptimizationLevel {
         match self {
             OptLevel::O0 => OptimizationLevel::None,
             OptLevel::O1 => OptimizationLevel::Less,
@@ -180,7 +185,7 @@ fn init_llvm() -> Result<()> {
         .map_err(Error::Target)
 }
 
-fn new_machine(level: OptLevel) -> Result<TargetMachine> {
+pub(crate) fn new_machine(level: OptLevel) -> Result<TargetMachine> {
     init_llvm()?;
     let triple = TargetMachine::get_default_triple();
     let target = Target::from_triple(&triple).map_err(|e| Error::Target(e.to_string()))?;

@@ -45,6 +45,8 @@ pub mod heap;
 mod jit;
 pub mod link;
 mod module;
+pub mod peer;
+pub mod plot;
 pub mod reclaim;
 pub mod run;
 pub mod signature;
