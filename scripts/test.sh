@@ -4,3 +4,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
 cargo test --release "$@"
+# The loom model of the slot handoff (its own crate; ~2 minutes).
+bash scripts/loom.sh

@@ -65,6 +65,14 @@ impl<S: JitSignature> Func<S> {
         }
     }
 
+    /// The address of the body the function's entry points at now (`None` if removed). The body stays
+    /// mapped while `pinned` lives, even if the function is redefined meanwhile; after that the address
+    /// may be freed and reused. For profilers and debuggers, and for measuring the entry's cost: calling
+    /// it needs `unsafe` and the pin.
+    pub fn current_address(&self, pinned: &Pinned) -> Option<usize> {
+        self.target(pinned)
+    }
+
     /// Whether the function was removed (calls would panic).
     pub fn is_removed(&self) -> bool {
         self.target(&pin()).is_none()

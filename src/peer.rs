@@ -117,6 +117,28 @@ impl LlJit {
             Ok(LlModule { jit: self.clone(), rt })
         }
     }
+
+    /// Adds a relocatable object under a new resource tracker (linked at the first lookup).
+    pub fn add_object(self: &Arc<Self>, name: &str, object: &[u8]) -> Result<LlModule> {
+        let cname = CString::new(name)
+            .map_err(|e| Error::Object { module: name.to_string(), message: e.to_string() })?;
+        // SAFETY: the buffer is a copy of `object`, consumed by the add; the tracker is owned by the returned
+        // `LlModule` (or released on error).
+        unsafe {
+            let buf = llvm_sys::core::LLVMCreateMemoryBufferWithMemoryRangeCopy(
+                object.as_ptr().cast(),
+                object.len(),
+                cname.as_ptr(),
+            );
+            let jd = LLVMOrcLLJITGetMainJITDylib(self.jit);
+            let rt = LLVMOrcJITDylibCreateResourceTracker(jd);
+            if let Some(message) = take_error(LLVMOrcLLJITAddObjectFileWithRT(self.jit, rt, buf)) {
+                LLVMOrcReleaseResourceTracker(rt);
+                return Err(Error::Object { module: name.to_string(), message });
+            }
+            Ok(LlModule { jit: self.clone(), rt })
+        }
+    }
 }
 
 impl Drop for LlJit {

@@ -1,0 +1,13 @@
+//! A loom model of genjit's slot handoff: `src/handoff.rs` compiled unchanged against [`sync`], a copy of
+//! genjit's primitive shim that swaps in loom's atomics, a loom build of crossbeam-epoch and a loom mutex
+//! for the owner cell. The tests are in `model.rs`.
+
+#![allow(dead_code)]
+
+pub(crate) mod sync;
+
+#[path = "../../src/handoff.rs"]
+pub(crate) mod handoff;
+
+#[cfg(test)]
+mod model;
