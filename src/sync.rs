@@ -1,8 +1,8 @@
 //! The primitives the lock-free handoff is written against (see [`crate::handoff`]).
 //!
-//! `handoff.rs` uses only what this module exports, so a loom model can compile it against a copy of this
-//! module that swaps the std atomics for loom's, runs crossbeam-epoch built for loom (`crossbeam_loom`), and
-//! models `ArcSwapOption` as a linearizable cell. (That model is not written yet: DESIGN.md, section 9.)
+//! `handoff.rs` uses only what this module exports, so the loom model (`loom/`, run by `scripts/loom.sh`)
+//! compiles it unchanged against `loom/src/sync.rs`: loom's atomics, crossbeam-epoch built for loom
+//! (`--cfg crossbeam_loom`), and a loom mutex for the owner cell (an `ArcSwapOption` is linearizable).
 
 pub(crate) use crossbeam_epoch as epoch;
 pub(crate) use std::sync::atomic::{AtomicUsize, Ordering};

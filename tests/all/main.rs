@@ -5,6 +5,7 @@ mod differential;
 mod errors;
 mod fuzz_corpus;
 mod heap;
+mod leak;
 mod model;
 mod proptests;
 mod redirect;
