@@ -278,8 +278,8 @@ impl Jit {
         }
     }
 
-    /// Waits until everything retired so far (in any JIT) has been freed, or `timeout` passes; returns
-    /// whether it all was. Reclamation happens in the background anyway; this is for callers that want
+    /// Waits until everything retired before the call (in any JIT) has been freed, or `timeout` passes;
+    /// returns whether it all was. Reclamation happens in the background anyway; this is for callers that want
     /// the memory back (or the figures settled) before they go on. Pinned threads hold it back.
     pub fn reclaim(&self, timeout: Duration) -> bool {
         crate::reclaim::reclaim_now(timeout)

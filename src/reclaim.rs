@@ -21,6 +21,7 @@
 
 use crossbeam_epoch as epoch;
 use std::cell::Cell;
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Once, OnceLock};
 use std::time::{Duration, Instant};
@@ -34,8 +35,15 @@ static EPOCH_START: OnceLock<Instant> = OnceLock::new();
 
 /// Values whose grace period has passed, waiting for the reclaimer to drop them.
 static QUEUE: Mutex<Vec<Retired>> = Mutex::new(Vec::new());
-/// Retired values not yet dropped (queued or still waiting for their grace period).
-static OUTSTANDING: AtomicUsize = AtomicUsize::new(0);
+/// Retired values not yet dropped (queued or still waiting for their grace period), by retirement number,
+/// so [`reclaim_now`] can wait for what was retired before it was called and not for later retirements
+/// (which, under a steady stream of them, may never all be gone at once).
+static PENDING: Mutex<Pending> = Mutex::new(Pending { next: 0, numbers: BTreeSet::new() });
+
+struct Pending {
+    next: u64,
+    numbers: BTreeSet<u64>,
+}
 
 /// Where each thread publishes when its outermost pin began (0: not pinned).
 static PIN_STARTS: Mutex<Vec<Arc<AtomicU64>>> = Mutex::new(Vec::new());
@@ -164,6 +172,7 @@ impl LagStats {
 }
 
 struct Retired {
+    number: u64,
     value: Box<dyn Send>,
     at: Instant,
     lag: Option<Arc<LagStats>>,
@@ -172,9 +181,14 @@ struct Retired {
 /// Hands `value` to epoch reclamation; it is dropped by the reclaimer after every thread pinned now has
 /// unpinned. `lag` records how long that took.
 pub(crate) fn retire<T: Send + 'static>(value: T, lag: Option<Arc<LagStats>>) {
-    // Relaxed: a count for `reclaim_now`, which re-reads it after synchronizing through the queue lock.
-    OUTSTANDING.fetch_add(1, Ordering::Relaxed);
-    let retired = Retired { value: Box::new(value), at: Instant::now(), lag };
+    let number = {
+        let mut pending = lock(&PENDING);
+        let number = pending.next;
+        pending.next += 1;
+        pending.numbers.insert(number);
+        number
+    };
+    let retired = Retired { number, value: Box::new(value), at: Instant::now(), lag };
     let guard = epoch::pin();
     guard.defer(move || lock(&QUEUE).push(retired));
     // Move the deferred function to the global queue now, so the reclaimer's next collection can run it
@@ -187,13 +201,13 @@ fn drain() -> usize {
     let batch = std::mem::take(&mut *lock(&QUEUE));
     let n = batch.len();
     for r in batch {
-        let Retired { value, at, lag } = r;
+        let Retired { number, value, at, lag } = r;
         drop(value);
         if let Some(lag) = lag {
             lag.record(at.elapsed());
         }
+        lock(&PENDING).numbers.remove(&number);
     }
-    OUTSTANDING.fetch_sub(n, Ordering::Relaxed);
     n
 }
 
@@ -223,13 +237,14 @@ pub(crate) fn start() {
     });
 }
 
-/// Runs collections until nothing retired is outstanding or `timeout` passes; returns whether everything
-/// retired so far has been dropped. Threads that stay pinned hold this back.
+/// Runs collections until everything retired before this call has been dropped, or `timeout` passes;
+/// returns whether it all was. Threads that stay pinned hold this back; later retirements do not.
 pub fn reclaim_now(timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
+    let before = lock(&PENDING).next;
     loop {
         collect();
-        if OUTSTANDING.load(Ordering::Relaxed) == 0 {
+        if lock(&PENDING).numbers.first().is_none_or(|&oldest| oldest >= before) {
             return true;
         }
         if Instant::now() >= deadline {

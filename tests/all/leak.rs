@@ -3,7 +3,6 @@
 
 use genjit::churn::{expression, rss_bytes};
 use genjit::{Jit, Source};
-use std::process::Command;
 use std::time::Duration;
 
 /// Cycles in the run (`GENJIT_LEAK_CYCLES` overrides, e.g. for a longer soak).
@@ -52,22 +51,11 @@ fn child() {
 
 #[test]
 fn add_call_remove_cycles_do_not_grow_memory() {
-    if std::env::var("GENJIT_LEAK_CHILD").is_ok() {
+    let Some(out) = crate::in_child("leak::add_call_remove_cycles_do_not_grow_memory") else {
         child();
         return;
-    }
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "leak::add_call_remove_cycles_do_not_grow_memory",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("GENJIT_LEAK_CHILD", "1")
-        .output()
-        .unwrap();
+    };
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "child failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     let points: Vec<Checkpoint> = stdout
         .lines()
         .filter_map(|l| l.split("LEAK ").nth(1))
