@@ -229,8 +229,7 @@ impl Workload for GenjitWorkload {
 
     fn memory(&self) -> (u64, u64) {
         let s = self.jit.stats();
-        let live: usize = s.heap.generations.iter().map(|g| g.live_bytes).sum();
-        ((live - s.awaiting_bytes) as u64, s.awaiting_bytes as u64)
+        ((s.heap.live_bytes() - s.awaiting_bytes) as u64, s.awaiting_bytes as u64)
     }
 
     fn lag(&self) -> Option<Lag> {
@@ -240,7 +239,8 @@ impl Workload for GenjitWorkload {
 
 /// A compiled LLJIT query: the module (removed when the last holder drops it) and its address.
 struct LlQuery {
-    module: LlModule,
+    /// Held only to keep the code alive.
+    _module: LlModule,
     addr: usize,
 }
 
@@ -254,7 +254,7 @@ impl LljitWorkload {
         let symbol = format!("{name}_v{n}");
         let module = self.jit.add(&symbol, &expression(&symbol, n))?;
         let addr = module.lookup(&symbol)?;
-        Ok(Arc::new(LlQuery { module, addr }))
+        Ok(Arc::new(LlQuery { _module: module, addr }))
     }
 }
 
@@ -279,7 +279,6 @@ impl Workload for LljitWorkload {
     }
 
     fn call(query: &Arc<LlQuery>, x: i64) -> Option<i64> {
-        let _ = &query.module;
         // SAFETY: `addr` is the address of `define i64 @..(i64)` (we generated the IR), and the `Arc` the
         // caller holds keeps the module (hence its code) alive for the whole call.
         let f = unsafe { std::mem::transmute::<usize, extern "C" fn(i64) -> i64>(query.addr) };

@@ -44,7 +44,5 @@ pub fn check(jit: &Jit, input: Input, bytes: &[u8]) {
 fn live_bytes(stats: &crate::Stats) -> usize {
     // Entry chunks are a pool that grows on first use and is never shrunk; what matters is module space.
     // Retired modules free themselves in the background: count only bytes that are neither.
-    stats.heap.generations.iter().map(|g| g.live_bytes).sum::<usize>()
-        - stats.entry_bytes
-        - stats.awaiting_bytes
+    stats.heap.live_bytes() - stats.entry_bytes - stats.awaiting_bytes
 }

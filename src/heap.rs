@@ -144,6 +144,13 @@ pub struct HeapStats {
     pub punched_bytes: u64,
 }
 
+impl HeapStats {
+    /// Bytes allocated across all generations (live blocks, including those awaiting reclamation).
+    pub fn live_bytes(&self) -> usize {
+        self.generations.iter().map(|g| g.live_bytes).sum()
+    }
+}
+
 /// The generational heap (see the module docs). Callers serialize access with a lock.
 #[derive(Debug)]
 pub struct Heap {

@@ -108,13 +108,8 @@ impl LlJit {
             }
             let tsm = LLVMOrcCreateNewThreadSafeModule(module, tsc);
             LLVMOrcDisposeThreadSafeContext(tsc);
-            let jd = LLVMOrcLLJITGetMainJITDylib(self.jit);
-            let rt = LLVMOrcJITDylibCreateResourceTracker(jd);
-            if let Some(message) = take_error(LLVMOrcLLJITAddLLVMIRModuleWithRT(self.jit, rt, tsm)) {
-                LLVMOrcReleaseResourceTracker(rt);
-                return Err(Error::Codegen { module: name.to_string(), message });
-            }
-            Ok(LlModule { jit: self.clone(), rt })
+            self.tracked(|rt| LLVMOrcLLJITAddLLVMIRModuleWithRT(self.jit, rt, tsm))
+                .map_err(|message| Error::Codegen { module: name.to_string(), message })
         }
     }
 
@@ -130,11 +125,24 @@ impl LlJit {
                 object.len(),
                 cname.as_ptr(),
             );
-            let jd = LLVMOrcLLJITGetMainJITDylib(self.jit);
-            let rt = LLVMOrcJITDylibCreateResourceTracker(jd);
-            if let Some(message) = take_error(LLVMOrcLLJITAddObjectFileWithRT(self.jit, rt, buf)) {
+            self.tracked(|rt| LLVMOrcLLJITAddObjectFileWithRT(self.jit, rt, buf))
+                .map_err(|message| Error::Object { module: name.to_string(), message })
+        }
+    }
+
+    /// Creates a resource tracker in the main JITDylib and runs `add` with it: the tracker then belongs to
+    /// the returned module, or is released if `add` failed (ORC's message).
+    fn tracked(
+        self: &Arc<Self>,
+        add: impl FnOnce(LLVMOrcResourceTrackerRef) -> LLVMErrorRef,
+    ) -> std::result::Result<LlModule, String> {
+        // SAFETY: the JIT is alive; the new tracker is released exactly once, here on error or by the
+        // `LlModule`'s drop.
+        unsafe {
+            let rt = LLVMOrcJITDylibCreateResourceTracker(LLVMOrcLLJITGetMainJITDylib(self.jit));
+            if let Some(message) = take_error(add(rt)) {
                 LLVMOrcReleaseResourceTracker(rt);
-                return Err(Error::Object { module: name.to_string(), message });
+                return Err(message);
             }
             Ok(LlModule { jit: self.clone(), rt })
         }

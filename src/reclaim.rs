@@ -200,13 +200,18 @@ pub(crate) fn retire<T: Send + 'static>(value: T, lag: Option<Arc<LagStats>>) {
 fn drain() -> usize {
     let batch = std::mem::take(&mut *lock(&QUEUE));
     let n = batch.len();
+    let mut numbers = Vec::with_capacity(n);
     for r in batch {
         let Retired { number, value, at, lag } = r;
         drop(value);
         if let Some(lag) = lag {
             lag.record(at.elapsed());
         }
-        lock(&PENDING).numbers.remove(&number);
+        numbers.push(number);
+    }
+    let mut pending = lock(&PENDING);
+    for number in numbers {
+        pending.numbers.remove(&number);
     }
     n
 }

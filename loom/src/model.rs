@@ -122,16 +122,22 @@ fn redefinition_never_frees_code_a_caller_is_running() {
     assert!(FREED_BEFORE_JOIN.load(Relaxed) > 0, "no execution freed early");
 }
 
+/// A reader thread making two calls in a row.
+fn two_calls(
+    slot: &Arc<Slot>,
+    memory: &Arc<Memory>,
+) -> loom::thread::JoinHandle<(Option<usize>, Option<usize>)> {
+    let (slot, memory) = (slot.clone(), memory.clone());
+    loom::thread::spawn(move || (call(&slot, &memory), call(&slot, &memory)))
+}
+
 #[test]
 fn removal_tombstones_and_frees_after_the_caller() {
     model(|| {
         let memory = memory(1);
         let slot = Arc::new(Slot::new(Box::new(AtomicUsize::new(VACANT)), VACANT));
         slot.redirect(Some(compile(&memory, 1)), VACANT);
-        let reader = {
-            let (slot, memory) = (slot.clone(), memory.clone());
-            loom::thread::spawn(move || (call(&slot, &memory), call(&slot, &memory)))
-        };
+        let reader = two_calls(&slot, &memory);
         slot.redirect(None, VACANT);
         reclaim();
         let (first, second) = reader.join().unwrap();
@@ -147,10 +153,7 @@ fn two_redefinitions_race_two_calls() {
         let memory = memory(3);
         let slot = Arc::new(Slot::new(Box::new(AtomicUsize::new(VACANT)), VACANT));
         slot.redirect(Some(compile(&memory, 1)), VACANT);
-        let reader = {
-            let (slot, memory) = (slot.clone(), memory.clone());
-            loom::thread::spawn(move || (call(&slot, &memory), call(&slot, &memory)))
-        };
+        let reader = two_calls(&slot, &memory);
         slot.redirect(Some(compile(&memory, 2)), VACANT);
         reclaim();
         slot.redirect(Some(compile(&memory, 3)), VACANT);

@@ -158,7 +158,7 @@ fn memory_is_reused_after_removal() {
     let d = jit.create_dylib("d").unwrap();
     let live = |jit: &Jit| {
         let s = jit.stats();
-        s.heap.generations.iter().map(|g| g.live_bytes).sum::<usize>() - s.entry_bytes
+        s.heap.live_bytes() - s.entry_bytes
     };
     let empty = live(&jit);
     for i in 0..50 {

@@ -15,9 +15,7 @@ fn snapshot(jit: &Jit) -> Snapshot {
     Snapshot {
         // Entry chunks are a pool that grows on first use; module space is what must not change.
         // and retired modules free themselves in the background.
-        live_bytes: s.heap.generations.iter().map(|g| g.live_bytes).sum::<usize>()
-            - s.entry_bytes
-            - s.awaiting_bytes,
+        live_bytes: s.heap.live_bytes() - s.entry_bytes - s.awaiting_bytes,
         modules: s.modules,
         symbols: s.symbols,
     }

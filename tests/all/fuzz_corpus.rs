@@ -43,7 +43,7 @@ fn run(kind: &str, input: Input, mutations_per_file: usize) {
     }
     assert!(jit.reclaim(std::time::Duration::from_secs(30)), "reclamation stalled");
     let stats = jit.stats();
-    let live = stats.heap.generations.iter().map(|g| g.live_bytes).sum::<usize>() - stats.entry_bytes;
+    let live = stats.heap.live_bytes() - stats.entry_bytes;
     // Every module and dylib handle is gone and reclaimed (the entry pool stays): the heap is empty again.
     assert_eq!(live, 0, "fuzzing left heap bytes behind");
 }

@@ -24,11 +24,7 @@ fn child() {
     let dylib = jit.create_dylib("queries").unwrap();
     let total = cycles();
     // Baseline: the empty dylib (its `__dso_handle` block lives in the heap).
-    // SAFETY: as below.
-    unsafe { libc::malloc_trim(0) };
-    let s = jit.stats();
-    let live: usize = s.heap.generations.iter().map(|g| g.live_bytes).sum();
-    println!("LEAK 0 {} {} {}", rss_bytes(), s.mappings, live - s.entry_bytes);
+    report(&jit, 0);
     for i in 1..=total {
         let name = format!("q{i}");
         let module = dylib.add_module(Source::ir_text(expression(&name, i))).unwrap();
@@ -38,15 +34,19 @@ fn child() {
         dylib.remove_module(&module).unwrap();
         if i % (total / 10).max(1) == 0 {
             assert!(jit.reclaim(Duration::from_secs(5)), "reclamation did not finish");
-            // Hand malloc's free memory back first, so RSS counts what is allocated, not what glibc
-            // caches (cross-thread frees by the reclaimer otherwise make RSS jump by arena-sized steps).
-            // SAFETY: malloc_trim only releases free memory.
-            unsafe { libc::malloc_trim(0) };
-            let s = jit.stats();
-            let live: usize = s.heap.generations.iter().map(|g| g.live_bytes).sum();
-            println!("LEAK {i} {} {} {}", rss_bytes(), s.mappings, live - s.entry_bytes);
+            report(&jit, i);
         }
     }
+}
+
+/// Prints checkpoint `i`: RSS, mappings and the heap's live bytes other than entries.
+fn report(jit: &Jit, i: u64) {
+    // Hand malloc's free memory back first, so RSS counts what is allocated, not what glibc caches
+    // (cross-thread frees by the reclaimer otherwise make RSS jump by arena-sized steps).
+    // SAFETY: malloc_trim only releases free memory.
+    unsafe { libc::malloc_trim(0) };
+    let s = jit.stats();
+    println!("LEAK {i} {} {} {}", rss_bytes(), s.mappings, s.heap.live_bytes() - s.entry_bytes);
 }
 
 #[test]
