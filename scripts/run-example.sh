@@ -5,4 +5,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
 if [ "$#" -eq 0 ]; then set -- --threads 2 --live 1000 --seconds 10 --plot target/churn.svg; fi
-cargo run --release --quiet -- churn "$@"
+cargo run --release --quiet -p genjit-cli -- churn "$@"

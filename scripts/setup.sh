@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Installs what genjit builds and tests with (Debian/Ubuntu): LLVM 19 dev packages, clang-19 and lli-19
-# (the test suite compares against LLVM's own JIT), and rustfmt/clippy. Idempotent; quiet when all is there.
+# (the test suite compares against LLVM's own JIT), perf and gdb (the profiler and debugger integration
+# tests run them), and rustfmt/clippy. Idempotent; quiet when all is there.
 set -euo pipefail
 need=()
 command -v llvm-config-19 >/dev/null 2>&1 || need+=(llvm-19-dev)
 command -v clang-19 >/dev/null 2>&1 || need+=(clang-19)
 command -v lli-19 >/dev/null 2>&1 || need+=(llvm-19)
+command -v perf >/dev/null 2>&1 || need+=(linux-perf)
+command -v gdb >/dev/null 2>&1 || need+=(gdb)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -1,4 +1,4 @@
-//! genjit's `src/sync.rs` for loom: the same names, backed by loom's primitives.
+//! genjit's `crates/genjit/src/runtime/sync.rs` for loom: the same names, backed by loom's primitives.
 
 use std::cell::Cell;
 

@@ -1,0 +1,266 @@
+//! The `genjit` command: run LLVM IR programs like `lli`, and the churn workload against LLVM's LLJIT.
+//!
+//! Exit status: `genjit run` exits with the program's own code; genjit's own failures (a file that does
+//! not parse, an unresolved symbol, ...) exit with 125, which programs rarely use (as `env`, `timeout` and
+//! `docker run` do); usage errors exit with 2.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use genjit::{DumpKind, OptLevel};
+use genjit_cli::churn::{ChurnOptions, ChurnReport, Engine};
+use genjit_cli::run::{run, RunOptions};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// The exit status of genjit's own failures (not the program's, not usage errors).
+const FAILURE: u8 = 125;
+
+const EXIT_STATUS: &str = "Exit status:\n  \
+    `genjit run` exits with the program's own exit code.\n  \
+    125  genjit itself failed (bad input, unresolved symbols, I/O); the message says what.\n  \
+    2    usage error (unknown option, missing argument).";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "genjit",
+    version,
+    about = "A memory-reclaiming JIT dylib manager for LLVM 19: run IR programs, or the churn workload",
+    after_help = EXIT_STATUS,
+    propagate_version = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run an LLVM IR program's `main`, like `lli` (resolving libc and the rest of the process)
+    #[command(after_help = EXIT_STATUS)]
+    Run(RunArgs),
+    /// The query-engine workload: compile, call, redefine and unload modules under concurrent callers
+    #[command(after_help = EXIT_STATUS)]
+    Churn(ChurnArgs),
+}
+
+fn opt_level(s: &str) -> Result<OptLevel, String> {
+    s.parse().map_err(|e: genjit::ParseOptLevelError| e.to_string())
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Dump {
+    /// The IR after optimization (.ll)
+    Ir,
+    /// Assembly (.s)
+    Asm,
+    /// The object file the linker gets (.o)
+    Obj,
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// Optimization level: 0, 1, 2 or 3 (also written -O0 .. -O3)
+    #[arg(short = 'O', long = "opt", value_name = "LEVEL", default_value = "0", value_parser = opt_level)]
+    opt: OptLevel,
+    /// A module to add before the program (repeatable), like lli's -extra-module
+    #[arg(long = "extra-module", value_name = "FILE")]
+    extra_modules: Vec<PathBuf>,
+    /// Write what is compiled into --dump-dir, per module (repeatable)
+    #[arg(long, value_enum, value_name = "KIND")]
+    dump: Vec<Dump>,
+    /// Where --dump writes
+    #[arg(long, value_name = "DIR", default_value = "genjit-dump")]
+    dump_dir: PathBuf,
+    /// Append every JIT function to /tmp/perf-<pid>.map so `perf report` names JIT code
+    #[arg(long)]
+    perf_map: bool,
+    /// Print each module's phase timings (parse, verify, optimize, emit, link, publish, constructors) to stderr
+    #[arg(long)]
+    timings: bool,
+    /// The program (LLVM IR text .ll or bitcode .bc), then the arguments for its `main`: everything after
+    /// the file goes to the program, even what looks like an option of genjit's (as with lli)
+    #[arg(required = true, num_args = 1.., trailing_var_arg = true, value_name = "FILE [ARGS]")]
+    program: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum EngineArg {
+    /// genjit
+    Genjit,
+    /// LLVM's LLJIT through its C API (a ResourceTracker per module)
+    Lljit,
+    /// Both, each in its own process, and their ratio
+    Both,
+}
+
+#[derive(Args, Debug)]
+struct ChurnArgs {
+    /// Which JIT runs the workload
+    #[arg(long, value_enum, default_value = "genjit")]
+    engine: EngineArg,
+    /// Caller threads calling random live queries throughout (0: pure add/redefine/remove)
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    threads: usize,
+    /// Query modules kept live
+    #[arg(long, default_value_t = 1000, value_name = "K", value_parser = clap::value_parser!(u64).range(1..))]
+    live: u64,
+    /// How long to run
+    #[arg(long, default_value_t = 10, value_name = "S")]
+    seconds: u64,
+    /// Stop after this many cycles (whichever of this and --seconds comes first)
+    #[arg(long, value_name = "N")]
+    cycles: Option<u64>,
+    /// Optimization level of every module: 0, 1, 2 or 3 (also -O0 .. -O3)
+    #[arg(short = 'O', long = "opt", value_name = "LEVEL", default_value = "0", value_parser = opt_level)]
+    opt: OptLevel,
+    /// Record memory figures every MS milliseconds for the report's time series (100 with --plot)
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
+    sample_ms: Option<u64>,
+    /// Print the report as JSON on stdout (and no progress line)
+    #[arg(long)]
+    json: bool,
+    /// Run both engines and write memory over time as an SVG
+    #[arg(long, value_name = "FILE.svg")]
+    plot: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(args) => run_program(args),
+        Command::Churn(args) => run_churn(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("genjit: {message}");
+            ExitCode::from(FAILURE)
+        }
+    }
+}
+
+fn run_program(args: RunArgs) -> Result<ExitCode, String> {
+    let kind = |d: Dump| match d {
+        Dump::Ir => DumpKind::Ir,
+        Dump::Asm => DumpKind::Asm,
+        Dump::Obj => DumpKind::Obj,
+    };
+    let mut program = args.program.into_iter();
+    let options = RunOptions {
+        program: program.next().expect("clap requires the file").into(),
+        extra_modules: args.extra_modules,
+        args: program.collect(),
+        opt: args.opt,
+        dump: args.dump.into_iter().map(|d| (kind(d), args.dump_dir.clone())).collect(),
+        timings: args.timings,
+        perf_map: args.perf_map,
+    };
+    let code = run(&options).map_err(|e| e.to_string())?;
+    // The program's own status, as lli exits with it (the low 8 bits, like the shell sees).
+    std::process::exit(code);
+}
+
+fn run_churn(args: ChurnArgs) -> Result<ExitCode, String> {
+    let engines = match (args.engine, args.plot.is_some()) {
+        (EngineArg::Both, _) | (_, true) => vec![Engine::Genjit, Engine::Lljit],
+        (EngineArg::Genjit, false) => vec![Engine::Genjit],
+        (EngineArg::Lljit, false) => vec![Engine::Lljit],
+    };
+    let sample_ms = args.sample_ms.or(args.plot.as_ref().map(|_| 100));
+    let options = ChurnOptions {
+        engine: engines[0],
+        threads: args.threads,
+        live: args.live as usize,
+        duration: Duration::from_secs(args.seconds),
+        max_cycles: args.cycles,
+        opt: args.opt,
+        sample_every: sample_ms.map(Duration::from_millis),
+        progress: !args.json && std::io::stderr().is_terminal(),
+    };
+    let reports: Vec<ChurnReport> = if engines.len() == 1 {
+        vec![genjit_cli::churn::churn(&options).map_err(|e| format!("{e:#}"))?]
+    } else {
+        engines.iter().map(|&e| churn_child(e, &options, !args.json)).collect::<Result<_, _>>()?
+    };
+    if let Some(path) = &args.plot {
+        std::fs::write(path, genjit_cli::plot::svg(&reports))
+            .map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;
+    }
+    if args.json {
+        match reports.as_slice() {
+            [one] => println!("{}", one.to_json()),
+            many => println!("[{}]", many.iter().map(ChurnReport::to_json).collect::<Vec<_>>().join(",")),
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    for r in &reports {
+        print_report(r);
+    }
+    if let [g, l] = reports.as_slice() {
+        println!("== genjit vs lljit ==");
+        println!("throughput      {:.2}x", g.cycles_per_sec / l.cycles_per_sec);
+        println!("mappings        {} vs {}", g.mappings, l.mappings);
+        println!("rss             {} MiB vs {} MiB", g.rss_bytes >> 20, l.rss_bytes >> 20);
+    }
+    if let Some(path) = &args.plot {
+        println!("plot            {}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs one engine in a child process (`genjit churn --engine E --json` with the same settings), so each
+/// engine's RSS starts clean.
+fn churn_child(engine: Engine, options: &ChurnOptions, announce: bool) -> Result<ChurnReport, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find own executable: {e}"))?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args(["churn", "--engine", engine.name(), "--json"])
+        .args(["--threads", &options.threads.to_string(), "--live", &options.live.to_string()])
+        .args(["--seconds", &options.duration.as_secs().to_string()])
+        .args(["--opt", &options.opt.to_string()]);
+    if let Some(c) = options.max_cycles {
+        cmd.args(["--cycles", &c.to_string()]);
+    }
+    if let Some(s) = options.sample_every {
+        cmd.args(["--sample-ms", &s.as_millis().to_string()]);
+    }
+    if announce {
+        eprintln!("running {} ...", engine.name());
+    }
+    let out = cmd.stderr(std::process::Stdio::inherit()).output().map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(format!("the {} run failed ({})", engine.name(), out.status));
+    }
+    ChurnReport::from_json(&String::from_utf8_lossy(&out.stdout))
+        .map_err(|e| format!("the {} run printed no report: {e}", engine.name()))
+}
+
+fn print_report(r: &ChurnReport) {
+    println!("== {} ==", r.engine.name());
+    println!(
+        "cycles          {} in {:.1} s ({:.0}/s), {} calls from {} threads",
+        r.cycles, r.seconds, r.cycles_per_sec, r.calls, r.threads
+    );
+    println!("add latency     p50 {:.0} us, p99 {:.0} us", r.add_p50_us, r.add_p99_us);
+    println!("rss             {} MiB (after 1 s: {} MiB)", r.rss_bytes >> 20, r.rss_start_bytes >> 20);
+    println!("mappings        {}", r.mappings);
+    match r.engine {
+        Engine::Genjit => println!(
+            "heap            {} KiB live, {} KiB awaiting reclamation",
+            r.jit_bytes >> 10,
+            r.awaiting_bytes >> 10
+        ),
+        Engine::Lljit => {
+            println!("code pages      {} KiB (executable anonymous mappings)", r.jit_bytes >> 10)
+        }
+    }
+    match (r.engine, r.lag_us) {
+        (_, Some([p50, p99, max])) => {
+            println!("reclamation lag p50 {p50:.0} us, p99 {p99:.0} us, max {max:.0} us")
+        }
+        (Engine::Genjit, None) => println!("reclamation lag (nothing reclaimed)"),
+        (Engine::Lljit, None) => {
+            println!("reclamation     immediate on tracker removal (no guard for running threads)")
+        }
+    }
+}

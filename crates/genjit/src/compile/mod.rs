@@ -1,0 +1,170 @@
+//! From a [`Source`] to a relocatable ELF object: parse, verify, optimize, emit.
+//!
+//! ## Data flow
+//! 1. A fresh LLVM `Context` is created on the calling thread for every compile (~4 us) and dropped at the
+//!    end, so compiles on different threads share nothing and need no lock. (A shared context would
+//!    serialize all compilation and grow forever with the types and constants of dead modules.)
+//! 2. The source becomes a `Module`: text IR is parsed (LLVM's message carries line and column), bitcode is
+//!    read, or the user's closure builds it. The module is then **verified before anything else runs**: the
+//!    optimizer and code generator assume valid IR.
+//! 3. Its triple and data layout are set to the host's; thread-local variables are rewritten to per-thread
+//!    storage ([`tls`]); the IR signature of every exported function is recorded for typed lookups.
+//! 4. The new pass manager runs `default<On>` (nothing at O0), and the module is emitted as an object by
+//!    this thread's [`machine`] for the level.
+//!
+//! An object-file source skips all of this and goes straight to the linker. Each phase is timed and traced
+//! (see [`crate::timings`]).
+
+mod machine;
+mod source;
+mod tls;
+
+pub use machine::{host_target_machine, OptLevel, ParseOptLevelError};
+pub use source::{DumpKind, Source};
+
+use crate::error::{Error, Result};
+use crate::signature::{IrType, Signature, ValType};
+use crate::timings::{phase, ModuleTimings};
+use inkwell::context::Context;
+use inkwell::memory_buffer::MemoryBuffer;
+use inkwell::module::{Linkage, Module};
+use inkwell::passes::PassBuilderOptions;
+use inkwell::targets::{FileType, TargetMachine};
+pub(crate) use machine::with_machine;
+use source::SourceKind;
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+/// A compiled module, ready for the linker.
+#[derive(Debug)]
+pub(crate) struct Compiled {
+    /// The module's name.
+    pub(crate) name: String,
+    /// The relocatable object.
+    pub(crate) object: Vec<u8>,
+    /// IR signatures of the functions it defines.
+    pub(crate) signatures: HashMap<String, Signature>,
+    /// The compile phases' times (the link and publish phases are filled in later).
+    pub(crate) timings: ModuleTimings,
+}
+
+/// Compiles `source` at `level`; `dump` writes the requested artifacts into directories. `name` is used
+/// when the source has none.
+pub(crate) fn compile(
+    source: Source,
+    name: String,
+    level: OptLevel,
+    dump: &[(DumpKind, PathBuf)],
+) -> Result<Compiled> {
+    let name = source.name.clone().unwrap_or(name);
+    let _span = tracing::debug_span!("compile", module = %name, level = %level).entered();
+    let mut timings = ModuleTimings::default();
+    if let SourceKind::Object(object) = source.kind {
+        dump_bytes(dump, &name, DumpKind::Obj, &object);
+        return Ok(Compiled { name, object, signatures: HashMap::new(), timings });
+    }
+    let context = Context::create();
+    let module = phase!(timings.parse, "parse", load_module(&context, source.kind, &name))?;
+    with_machine(level, |machine| {
+        let signatures = phase!(timings.verify, "verify", prepare(&module, &name, machine))?;
+        if let Some(pipeline) = level.pipeline() {
+            phase!(
+                timings.optimize,
+                "optimize",
+                module.run_passes(&pipeline, machine, PassBuilderOptions::create())
+            )
+            .map_err(|m| Error::Codegen { module: name.clone(), message: m.to_string() })?;
+        }
+        let object = phase!(timings.emit, "emit", emit(&module, &name, machine, dump))?;
+        Ok(Compiled { name: name.clone(), object, signatures, timings })
+    })
+}
+
+/// Verifies the module, points it at the host, rewrites thread-locals and records signatures.
+fn prepare(module: &Module<'_>, name: &str, machine: &TargetMachine) -> Result<HashMap<String, Signature>> {
+    module.verify().map_err(|m| Error::Verify { module: name.to_string(), message: m.to_string() })?;
+    module.set_triple(&machine.get_triple());
+    module.set_data_layout(&machine.get_target_data().get_data_layout());
+    tls::rewrite_module(module, name)?;
+    Ok(signatures(module))
+}
+
+fn emit(
+    module: &Module<'_>,
+    name: &str,
+    machine: &TargetMachine,
+    dump: &[(DumpKind, PathBuf)],
+) -> Result<Vec<u8>> {
+    write_dumps(dump, name, module, machine);
+    let buffer = machine
+        .write_to_memory_buffer(module, FileType::Object)
+        .map_err(|m| Error::Codegen { module: name.to_string(), message: m.to_string() })?;
+    let object = buffer.as_slice().to_vec();
+    dump_bytes(dump, name, DumpKind::Obj, &object);
+    Ok(object)
+}
+
+fn load_module<'c>(context: &'c Context, kind: SourceKind, name: &str) -> Result<Module<'c>> {
+    // LLVM's message ends in a newline after the caret line; the error's `Display` adds its own context.
+    let parse_error =
+        |m: String| Error::Parse { module: name.to_string(), message: m.trim_end().to_string() };
+    match kind {
+        SourceKind::IrText(text) => {
+            let buffer = MemoryBuffer::create_from_memory_range_copy(&text, name);
+            context.create_module_from_ir(buffer).map_err(|m| parse_error(m.to_string()))
+        }
+        SourceKind::Bitcode(bytes) => {
+            let buffer = MemoryBuffer::create_from_memory_range_copy(&bytes, name);
+            Module::parse_bitcode_from_buffer(&buffer, context).map_err(|m| parse_error(m.to_string()))
+        }
+        SourceKind::Build(build) => build(context).map_err(parse_error),
+        SourceKind::Object(_) => unreachable!("objects are not parsed as IR"),
+    }
+}
+
+fn signatures(module: &Module<'_>) -> HashMap<String, Signature> {
+    module
+        .get_functions()
+        .filter(|f| f.count_basic_blocks() > 0)
+        .filter(|f| !matches!(f.get_linkage(), Linkage::Internal | Linkage::Private))
+        .map(|f| {
+            let name = f.get_name().to_string_lossy().into_owned();
+            let ty = f.get_type();
+            let params = ty.get_param_types().iter().map(|t| ir_type(&t.to_string())).collect();
+            let ret = ty.get_return_type().map(|t| ir_type(&t.to_string()));
+            (name, Signature { params, ret, varargs: ty.is_var_arg() })
+        })
+        .collect()
+}
+
+fn ir_type(spelling: &str) -> IrType {
+    let spelling = spelling.trim_matches('"');
+    IrType::Val(match spelling {
+        "i8" => ValType::I8,
+        "i16" => ValType::I16,
+        "i32" => ValType::I32,
+        "i64" => ValType::I64,
+        "float" => ValType::F32,
+        "double" => ValType::F64,
+        "ptr" => ValType::Ptr,
+        other => return IrType::Other(other.to_string()),
+    })
+}
+
+fn dump_bytes(dump: &[(DumpKind, PathBuf)], name: &str, kind: DumpKind, bytes: &[u8]) {
+    for (_, dir) in dump.iter().filter(|(k, _)| *k == kind) {
+        // A dump is a debugging aid: failing to write one must not fail the compile.
+        let _ = std::fs::create_dir_all(dir).and_then(|_| std::fs::write(kind.path(dir, name), bytes));
+    }
+}
+
+fn write_dumps(dump: &[(DumpKind, PathBuf)], name: &str, module: &Module<'_>, machine: &TargetMachine) {
+    if dump.iter().any(|(k, _)| *k == DumpKind::Ir) {
+        dump_bytes(dump, name, DumpKind::Ir, module.print_to_string().to_bytes());
+    }
+    if dump.iter().any(|(k, _)| *k == DumpKind::Asm) {
+        if let Ok(asm) = machine.write_to_memory_buffer(module, FileType::Assembly) {
+            dump_bytes(dump, name, DumpKind::Asm, asm.as_slice());
+        }
+    }
+}

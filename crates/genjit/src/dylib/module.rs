@@ -1,0 +1,151 @@
+//! A module once it is linked and published: its memory, its definitions and its lifecycle.
+//!
+//! ## Lifecycle (drop order written down)
+//! 1. `Linked` (from the linker) becomes a [`LoadedModule`]: `.eh_frame` is registered with the unwinder,
+//!    and (if asked for) its functions are appended to the `perf` map.
+//! 2. The dylib publishes its symbols and runs `.init_array` (outside every lock, so a constructor may use
+//!    the JIT).
+//! 3. On removal (or when every name it defined has been redefined by other modules) the dylib unpublishes
+//!    its symbols, points their entries elsewhere, runs `.fini_array` and [`retires`](LoadedModule::retire)
+//!    it: its bytes count as *awaiting reclamation* and every reference the dylib held goes to epoch
+//!    reclamation. Functions are reached only through entries, so after the grace period no call can reach
+//!    the module; its data is reached directly by importing modules, which therefore hold the exporter in
+//!    `deps`.
+//! 4. `Drop` (after the last reference, normally on the reclaimer thread): deregister `.eh_frame`, retire its
+//!    thread-local templates, then give both blocks back to the heap (`int3`/zero fill, hole punching).
+
+use crate::heap::{Block, Heap};
+use crate::link::{DefinedSymbol, Linked, RelocRecord};
+use crate::runtime::entry::Entry;
+use crate::sys;
+use crate::timings::ModuleTimings;
+use parking_lot::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// A linked, published module. Shared by its dylib, its `Func` handles and the modules that import from it.
+#[derive(Debug)]
+pub(crate) struct LoadedModule {
+    pub(crate) name: String,
+    pub(crate) serial: u64,
+    code: Option<Block>,
+    data: Option<Block>,
+    heap: Arc<Mutex<Heap>>,
+    pub(crate) symbols: Vec<DefinedSymbol>,
+    pub(crate) init: Vec<usize>,
+    pub(crate) fini: Vec<usize>,
+    eh_frame: Option<usize>,
+    /// The modules whose data this one references directly: held so that data outlives this module.
+    #[allow(dead_code)] // held for ownership, never read
+    deps: Vec<Arc<LoadedModule>>,
+    /// The entries of the functions this one imports: held so their stubs are never reused while this
+    /// module's code can jump to them (a forced removal leaves them tombstoned, not freed).
+    #[allow(dead_code)] // held for ownership, never read
+    entries: Vec<Arc<Entry>>,
+    retired: AtomicBool,
+    #[allow(dead_code)] // kept for relinking at another address (compaction)
+    relocs: Vec<RelocRecord>,
+    /// Complete once the module's constructors have run.
+    timings: Mutex<ModuleTimings>,
+}
+
+impl LoadedModule {
+    pub(crate) fn new(
+        name: String,
+        serial: u64,
+        linked: Linked,
+        heap: Arc<Mutex<Heap>>,
+        deps: Vec<Arc<LoadedModule>>,
+        entries: Vec<Arc<Entry>>,
+        timings: ModuleTimings,
+    ) -> LoadedModule {
+        // Filled only when the JIT was built with `perf_map(true)`.
+        sys::perf::record(&name, &linked.functions);
+        if let Some(eh) = linked.eh_frame {
+            // SAFETY: the linker placed the relocated `.eh_frame` at `eh` in this module's code block and
+            // zeroed the four bytes after it; the block lives until `Drop`, which deregisters first.
+            unsafe { sys::register_eh_frame(eh) };
+        }
+        LoadedModule {
+            name,
+            serial,
+            code: linked.code,
+            data: linked.data,
+            heap,
+            symbols: linked.symbols,
+            init: linked.init,
+            fini: linked.fini,
+            eh_frame: linked.eh_frame,
+            deps,
+            entries,
+            retired: AtomicBool::new(false),
+            relocs: linked.relocs,
+            timings: Mutex::new(timings),
+        }
+    }
+
+    /// Records the phases after linking: the change's publish time and the module's constructors.
+    pub(crate) fn finish_timings(&self, publish: std::time::Duration, constructors: std::time::Duration) {
+        let mut t = self.timings.lock();
+        t.publish = publish;
+        t.constructors = constructors;
+    }
+
+    /// How long each phase of adding the module took.
+    pub(crate) fn timings(&self) -> ModuleTimings {
+        *self.timings.lock()
+    }
+
+    /// Heap bytes of the code block and the data block.
+    pub(crate) fn heap_bytes(&self) -> (usize, usize) {
+        (self.code.as_ref().map_or(0, Block::len), self.data.as_ref().map_or(0, Block::len))
+    }
+
+    /// Counts the module's bytes as awaiting reclamation (once); called when the dylib lets go of it.
+    pub(crate) fn retire(&self) {
+        // Relaxed: the flag is read again in `Drop`, which the last `Arc` drop orders after this.
+        if !self.retired.swap(true, Ordering::Relaxed) {
+            let mut heap = self.heap.lock();
+            self.code.iter().chain(&self.data).for_each(|b| heap.mark_retired(b));
+        }
+    }
+
+    /// The module's name.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Runs the entries of an init or fini list.
+    ///
+    /// The entries are `void (*)(void)` functions produced by the compiler for `llvm.global_ctors` /
+    /// `llvm.global_dtors` and relocated into this module's code.
+    pub(crate) fn run_list(&self, list: &[usize]) {
+        for &f in list {
+            // SAFETY: `f` comes from this module's relocated `.init_array`/`.fini_array`, which hold
+            // `void(void)` function addresses inside code that `self` keeps mapped.
+            let f: extern "C" fn() = unsafe { std::mem::transmute::<usize, extern "C" fn()>(f) };
+            f();
+        }
+    }
+}
+
+impl Drop for LoadedModule {
+    fn drop(&mut self) {
+        if let Some(eh) = self.eh_frame {
+            // SAFETY: registered in `new` with the same address, and deregistered exactly once here.
+            unsafe { sys::deregister_eh_frame(eh) };
+        }
+        if let Some(data) = &self.data {
+            crate::runtime::tls::retire_templates(data.addr(), data.addr() + data.len());
+        }
+        let retired = *self.retired.get_mut();
+        let mut heap = self.heap.lock();
+        for b in self.code.take().into_iter().chain(self.data.take()) {
+            if retired {
+                heap.free_retired(b);
+            } else {
+                heap.free(b);
+            }
+        }
+    }
+}

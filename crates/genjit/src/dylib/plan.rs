@@ -1,0 +1,375 @@
+//! Planning one change to a dylib: every step that may fail, before anything is published.
+//!
+//! [`Dylib::plan`] runs four named steps under the dylib's link lock and the session's import lock:
+//! 1. [`plan_entries`](Dylib::plan_entries): read the global names every new object defines; give each
+//!    function its entry: the one the table already has (a redefinition: the signature must not change), an
+//!    orphan left by a forced removal, or a fresh one with no body yet.
+//! 2. [`link_all`](Dylib::link_all): link the new modules in order. Undefined names resolve through the
+//!    JIT's order (runtime symbols, this dylib, its links, host, process), but names defined by the batch win
+//!    over the table and names only defined by modules being removed do not resolve. A function resolves to
+//!    its entry's stub, so the batch may be mutually recursive. Every JIT name a module imports is noted for
+//!    the import index.
+//! 3. [`next_definitions`](Dylib::next_definitions): the next definition of every touched name: a new
+//!    strong definition replaces the current one, a new weak one never does (it becomes an *alternate*), a
+//!    removed definition falls back to a live alternate or disappears.
+//! 4. [`check_imports`](Dylib::check_imports): a name that disappears (or whose data moves) must not be
+//!    imported by a live module outside the change, unless the removal is forced.
+//!
+//! An error in any step drops what was linked so far unpublished (blocks back to the heap) and releases
+//! fresh entries: the JIT is as it was.
+
+use super::imports::{Importer, Imports};
+use super::module::LoadedModule;
+use super::table::{next_serial, Definition, State};
+use super::txn::{Change, Remove};
+use super::{Dylib, Removal};
+use crate::compile::Compiled;
+use crate::error::{Definer, Error, Result};
+use crate::link::{definitions, link, DefinedSymbol};
+use crate::runtime::entry::{Entry, EntryTable};
+use crate::timings::phase;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+
+/// A name's next definition.
+pub(super) enum Next {
+    /// Defined by a module (new, or a live alternate).
+    Module(Arc<LoadedModule>, DefinedSymbol),
+    /// No longer defined.
+    Gone,
+}
+
+/// One touched name: its definition now and next.
+pub(super) struct Step {
+    pub(super) name: String,
+    pub(super) old: Option<Definition>,
+    pub(super) next: Next,
+}
+
+/// A linked module and the `(dylib id, name)` of every JIT name it imports.
+pub(super) type Linked = (Arc<LoadedModule>, Vec<(u64, String)>);
+
+/// What the change takes away: modules by serial, and (for `Remove::All`) every redirectable.
+pub(super) struct Scope {
+    pub(super) removing: HashSet<u64>,
+    pub(super) redirectables: Vec<String>,
+    all: bool,
+}
+
+impl Scope {
+    /// Whether the change removes definition `d`.
+    fn removes(&self, d: &Definition) -> bool {
+        match d.module() {
+            Some(m) => self.removing.contains(&m.serial),
+            None => self.all && matches!(d, Definition::Function { .. }),
+        }
+    }
+}
+
+/// Everything a commit needs; dropping it instead undoes the plan.
+pub(super) struct Plan {
+    pub(super) new: Vec<Linked>,
+    pub(super) entries: HashMap<String, Arc<Entry>>,
+    pub(super) steps: Vec<Step>,
+    pub(super) losers: Vec<(Arc<LoadedModule>, DefinedSymbol)>,
+    pub(super) scope: Scope,
+}
+
+type Symbols = HashMap<String, Definition>;
+
+impl Dylib {
+    pub(super) fn plan(&self, state: &State, imports: &Imports, change: Change) -> Result<Plan> {
+        let scope = self.scope(state, &change.remove)?;
+        let removal = change.removal;
+        let symbols = self.shared.symbols.read();
+        let entries = self.plan_entries(state, &symbols, &scope, &change.add)?;
+        let new = self.link_all(&symbols, &scope, &entries, change)?;
+        let (steps, losers) = self.next_definitions(state, &symbols, &scope, &new);
+        if removal == Removal::Refuse {
+            self.check_imports(state, imports, &scope, &entries, &steps)?;
+        }
+        Ok(Plan { new, entries, steps, losers, scope })
+    }
+
+    fn scope(&self, state: &State, remove: &Remove) -> Result<Scope> {
+        let mut scope = Scope { removing: HashSet::new(), redirectables: Vec::new(), all: false };
+        match remove {
+            Remove::Nothing => {}
+            Remove::Modules(handles) => {
+                for h in handles {
+                    if h.dylib_id != self.shared.id || !state.modules.contains_key(&h.serial) {
+                        return Err(Error::ModuleNotFound { module: h.name.clone(), dylib: h.dylib.clone() });
+                    }
+                    scope.removing.insert(h.serial);
+                }
+            }
+            Remove::All => {
+                scope.all = true;
+                scope.removing.extend(state.modules.keys().copied());
+                scope.redirectables.extend(state.redirectables.keys().cloned());
+            }
+        }
+        Ok(scope)
+    }
+
+    /// Step 1: an entry for every function the batch defines.
+    fn plan_entries(
+        &self,
+        state: &State,
+        symbols: &Symbols,
+        scope: &Scope,
+        add: &[Compiled],
+    ) -> Result<HashMap<String, Arc<Entry>>> {
+        let mut entries: HashMap<String, Arc<Entry>> = HashMap::new();
+        let mut strong: HashSet<String> = HashSet::new();
+        for compiled in add {
+            for d in definitions(compiled)? {
+                let duplicate = || Error::DuplicateDefinition {
+                    symbol: d.name.clone(),
+                    definer: Definer::Module(compiled.name.clone()),
+                    dylib: Some(self.shared.name.clone()),
+                };
+                if !d.weak && !strong.insert(d.name.clone()) {
+                    return Err(duplicate());
+                }
+                let existing = symbols.get(&d.name);
+                let live = existing.filter(|e| !scope.removes(e));
+                if !d.is_function {
+                    match (existing, live) {
+                        (_, Some(Definition::Function { .. })) | (Some(Definition::Host { .. }), _) => {
+                            return Err(duplicate())
+                        }
+                        (None, _) if state.orphans.contains_key(&d.name) => return Err(duplicate()),
+                        _ => {}
+                    }
+                    continue;
+                }
+                let signature = compiled.signatures.get(&d.name);
+                let changed = |e: &Entry| match (&e.signature, signature) {
+                    (Some(old), Some(new)) if old != new => Some((old.clone(), new.clone())),
+                    _ => None,
+                };
+                let reuse = match (entries.get(&d.name), existing) {
+                    (Some(e), _) => Some(e.clone()),
+                    // A removed definition's entry is not reused under another signature: its `Func`
+                    // handles keep the tombstoned entry, the new definition gets a fresh one.
+                    (None, Some(Definition::Function { entry, .. }))
+                        if live.is_none() && changed(entry).is_some() =>
+                    {
+                        None
+                    }
+                    (None, Some(Definition::Function { entry, .. })) => Some(entry.clone()),
+                    (None, Some(Definition::Host { .. })) => return Err(duplicate()),
+                    (None, Some(Definition::Data { .. })) if live.is_some() => return Err(duplicate()),
+                    _ => state.orphans.get(&d.name).cloned(),
+                };
+                let entry = match reuse {
+                    Some(e) => {
+                        if let Some((old, new)) = changed(&e) {
+                            let (module, symbol) = (compiled.name.clone(), d.name.clone());
+                            return Err(Error::SignatureChanged {
+                                module,
+                                symbol,
+                                old: Box::new(old),
+                                new: Box::new(new),
+                            });
+                        }
+                        e
+                    }
+                    None => EntryTable::create(
+                        &self.session.entries,
+                        &self.shared.name,
+                        &d.name,
+                        signature.cloned(),
+                    )
+                    .map_err(Error::Heap)?,
+                };
+                entries.insert(d.name.clone(), entry);
+            }
+        }
+        Ok(entries)
+    }
+
+    /// Step 2: link every new module, in order.
+    fn link_all(
+        &self,
+        symbols: &Symbols,
+        scope: &Scope,
+        entries: &HashMap<String, Arc<Entry>>,
+        change: Change,
+    ) -> Result<Vec<Linked>> {
+        let mut new: Vec<Linked> = Vec::new();
+        for mut compiled in change.add {
+            let mut deps: Vec<Arc<LoadedModule>> = Vec::new();
+            let mut held: Vec<Arc<Entry>> = Vec::new();
+            let mut recorded: Vec<(u64, String)> = Vec::new();
+            let mut resolve = |name: &str| {
+                if let Some(addr) = self.session.runtime_symbol(&self.shared, name) {
+                    return Some(addr);
+                }
+                if let Some(e) = entries.get(name) {
+                    recorded.push((self.shared.id, name.to_string()));
+                    held.push(e.clone());
+                    return Some(e.stub());
+                }
+                let Some((dylib_id, def)) = self.find_for_link(symbols, scope, &new, name) else {
+                    return self.session.outside_symbol(name);
+                };
+                if !matches!(def, Definition::Host { .. }) {
+                    recorded.push((dylib_id, name.to_string()));
+                }
+                match &def {
+                    Definition::Data { module, .. } if !deps.iter().any(|d| Arc::ptr_eq(d, module)) => {
+                        deps.push(module.clone())
+                    }
+                    Definition::Function { entry, .. } => held.push(entry.clone()),
+                    _ => {}
+                }
+                Some(def.addr())
+            };
+            let own = |name: &str| entries.get(name).map(|e| e.stub());
+            let mut linked = phase!(
+                compiled.timings.link,
+                "link",
+                link(&compiled, &self.session.heap, &mut resolve, &own, self.session.config.perf_map)
+            )
+            .map_err(|e| match e {
+                Error::UnresolvedSymbols { module, symbols, .. } => {
+                    Error::UnresolvedSymbols { module, dylib: self.shared.name.clone(), symbols }
+                }
+                e => e,
+            })?;
+            if !change.initializers {
+                linked.init.clear();
+                linked.fini.clear();
+                linked.eh_frame = None;
+            }
+            let module = LoadedModule::new(
+                compiled.name,
+                next_serial(),
+                linked,
+                self.session.heap.clone(),
+                deps,
+                held,
+                compiled.timings,
+            );
+            new.push((Arc::new(module), recorded));
+        }
+        Ok(new)
+    }
+
+    /// A definition for the linker outside the batch's entries: data of an earlier module of the batch,
+    /// then this dylib's table (minus what the change removes), then the links' exported names.
+    fn find_for_link(
+        &self,
+        symbols: &Symbols,
+        scope: &Scope,
+        new: &[Linked],
+        name: &str,
+    ) -> Option<(u64, Definition)> {
+        let batch_data = new.iter().find_map(|(m, _)| {
+            let s = m.symbols.iter().find(|s| s.name == name && !s.is_function)?;
+            Some(Definition::Data { addr: s.addr, module: m.clone(), hidden: false })
+        });
+        batch_data
+            .or_else(|| symbols.get(name).filter(|d| !scope.removes(d)).cloned())
+            .map(|d| (self.shared.id, d))
+            .or_else(|| self.shared.links().iter().find_map(|l| l.find(name, false).map(|d| (l.id, d))))
+    }
+
+    /// Step 3: the next definition of every touched name, and the weak definitions that lost.
+    #[allow(clippy::type_complexity)]
+    fn next_definitions(
+        &self,
+        state: &State,
+        symbols: &Symbols,
+        scope: &Scope,
+        new: &[Linked],
+    ) -> (Vec<Step>, Vec<(Arc<LoadedModule>, DefinedSymbol)>) {
+        let mut touched: BTreeSet<String> = BTreeSet::new();
+        for serial in &scope.removing {
+            for s in &state.modules[serial].symbols {
+                let current = symbols.get(&s.name).and_then(|d| d.module()).map(|m| m.serial);
+                if current == Some(*serial) {
+                    touched.insert(s.name.clone());
+                }
+            }
+        }
+        touched.extend(scope.redirectables.iter().cloned());
+        let mut by_name: HashMap<&str, Vec<(&Arc<LoadedModule>, &DefinedSymbol)>> = HashMap::new();
+        for (m, _) in new {
+            for s in &m.symbols {
+                touched.insert(s.name.clone());
+                by_name.entry(s.name.as_str()).or_default().push((m, s));
+            }
+        }
+        let mut steps = Vec::new();
+        let mut losers = Vec::new();
+        for name in touched {
+            let old = symbols.get(&name).cloned();
+            let live = old.as_ref().filter(|d| !scope.removes(d));
+            let candidates = by_name.get(name.as_str()).map(Vec::as_slice).unwrap_or_default();
+            let first = candidates.iter().find(|(_, s)| !s.weak).or(candidates.first());
+            let winner = match first {
+                Some((m, s)) if !s.weak || live.is_none() => Some(((*m).clone(), (*s).clone())),
+                _ if live.is_some() => None,
+                _ => {
+                    let mut alternates = state.alternates.get(&name).into_iter().flatten();
+                    alternates.find(|(m, _)| !scope.removing.contains(&m.serial)).cloned()
+                }
+            };
+            for (m, s) in candidates {
+                if !winner.as_ref().is_some_and(|(w, _)| Arc::ptr_eq(w, m)) {
+                    losers.push(((*m).clone(), (*s).clone()));
+                }
+            }
+            match winner {
+                Some((m, s)) => steps.push(Step { name, old, next: Next::Module(m, s) }),
+                None if live.is_none() => steps.push(Step { name, old, next: Next::Gone }),
+                None => {}
+            }
+        }
+        (steps, losers)
+    }
+
+    /// Step 4: nothing a live importer uses may disappear or move.
+    fn check_imports(
+        &self,
+        state: &State,
+        imports: &Imports,
+        scope: &Scope,
+        entries: &HashMap<String, Arc<Entry>>,
+        steps: &[Step],
+    ) -> Result<()> {
+        let leaving: HashSet<u64> = scope
+            .removing
+            .iter()
+            .copied()
+            .chain(scope.redirectables.iter().filter_map(|n| state.redirectables.get(n).copied()))
+            .collect();
+        for step in steps {
+            let Some(old) = &step.old else { continue };
+            let moves = match (&step.next, old) {
+                (Next::Gone, _) => true,
+                // A function keeps its identity unless it became data or got a fresh entry.
+                (Next::Module(_, s), Definition::Function { entry, .. }) => {
+                    !s.is_function || entries.get(&step.name).is_some_and(|e| !Arc::ptr_eq(e, entry))
+                }
+                (Next::Module(..), _) => true,
+            };
+            if !moves {
+                continue;
+            }
+            let importers: Vec<Importer> = imports
+                .importers(self.shared.id, &step.name)
+                .filter(|(serial, _)| !leaving.contains(serial))
+                .map(|(_, importer)| importer.clone())
+                .collect();
+            if !importers.is_empty() {
+                let definer = old.module().map_or(Definer::Redirectable, |m| Definer::Module(m.name.clone()));
+                return Err(Error::ModuleInUse { definer, symbol: step.name.clone(), importers });
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,109 @@
+//! What every dylib of one JIT shares: the heap, the entry table, the import index, host symbols and the
+//! settings. (ORC calls the same thing an `ExecutionSession`.)
+//!
+//! ## Resolution order
+//! An undefined name in a module added to dylib `D` resolves to the first of:
+//! 1. genjit's runtime symbols: `__genjit_tls_get` (thread-locals) and `__dso_handle` (`D`'s own handle, so
+//!    `__cxa_atexit` registrations can be finalized when `D` goes away);
+//! 2. `D`'s own definitions, hidden ones included (modules of one dylib are one "shared object");
+//! 3. the exported definitions of the dylibs `D` links to, in link order (not transitively, as in ORC);
+//! 4. host symbols defined on the `Jit`;
+//! 5. the process's own symbols (`dlsym`), only when enabled with
+//!    [`JitBuilder::process_symbols`](crate::JitBuilder::process_symbols).
+//!
+//! Steps 2 and 3 are the dylib's (see `txn`); this module answers 1, 4 and 5.
+//!
+//! ## Locks, in the order they are taken
+//! 1. a dylib's *link lock* (its `State`), held for one change to that dylib;
+//! 2. the session's *import lock* ([`Imports`]): every resolution of a name into a dylib and every check
+//!    that a name may disappear happen under it;
+//! 3. symbol-table `RwLock`s (a writer holds only its own dylib's), then the entry table and the heap.
+//!
+//! No thread takes a link lock while holding a later lock, so changes to dylibs that link to each other
+//! cannot deadlock. Compilation holds no lock at all.
+
+use super::imports::Imports;
+use super::table::{Definition, DylibShared};
+use crate::compile::{DumpKind, OptLevel};
+use crate::error::{Error, Result};
+use crate::heap::Heap;
+use crate::runtime::entry::EntryTable;
+use crate::runtime::reclaim::LagStats;
+use crate::runtime::tls;
+use parking_lot::{Mutex, RwLock};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// A JIT's settings (what [`JitBuilder`](crate::JitBuilder) collects).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Config {
+    pub(crate) opt: OptLevel,
+    pub(crate) process_symbols: bool,
+    pub(crate) dump: Vec<(DumpKind, PathBuf)>,
+    /// Append every published function to `/tmp/perf-<pid>.map`.
+    pub(crate) perf_map: bool,
+}
+
+/// The JIT-wide state every dylib uses (see the module docs).
+pub(crate) struct Session {
+    pub(crate) heap: Arc<Mutex<Heap>>,
+    pub(crate) entries: Arc<Mutex<EntryTable>>,
+    pub(crate) imports: Mutex<Imports>,
+    host: RwLock<HashMap<String, Definition>>,
+    pub(crate) lag: Arc<LagStats>,
+    pub(crate) config: Config,
+}
+
+impl Session {
+    pub(crate) fn new(config: Config) -> Result<Session> {
+        let heap = Arc::new(Mutex::new(Heap::new().map_err(Error::Heap)?));
+        Ok(Session {
+            entries: EntryTable::new(heap.clone()),
+            heap,
+            imports: Mutex::new(Imports::default()),
+            host: RwLock::new(HashMap::new()),
+            lag: Arc::new(LagStats::default()),
+            config,
+        })
+    }
+
+    /// genjit's runtime symbols for a module of `dylib` (resolved before anything else).
+    pub(crate) fn runtime_symbol(&self, dylib: &DylibShared, name: &str) -> Option<usize> {
+        match name {
+            tls::TLS_GET => Some(tls::genjit_tls_get as *const () as usize),
+            "__dso_handle" => Some(dylib.dso_handle()),
+            _ => None,
+        }
+    }
+
+    /// Names outside every dylib: the JIT's host symbols, then (if enabled) the process's.
+    pub(crate) fn outside_symbol(&self, name: &str) -> Option<usize> {
+        if let Some(def) = self.host.read().get(name) {
+            return Some(def.addr());
+        }
+        if self.config.process_symbols {
+            return crate::sys::process_symbol(name);
+        }
+        None
+    }
+
+    /// A host definition by name (for typed lookups of host functions).
+    pub(crate) fn host_definition(&self, name: &str) -> Option<Definition> {
+        self.host.read().get(name).cloned()
+    }
+
+    /// Defines a host symbol for every dylib; refused if the name is taken.
+    pub(crate) fn define_host(&self, name: &str, def: Definition) -> Result<()> {
+        let mut host = self.host.write();
+        if host.contains_key(name) {
+            return Err(Error::DuplicateDefinition {
+                symbol: name.to_string(),
+                definer: crate::error::Definer::Host,
+                dylib: None,
+            });
+        }
+        host.insert(name.to_string(), def);
+        Ok(())
+    }
+}

@@ -1,0 +1,230 @@
+//! A dylib's symbol table and the modules behind it: the state every change reads and commits.
+//!
+//! [`DylibShared`] is the data of one dylib, shared by its [`Dylib`](super::Dylib) handles. Its `state`
+//! mutex is the dylib's *link lock*: every change to the dylib (see `txn`) holds it from planning to
+//! commit. Lookups read `symbols` under its `RwLock` only, so they never wait for a compile or a link.
+
+use super::module::LoadedModule;
+use crate::error::{Definer, Error, Result};
+use crate::heap::{Block, Heap, Kind};
+use crate::jit::DylibStats;
+use crate::link::DefinedSymbol;
+use crate::runtime::entry::{Entry, Target};
+use crate::signature::Signature;
+use parking_lot::{Mutex, RwLock};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// What a name in a dylib's table stands for.
+#[derive(Clone, Debug)]
+pub(crate) enum Definition {
+    /// A function, reached through its entry. `module` is `None` for an explicit redirectable symbol.
+    Function { entry: Arc<Entry>, module: Option<Arc<LoadedModule>>, hidden: bool },
+    /// Data defined by a JIT module.
+    Data { addr: usize, module: Arc<LoadedModule>, hidden: bool },
+    /// Defined by the host.
+    Host { addr: usize, signature: Option<Signature> },
+}
+
+impl Definition {
+    /// The address importers use: the entry's stub for functions.
+    pub(crate) fn addr(&self) -> usize {
+        match self {
+            Definition::Function { entry, .. } => entry.stub(),
+            Definition::Data { addr, .. } | Definition::Host { addr, .. } => *addr,
+        }
+    }
+
+    pub(crate) fn hidden(&self) -> bool {
+        matches!(self, Definition::Function { hidden: true, .. } | Definition::Data { hidden: true, .. })
+    }
+
+    /// The module that defines the name, if a module does.
+    pub(crate) fn module(&self) -> Option<&Arc<LoadedModule>> {
+        match self {
+            Definition::Function { module, .. } => module.as_ref(),
+            Definition::Data { module, .. } => Some(module),
+            Definition::Host { .. } => None,
+        }
+    }
+}
+
+/// A dylib's contents that only change under its link lock.
+#[derive(Default)]
+pub(crate) struct State {
+    pub(super) modules: HashMap<u64, Arc<LoadedModule>>,
+    /// How many names of the table each module currently defines; a module that drops to zero is
+    /// superseded and retired.
+    pub(super) published: HashMap<u64, usize>,
+    /// Weak definitions that lost to an existing one, by name: the fallback if the winner is removed.
+    pub(super) alternates: HashMap<String, Vec<(Arc<LoadedModule>, DefinedSymbol)>>,
+    /// Entries of names removed by force while still imported: reused if the name is defined again.
+    pub(super) orphans: HashMap<String, Arc<Entry>>,
+    /// Explicit redirectable symbols, with the serial their own imports are recorded under.
+    pub(super) redirectables: HashMap<String, u64>,
+    /// The dylib was removed from its JIT: no further changes.
+    pub(super) closed: bool,
+    /// Heap bytes of the live modules' code and data blocks (kept with `modules`).
+    heap_bytes: (usize, usize),
+}
+
+impl State {
+    pub(super) fn insert_module(&mut self, m: Arc<LoadedModule>) {
+        let (code, data) = m.heap_bytes();
+        self.heap_bytes = (self.heap_bytes.0 + code, self.heap_bytes.1 + data);
+        self.modules.insert(m.serial, m);
+    }
+
+    pub(super) fn remove_module(&mut self, serial: u64) -> Option<Arc<LoadedModule>> {
+        let m = self.modules.remove(&serial)?;
+        let (code, data) = m.heap_bytes();
+        self.heap_bytes = (self.heap_bytes.0 - code, self.heap_bytes.1 - data);
+        Some(m)
+    }
+}
+
+/// One dylib's data, shared by its handles (see the module docs).
+pub(crate) struct DylibShared {
+    pub(crate) id: u64,
+    pub(super) name: String,
+    pub(super) state: Mutex<State>,
+    pub(super) symbols: RwLock<HashMap<String, Definition>>,
+    pub(super) links: RwLock<Vec<Arc<DylibShared>>>,
+    /// 16 bytes of the heap's data range: `__dso_handle` is referenced PC-relatively, so it must lie
+    /// within 32-bit reach of the code, like everything else a module touches.
+    dso_handle: Option<Block>,
+    heap: Arc<Mutex<Heap>>,
+}
+
+static NEXT_SERIAL: AtomicU64 = AtomicU64::new(1);
+
+/// A process-unique serial for modules, dylibs and redirectable symbols.
+pub(crate) fn next_serial() -> u64 {
+    // Relaxed: the serial only needs to be unique.
+    NEXT_SERIAL.fetch_add(1, Ordering::Relaxed)
+}
+
+impl DylibShared {
+    pub(crate) fn new(name: &str, heap: Arc<Mutex<Heap>>) -> Result<DylibShared> {
+        let dso_handle = Some(heap.lock().alloc(Kind::Data, 16, 16).map_err(Error::Heap)?);
+        Ok(DylibShared {
+            id: next_serial(),
+            name: name.to_string(),
+            state: Mutex::new(State::default()),
+            symbols: RwLock::new(HashMap::new()),
+            links: RwLock::new(Vec::new()),
+            dso_handle,
+            heap,
+        })
+    }
+
+    pub(crate) fn dso_handle(&self) -> usize {
+        self.dso_handle.as_ref().expect("held until drop").addr()
+    }
+
+    pub(crate) fn links(&self) -> Vec<Arc<DylibShared>> {
+        self.links.read().clone()
+    }
+
+    /// This dylib's definition of `name`; `hidden` admits hidden definitions.
+    pub(crate) fn find(&self, name: &str, hidden: bool) -> Option<Definition> {
+        self.symbols.read().get(name).filter(|d| hidden || !d.hidden()).cloned()
+    }
+
+    /// Points each entry at its tombstone unless a later change already redirected it elsewhere.
+    pub(crate) fn tombstone(&self, entries: Vec<(Arc<Entry>, Option<Arc<Target>>)>) {
+        if entries.is_empty() {
+            return;
+        }
+        let _writer = self.state.lock();
+        for (entry, was) in entries {
+            let now = entry.target();
+            let unchanged = match (&now, &was) {
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                (None, None) => true,
+                _ => false,
+            };
+            if unchanged {
+                entry.redirect(None);
+            }
+        }
+    }
+
+    /// Closes the dylib for good (the JIT is going away): every module's destructors run, then
+    /// `__cxa_finalize`, then every entry is tombstoned. Returns what must go to epoch reclamation.
+    pub(crate) fn close(&self) -> impl Send + 'static {
+        let (modules, garbage, orphans) = {
+            let mut state = self.state.lock();
+            state.closed = true;
+            let garbage: Vec<Definition> = self.symbols.write().drain().map(|(_, d)| d).collect();
+            let orphans: Vec<Arc<Entry>> = state.orphans.drain().map(|(_, e)| e).collect();
+            state.alternates.clear();
+            state.published.clear();
+            state.heap_bytes = (0, 0);
+            let mut modules: Vec<_> = state.modules.drain().map(|(_, m)| m).collect();
+            modules.sort_by_key(|m| std::cmp::Reverse(m.serial));
+            (modules, garbage, orphans)
+        };
+        for m in &modules {
+            m.run_list(&m.fini);
+        }
+        crate::sys::cxa_finalize(self.dso_handle());
+        let mut tomb: Vec<(Arc<Entry>, Option<Arc<Target>>)> = Vec::new();
+        for def in &garbage {
+            if let Definition::Function { entry, .. } = def {
+                tomb.push((entry.clone(), entry.target()));
+            }
+        }
+        tomb.extend(orphans.iter().map(|e| (e.clone(), e.target())));
+        self.tombstone(tomb);
+        for m in &modules {
+            m.retire();
+        }
+        (modules, garbage, orphans)
+    }
+
+    /// Defines a host symbol in this dylib; refused if the name is taken (or orphaned: still imported).
+    pub(crate) fn define_host(&self, name: &str, def: Definition) -> Result<()> {
+        let state = self.state.lock();
+        let mut symbols = self.symbols.write();
+        if symbols.contains_key(name) || state.orphans.contains_key(name) {
+            return Err(Error::DuplicateDefinition {
+                symbol: name.to_string(),
+                definer: Definer::Host,
+                dylib: Some(self.name.clone()),
+            });
+        }
+        symbols.insert(name.to_string(), def);
+        Ok(())
+    }
+
+    /// Marks the dylib removed: later changes fail with [`Error::DylibRemoved`].
+    pub(crate) fn mark_closed(&self) {
+        self.state.lock().closed = true;
+    }
+
+    pub(crate) fn stats(&self) -> DylibStats {
+        let (modules, (code, data)) = {
+            let state = self.state.lock();
+            (state.modules.len(), state.heap_bytes)
+        };
+        DylibStats::new(&self.name, modules, self.symbols.read().len(), code, data)
+    }
+}
+
+impl Drop for DylibShared {
+    fn drop(&mut self) {
+        if let Some(block) = self.dso_handle.take() {
+            // Retired, not freed: a module in its grace period may still pass the handle to libc.
+            struct Free(Arc<Mutex<Heap>>, Option<Block>);
+            impl Drop for Free {
+                fn drop(&mut self) {
+                    self.1.take().into_iter().for_each(|b| self.0.lock().free_retired(b));
+                }
+            }
+            self.heap.lock().mark_retired(&block);
+            crate::runtime::sync::retire(Free(self.heap.clone(), Some(block)));
+        }
+    }
+}

@@ -1,0 +1,195 @@
+//! One change to a dylib: add, redefine, remove and replace are all this transaction.
+//!
+//! ## Steps
+//! Under the dylib's link lock and the session's import lock, [`Dylib::plan`] (see `plan`) does everything
+//! that may fail: entries, linking, the next table, the import check. Then [`Dylib::commit`] publishes
+//! under the symbol table's write lock: it redirects every changed entry (old bodies retire through epoch
+//! reclamation), updates the table, the import index and the alternates, and takes out modules that were
+//! removed or lost every name. Nothing in the commit can fail.
+//!
+//! Then, with no lock held, retired modules run their destructors and go to epoch reclamation, and new
+//! modules run their constructors (a constructor may use the JIT).
+
+use super::imports::Importer;
+use super::module::LoadedModule;
+use super::plan::{Next, Plan, Scope, Step};
+use super::table::{Definition, State};
+use super::{Dylib, ModuleHandle, Removal};
+use crate::compile::Compiled;
+use crate::dylib::imports::Imports;
+use crate::error::{Error, Result};
+use crate::runtime::entry::{Entry, Owner, Target};
+use crate::timings::phase;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Which modules a change removes.
+#[derive(Clone, Debug, Default)]
+pub(crate) enum Remove {
+    #[default]
+    Nothing,
+    Modules(Vec<ModuleHandle>),
+    /// Every module and redirectable symbol.
+    All,
+}
+
+/// A change to one dylib.
+#[derive(Default)]
+pub(crate) struct Change {
+    pub(crate) add: Vec<Compiled>,
+    pub(crate) remove: Remove,
+    pub(crate) removal: Removal,
+    /// Run constructors/destructors and register unwind info (false only for fuzzing).
+    pub(crate) initializers: bool,
+}
+
+/// What a commit leaves for after the locks are released.
+struct Done {
+    retired: Vec<Arc<LoadedModule>>,
+    new: Vec<Arc<LoadedModule>>,
+    garbage: Vec<Definition>,
+    orphans: Vec<Arc<Entry>>,
+    /// Entries of names that went away, with the target they had: tombstoned after the destructors ran.
+    tombstones: Vec<(Arc<Entry>, Option<Arc<Target>>)>,
+}
+
+impl Dylib {
+    pub(crate) fn change(&self, change: Change) -> Result<Vec<ModuleHandle>> {
+        self.change_then(change, &|| {})
+    }
+
+    /// [`change`](Self::change), running `finalize` after the retired modules' destructors and before
+    /// their functions are tombstoned (dylib removal runs `__cxa_finalize` there).
+    pub(crate) fn change_then(&self, change: Change, finalize: &dyn Fn()) -> Result<Vec<ModuleHandle>> {
+        let _span = tracing::debug_span!("change", dylib = %self.shared.name).entered();
+        let initializers = change.initializers;
+        let mut publish = Duration::ZERO;
+        let done = {
+            let mut state = self.shared.state.lock();
+            if state.closed {
+                return Err(Error::DylibRemoved(self.shared.name.clone()));
+            }
+            let mut imports = self.session.imports.lock();
+            let plan = self.plan(&state, &imports, change)?;
+            phase!(publish, "publish", self.commit(&mut state, &mut imports, plan))
+        };
+        // Destructors (and atexit handlers) run while the removed names' entries still reach their bodies:
+        // a destructor may call its own module's functions, through their entries.
+        for m in &done.retired {
+            m.run_list(&m.fini);
+        }
+        finalize();
+        self.shared.tombstone(done.tombstones);
+        for m in &done.retired {
+            m.retire();
+        }
+        let Done { retired, new, garbage, orphans, .. } = done;
+        crate::runtime::reclaim::retire((retired, garbage, orphans), Some(self.session.lag.clone()));
+        for m in &new {
+            let mut constructors = Duration::ZERO;
+            if initializers {
+                phase!(constructors, "constructors", m.run_list(&m.init));
+            }
+            m.finish_timings(publish, constructors);
+        }
+        Ok(new.iter().map(|m| self.handle(m)).collect())
+    }
+
+    fn commit(&self, state: &mut State, imports: &mut Imports, plan: Plan) -> Done {
+        let Plan { new, entries, steps, losers, scope } = plan;
+        let Scope { mut removing, redirectables, .. } = scope;
+        let mut garbage = Vec::new();
+        let mut symbols = self.shared.symbols.write();
+        for (m, recorded) in &new {
+            let importer = Importer::Module { module: m.name.clone(), dylib: self.shared.name.clone() };
+            for (dylib, name) in recorded {
+                imports.record(*dylib, name, m.serial, &importer);
+            }
+        }
+        for name in &redirectables {
+            if let Some(serial) = state.redirectables.remove(name) {
+                imports.forget(serial);
+            }
+        }
+        for serial in &removing {
+            imports.forget(*serial);
+        }
+        let mut tombstoned = Vec::new();
+        for Step { name, old, next } in steps {
+            let old_entry = match &old {
+                Some(Definition::Function { entry, .. }) => Some(entry.clone()),
+                _ => None,
+            };
+            let mut new_entry = None;
+            match next {
+                Next::Module(module, s) => {
+                    *state.published.entry(module.serial).or_default() += 1;
+                    if let Some(alts) = state.alternates.get_mut(&name) {
+                        alts.retain(|(m, _)| !Arc::ptr_eq(m, &module));
+                    }
+                    let def = if s.is_function {
+                        let entry = entries.get(&name).or(old_entry.as_ref()).expect("planned").clone();
+                        let target = Target { addr: s.addr, owner: Owner::Code(module.clone()) };
+                        entry.redirect(Some(Arc::new(target)));
+                        new_entry = Some(entry.clone());
+                        Definition::Function { entry, module: Some(module), hidden: s.hidden }
+                    } else {
+                        Definition::Data { addr: s.addr, module, hidden: s.hidden }
+                    };
+                    symbols.insert(name.clone(), def);
+                }
+                Next::Gone => {
+                    symbols.remove(&name);
+                }
+            }
+            if let Some(e) = old_entry.filter(|e| new_entry.as_ref().is_none_or(|n| !Arc::ptr_eq(n, e))) {
+                tombstoned.push((name.clone(), e));
+            }
+            if let Some(m) = old.as_ref().and_then(|d| d.module()) {
+                let count = state.published.entry(m.serial).or_default();
+                *count = count.saturating_sub(1);
+                if *count == 0 {
+                    // Every name the module defined now comes from elsewhere: it is superseded.
+                    removing.insert(m.serial);
+                }
+            }
+            garbage.extend(old);
+        }
+        for (m, s) in losers.into_iter().filter(|(_, s)| s.weak) {
+            state.alternates.entry(s.name.clone()).or_default().push((m, s));
+        }
+        let mut retired: Vec<Arc<LoadedModule>> =
+            removing.iter().filter_map(|serial| state.remove_module(*serial)).collect();
+        for m in &retired {
+            state.published.remove(&m.serial);
+            imports.forget(m.serial);
+        }
+        state.alternates.retain(|_, alts| {
+            alts.retain(|(m, _)| !removing.contains(&m.serial));
+            !alts.is_empty()
+        });
+        let mut tombstones = Vec::new();
+        for (name, entry) in tombstoned {
+            tombstones.push((entry.clone(), entry.target()));
+            if imports.is_imported(self.shared.id, &name) {
+                state.orphans.insert(name, entry);
+            }
+        }
+        let id = self.shared.id;
+        let mut orphans = Vec::new();
+        state.orphans.retain(|name, e| {
+            let keep = imports.is_imported(id, name);
+            if !keep {
+                orphans.push(e.clone());
+            }
+            keep
+        });
+        drop(symbols);
+        let new: Vec<Arc<LoadedModule>> = new.into_iter().map(|(m, _)| m).collect();
+        for m in &new {
+            state.insert_module(m.clone());
+        }
+        retired.sort_by_key(|m| std::cmp::Reverse(m.serial));
+        Done { retired, new, garbage, orphans, tombstones }
+    }
+}

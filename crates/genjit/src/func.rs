@@ -1,0 +1,195 @@
+//! Typed handles to JIT functions, safe to call.
+//!
+//! A [`Func<S>`] is what a typed lookup returns: the function's entry (see `runtime::entry`), checked against
+//! its IR signature when it was looked up (see [`Signature`](crate::Signature)). The entry's signature is fixed for its
+//! life (a redefinition may not change it), so the check stays true across redefinitions.
+//!
+//! A call pins the epoch (see [`Pinned`]), loads the entry's slot and calls the address: whatever
+//! body the slot held at that moment stays mapped until the call returns, even if another thread redefines
+//! or removes the function meanwhile. Calling a removed function panics (it never runs freed memory).
+//!
+//! ```compile_fail
+//! // A handle's signature is fixed by its type: it cannot be called with other arguments.
+//! fn wrong(f: genjit::Func<fn(i64) -> i64>) { f.call(1.5); }
+//! ```
+
+use crate::runtime::entry::Entry;
+use crate::runtime::reclaim::{pin, Pinned};
+use crate::signature::{JitReturn, JitSignature, JitType};
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+#[derive(Clone)]
+enum Callee {
+    Entry(Arc<Entry>),
+    Host(usize),
+}
+
+/// A JIT function whose IR signature matched the Rust type `S` (e.g. `fn(i64, i64) -> i64`).
+pub struct Func<S: JitSignature> {
+    callee: Callee,
+    _sig: PhantomData<S>,
+}
+
+// A panic while a `Func` is borrowed (e.g. calling a removed function) leaves nothing half-updated: the
+// entry's state changes only under its dylib's link lock, in steps that are complete at every unlock.
+impl<S: JitSignature> std::panic::UnwindSafe for Func<S> {}
+impl<S: JitSignature> std::panic::RefUnwindSafe for Func<S> {}
+
+impl<S: JitSignature> Clone for Func<S> {
+    fn clone(&self) -> Self {
+        Func { callee: self.callee.clone(), _sig: PhantomData }
+    }
+}
+
+impl<S: JitSignature> std::fmt::Debug for Func<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.callee {
+            Callee::Entry(e) => f.debug_struct("Func").field("entry", e).finish(),
+            Callee::Host(a) => f.debug_struct("Func").field("host", &format_args!("{a:#x}")).finish(),
+        }
+    }
+}
+
+impl<S: JitSignature> Func<S> {
+    /// Only a lookup, after checking `S` against the entry's signature, creates a handle.
+    pub(crate) fn entry(entry: Arc<Entry>) -> Func<S> {
+        Func { callee: Callee::Entry(entry), _sig: PhantomData }
+    }
+
+    /// Only a lookup, after checking `S` against the host function's recorded signature, creates a handle.
+    pub(crate) fn host(addr: usize) -> Func<S> {
+        Func { callee: Callee::Host(addr), _sig: PhantomData }
+    }
+
+    /// The function's stable address (its entry's stub, which JIT code sees too).
+    pub fn addr(&self) -> usize {
+        match &self.callee {
+            Callee::Entry(e) => e.stub(),
+            Callee::Host(a) => *a,
+        }
+    }
+
+    /// The address of the body the function's entry points at now (`None` if removed). The body stays
+    /// mapped while `pinned` lives, even if the function is redefined meanwhile; after that the address
+    /// may be freed and reused. For profilers and debuggers, and for measuring the entry's cost: calling
+    /// it needs `unsafe` and the pin.
+    pub fn current_address(&self, pinned: &Pinned) -> Option<usize> {
+        self.target(pinned)
+    }
+
+    /// Whether the function was removed (calls would panic).
+    pub fn is_removed(&self) -> bool {
+        self.target(&pin()).is_none()
+    }
+
+    /// The address to call under `pinned`, or `None` if the function was removed.
+    #[inline]
+    fn target(&self, pinned: &Pinned) -> Option<usize> {
+        match &self.callee {
+            Callee::Entry(e) => Some(e.enter(pinned.guard())).filter(|&a| a != e.tombstone()),
+            Callee::Host(a) => Some(*a),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn removed(&self) -> ! {
+        match &self.callee {
+            Callee::Entry(e) => {
+                panic!("genjit: `{}` of dylib `{}` was removed; it can no longer be called", e.name, e.dylib)
+            }
+            Callee::Host(_) => unreachable!("host functions are never removed"),
+        }
+    }
+}
+
+macro_rules! func_call {
+    ($($a:ident : $t:ident),*) => {
+        impl<R: JitReturn, $($t: JitType),*> Func<fn($($t),*) -> R> {
+            /// Calls the function (pinning the thread for the call's duration).
+            ///
+            /// # Panics
+            /// If the function was removed.
+            #[allow(clippy::too_many_arguments)]
+            #[inline]
+            pub fn call(&self, $($a: $t),*) -> R {
+                let pinned = pin();
+                self.call_pinned(&pinned, $($a),*)
+            }
+
+            /// Calls the function under a pin the caller already holds (cheaper in a loop of calls).
+            ///
+            /// # Panics
+            /// If the function was removed.
+            #[allow(clippy::too_many_arguments)]
+            #[inline]
+            pub fn call_pinned(&self, pinned: &Pinned, $($a: $t),*) -> R {
+                match self.try_call_pinned(pinned, $($a),*) {
+                    Some(r) => r,
+                    None => self.removed(),
+                }
+            }
+
+            /// Calls the function unless it was removed (`None`): checking and calling are one step, so a
+            /// removal on another thread cannot slip in between.
+            #[allow(clippy::too_many_arguments)]
+            #[inline]
+            pub fn try_call(&self, $($a: $t),*) -> Option<R> {
+                let pinned = pin();
+                self.try_call_pinned(&pinned, $($a),*)
+            }
+
+            /// [`try_call`](Self::try_call) under a pin the caller already holds.
+            #[allow(clippy::too_many_arguments)]
+            #[inline]
+            pub fn try_call_pinned(&self, pinned: &Pinned, $($a: $t),*) -> Option<R> {
+                let addr = self.target(pinned)?;
+                // SAFETY: the lookup checked that the entry's (fixed) IR signature is exactly this C
+                // signature (each `JitType` passes like its IR scalar), and every body an entry points at
+                // has the entry's signature (a redefinition cannot change it). `pinned` keeps the body at
+                // `addr` mapped until it returns. Host functions live as long as the process.
+                let f = unsafe { std::mem::transmute::<usize, extern "C" fn($($t),*) -> R>(addr) };
+                Some(f($($a),*))
+            }
+        }
+    };
+}
+func_call!();
+func_call!(a: A);
+func_call!(a: A, b: B);
+func_call!(a: A, b: B, c: C);
+func_call!(a: A, b: B, c: C, d: D);
+func_call!(a: A, b: B, c: C, d: D, e: E);
+func_call!(a: A, b: B, c: C, d: D, e: E, f: F);
+
+/// A host function that JIT code may call: any `extern "C" fn` of up to six [`JitType`] parameters.
+///
+/// Defining it records its signature, so JIT code's declared type is not checked against it, but a Rust
+/// typed lookup of the name is.
+pub trait HostFn: Copy + Send + Sync + 'static {
+    /// The function's address.
+    fn addr(self) -> usize;
+    /// Its signature.
+    fn signature() -> crate::Signature;
+}
+
+macro_rules! host_fn {
+    ($($t:ident),*) => {
+        impl<R: JitReturn, $($t: JitType),*> HostFn for extern "C" fn($($t),*) -> R {
+            fn addr(self) -> usize {
+                self as usize
+            }
+            fn signature() -> crate::Signature {
+                <fn($($t),*) -> R as JitSignature>::signature()
+            }
+        }
+    };
+}
+host_fn!();
+host_fn!(A);
+host_fn!(A, B);
+host_fn!(A, B, C);
+host_fn!(A, B, C, D);
+host_fn!(A, B, C, D, E);
+host_fn!(A, B, C, D, E, F);

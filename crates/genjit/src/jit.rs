@@ -1,0 +1,276 @@
+//! The JIT: configuration, the dylib registry and the figures.
+//!
+//! A [`Jit`] is a cheap, cloneable, `Send + Sync` handle. It owns the *session* every dylib shares (the code
+//! heap, one 2 GiB reservation; the entry table; the import index; host symbols; see `dylib::session`)
+//! and the registry of named [`Dylib`]s. Dropping the last handle (and the last `Dylib` handle, which keeps
+//! its JIT alive) closes every dylib: destructors run, entries are tombstoned, and memory is reclaimed once
+//! no thread can be running it.
+
+use crate::compile::{with_machine, DumpKind, OptLevel};
+use crate::dylib::{Change, Config, Dylib, DylibShared, Removal, Remove, Session};
+use crate::error::{Error, Result};
+use crate::func::HostFn;
+use crate::heap::HeapStats;
+use crate::runtime::reclaim;
+use parking_lot::RwLock;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Settings for a [`Jit`].
+///
+/// ```
+/// let jit = genjit::Jit::builder().opt_level(genjit::OptLevel::O2).process_symbols(true).build()?;
+/// # Ok::<(), genjit::Error>(())
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct JitBuilder {
+    config: Config,
+}
+
+impl JitBuilder {
+    /// The optimization level modules are compiled at (default O0).
+    pub fn opt_level(mut self, opt: OptLevel) -> Self {
+        self.config.opt = opt;
+        self
+    }
+
+    /// Whether undefined names fall back to the process's own symbols (libc, libm, ...). Off by default.
+    pub fn process_symbols(mut self, enabled: bool) -> Self {
+        self.config.process_symbols = enabled;
+        self
+    }
+
+    /// Writes what is compiled (IR after optimization, assembly or the object) into `dir`, per module.
+    pub fn dump(mut self, kind: DumpKind, dir: impl Into<PathBuf>) -> Self {
+        self.config.dump.push((kind, dir.into()));
+        self
+    }
+
+    /// Whether to append every function genjit publishes (its address, size and name) to
+    /// `/tmp/perf-<pid>.map`, so that `perf report` names JIT code. Off by default.
+    ///
+    /// ```no_run
+    /// let jit = genjit::Jit::builder().perf_map(true).build()?;
+    /// // ... add modules, then: perf record -g -p <pid>; perf report
+    /// # Ok::<(), genjit::Error>(())
+    /// ```
+    pub fn perf_map(mut self, enabled: bool) -> Self {
+        self.config.perf_map = enabled;
+        self
+    }
+
+    /// Creates the JIT: initializes LLVM for the host and reserves the heap.
+    pub fn build(self) -> Result<Jit> {
+        with_machine(self.config.opt, |_| Ok(()))?;
+        reclaim::start();
+        let session = Arc::new(Session::new(self.config)?);
+        Ok(Jit { shared: Arc::new(JitShared { session, dylibs: RwLock::new(HashMap::new()) }) })
+    }
+}
+
+struct JitShared {
+    session: Arc<Session>,
+    dylibs: RwLock<HashMap<String, Arc<DylibShared>>>,
+}
+
+/// The JIT (see the module docs). Clones share one JIT.
+#[derive(Clone)]
+pub struct Jit {
+    shared: Arc<JitShared>,
+}
+
+// As for `Dylib`: no operation leaves shared state half-updated when it panics.
+impl std::panic::UnwindSafe for Jit {}
+impl std::panic::RefUnwindSafe for Jit {}
+
+impl std::fmt::Debug for Jit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Jit").field("config", &self.shared.session.config).finish()
+    }
+}
+
+/// A snapshot of the JIT's memory and contents. Cheap: no `/proc` reads, one pass over the generations
+/// and the dylibs.
+#[derive(Clone, Debug, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
+pub struct Stats {
+    /// The heap's generations (each with live, free and awaiting-reclamation bytes).
+    pub heap: HeapStats,
+    /// Every live dylib, with its modules' totals.
+    pub dylibs: Vec<DylibStats>,
+    /// Live modules over all dylibs.
+    pub modules: usize,
+    /// Published symbols over all dylibs.
+    pub symbols: usize,
+    /// Live function entries (stub + slot), including tombstoned ones still referenced.
+    pub entries: usize,
+    /// Heap bytes of the entry table's chunks (a pool: 64 entries per 2.5 KiB chunk, never shrunk).
+    pub entry_bytes: usize,
+    /// Heap bytes of removed or superseded modules still in their grace period.
+    pub awaiting_bytes: usize,
+    /// Memory mappings the heap holds (each code generation's two views, each data generation, and the
+    /// pieces of the reservation between them): an upper bound, since the kernel may merge neighbours.
+    pub heap_mappings: usize,
+    /// How long the longest-pinned thread in the process has been pinned, if any is.
+    pub oldest_pin: Option<Duration>,
+    /// Time from retirement to release of the last 4096 retirements, if any.
+    pub reclamation_lag: Option<Lag>,
+}
+
+/// One dylib's share of the heap.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
+pub struct DylibStats {
+    /// The dylib's name.
+    pub name: String,
+    /// Live modules.
+    pub modules: usize,
+    /// Published symbols.
+    pub symbols: usize,
+    /// Heap bytes of the live modules' code blocks (text, read-only data, GOT, stubs, unwind tables).
+    pub code_bytes: usize,
+    /// Heap bytes of the live modules' data blocks.
+    pub data_bytes: usize,
+}
+
+/// Percentiles of the reclamation lag (removal to memory reusable).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub struct Lag {
+    /// Median.
+    pub p50: Duration,
+    /// 99th percentile.
+    pub p99: Duration,
+    /// Maximum.
+    pub max: Duration,
+    /// Samples the figures are over.
+    pub samples: usize,
+}
+
+impl Jit {
+    /// A JIT with default settings (O0, no process symbols).
+    pub fn new() -> Result<Jit> {
+        JitBuilder::default().build()
+    }
+
+    /// Starts configuring a JIT.
+    pub fn builder() -> JitBuilder {
+        JitBuilder::default()
+    }
+
+    fn handle(&self, dylib: Arc<DylibShared>) -> Dylib {
+        Dylib::new(self.shared.session.clone(), dylib, self.shared.clone())
+    }
+
+    /// Creates an empty dylib.
+    pub fn create_dylib(&self, name: &str) -> Result<Dylib> {
+        let mut dylibs = self.shared.dylibs.write();
+        if dylibs.contains_key(name) {
+            return Err(Error::DuplicateDylib(name.to_string()));
+        }
+        let dylib = Arc::new(DylibShared::new(name, self.shared.session.heap.clone())?);
+        dylibs.insert(name.to_string(), dylib.clone());
+        Ok(self.handle(dylib))
+    }
+
+    /// The dylib called `name`, if any.
+    pub fn dylib(&self, name: &str) -> Option<Dylib> {
+        let dylib = self.shared.dylibs.read().get(name).cloned()?;
+        Some(self.handle(dylib))
+    }
+
+    /// Removes a dylib like `dlclose`: every module is removed (destructors run, memory reclaimed once no
+    /// thread runs it), then its `__cxa_atexit` handlers run. Refused with [`Error::ModuleInUse`] while
+    /// modules of other dylibs import its names.
+    pub fn remove_dylib(&self, dylib: &Dylib) -> Result<()> {
+        self.remove_dylib_with(dylib, Removal::Refuse)
+    }
+
+    /// [`remove_dylib`](Self::remove_dylib) with a policy for names other dylibs still import.
+    pub fn remove_dylib_with(&self, dylib: &Dylib, removal: Removal) -> Result<()> {
+        let registered = |dylibs: &HashMap<String, Arc<DylibShared>>| matches!(dylibs.get(dylib.name()), Some(d) if Arc::ptr_eq(d, dylib.shared()));
+        if !registered(&self.shared.dylibs.read()) {
+            return Err(Error::DylibRemoved(dylib.name().to_string()));
+        }
+        // Destructors run inside the change, with no lock held (they may use the JIT); `__cxa_finalize`
+        // runs after them and before the dylib's functions are tombstoned (atexit handlers call them).
+        let change = Change { remove: Remove::All, removal, ..Default::default() };
+        let dso_handle = dylib.shared().dso_handle();
+        dylib.change_then(change, &|| crate::sys::cxa_finalize(dso_handle))?;
+        dylib.shared().mark_closed();
+        let mut dylibs = self.shared.dylibs.write();
+        if registered(&dylibs) {
+            dylibs.remove(dylib.name());
+        }
+        Ok(())
+    }
+
+    /// Defines a host function for every dylib (searched after the dylibs' own definitions).
+    pub fn define_host<F: HostFn>(&self, name: &str, f: F) -> Result<()> {
+        self.shared.session.define_host(name, crate::dylib::host_definition(f.addr(), Some(F::signature())))
+    }
+
+    /// Defines a host symbol by address (data, or a function without a recorded signature).
+    pub fn define_host_address(&self, name: &str, addr: usize) -> Result<()> {
+        self.shared.session.define_host(name, crate::dylib::host_definition(addr, None))
+    }
+
+    /// A snapshot of the JIT's memory and contents.
+    pub fn stats(&self) -> Stats {
+        let session = &self.shared.session;
+        let (heap, heap_mappings) = {
+            let heap = session.heap.lock();
+            (heap.stats(), heap.mappings())
+        };
+        let dylibs: Vec<DylibStats> = self.shared.dylibs.read().values().map(|d| d.stats()).collect();
+        let (entry_bytes, entries) = session.entries.lock().usage();
+        Stats {
+            awaiting_bytes: heap.generations.iter().map(|g| g.awaiting_bytes).sum(),
+            heap,
+            modules: dylibs.iter().map(|d| d.modules).sum(),
+            symbols: dylibs.iter().map(|d| d.symbols).sum(),
+            dylibs,
+            entries,
+            entry_bytes,
+            heap_mappings,
+            oldest_pin: reclaim::oldest_pin_age(),
+            reclamation_lag: session.lag.summary(),
+        }
+    }
+
+    /// Waits until everything retired before the call (in any JIT) has been freed, or `timeout` passes;
+    /// returns whether it all was. Reclamation happens in the background anyway; this is for callers that want
+    /// the memory back (or the figures settled) before they go on. Pinned threads hold it back.
+    pub fn reclaim(&self, timeout: Duration) -> bool {
+        reclaim::reclaim_now(timeout)
+    }
+
+    /// The heap's reserved address range `[start, end)`.
+    pub fn heap_range(&self) -> (usize, usize) {
+        self.shared.session.heap.lock().range()
+    }
+}
+
+impl Drop for JitShared {
+    fn drop(&mut self) {
+        for dylib in std::mem::take(self.dylibs.get_mut()).into_values() {
+            reclaim::retire(dylib.close(), None);
+        }
+    }
+}
+
+impl DylibStats {
+    pub(crate) fn new(
+        name: &str,
+        modules: usize,
+        symbols: usize,
+        code_bytes: usize,
+        data_bytes: usize,
+    ) -> Self {
+        DylibStats { name: name.to_string(), modules, symbols, code_bytes, data_bytes }
+    }
+}

@@ -1,0 +1,69 @@
+//! # genjit: a memory-reclaiming JIT dylib manager for LLVM
+//!
+//! genjit compiles LLVM IR (text, bitcode, or a module built with inkwell) into native code for the host,
+//! links it with its own linker into a *generational code heap*, and organizes it into named **dylibs** whose
+//! modules can be added, redefined, looked up with checked types, and removed while other threads run them.
+//!
+//! ```
+//! use genjit::{Jit, Source};
+//!
+//! extern "C" fn log_row(x: i64) { assert_eq!(x, 5); }
+//!
+//! let jit = Jit::new()?;
+//! let db = jit.create_dylib("query_42")?;
+//! db.define_host("log_row", log_row as extern "C" fn(i64))?;
+//! db.add_module(Source::ir_text(r#"
+//!     declare void @log_row(i64)
+//!     define i64 @eval(i64 %a, i64 %b) {
+//!       %s = add i64 %a, %b
+//!       call void @log_row(i64 %s)
+//!       ret i64 %s
+//!     }
+//! "#))?;
+//! let eval = db.lookup::<fn(i64, i64) -> i64>("eval")?;
+//! assert_eq!(eval.call(2, 3), 5);
+//! # Ok::<(), genjit::Error>(())
+//! ```
+//!
+//! ## How data flows
+//! A [`Source`] is compiled (`compile/`: a fresh LLVM context, verify, rewrite thread-locals, optimize,
+//! emit an ELF object with a per-thread host `TargetMachine`), linked (`link/`: place sections, resolve
+//! through the [`Dylib`]'s search order, apply relocations) into the code heap (`heap/`: dual-mapped, W^X,
+//! 16-byte-packed generations), published by one transaction of its dylib (`dylib/`), and called through
+//! stable, redirectable entries (`runtime/`) from [`Func`] handles. Superseded and removed code is freed by
+//! epoch reclamation once no thread can be running it. DESIGN.md in the repository tells the full story.
+//!
+//! ## Features
+//! - `llvm-dynamic` (default): link the shared `libLLVM-19.so`.
+//! - `llvm-static`: link LLVM statically.
+//! - `serde`: `Serialize` for [`Stats`] and the other figures.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+
+mod compile;
+mod dylib;
+mod error;
+mod func;
+mod heap;
+mod jit;
+mod link;
+mod runtime;
+mod signature;
+mod sys;
+mod timings;
+
+pub use compile::{host_target_machine, DumpKind, OptLevel, ParseOptLevelError, Source};
+pub use dylib::{Dylib, Importer, ModuleHandle, RedirectTarget, Removal};
+pub use error::{Definer, Error, RedirectRefusal, Result};
+pub use func::{Func, HostFn};
+pub use heap::{GenerationStats, HeapStats, Kind as GenerationKind};
+pub use jit::{DylibStats, Jit, JitBuilder, Lag, Stats};
+pub use runtime::reclaim::{pin, Pinned};
+pub use signature::{IrType, JitReturn, JitSignature, JitType, Signature, ValType};
+pub use timings::ModuleTimings;
+
+/// Re-exported so `Source::build` closures can name inkwell's types without a second dependency.
+pub use inkwell;
+
+#[doc(hidden)]
+pub mod fuzzing;

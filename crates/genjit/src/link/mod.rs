@@ -1,0 +1,473 @@
+//! genjit's own static linker: one relocatable x86-64 ELF object into the code heap.
+//!
+//! ## Steps
+//! 1. **Read** the object with the `object` crate and check it is a 64-bit little-endian x86-64 `ET_REL`.
+//! 2. **Lay out** every allocated section: writable ones (`.data`, `.bss`, `.init_array`, ...) into one data
+//!    block, the rest (`.text*`, `.rodata*`, `.eh_frame`, ...) into one code block, each at its alignment.
+//!    Common symbols join the data block. After the sections the code block gets a GOT slot for every symbol
+//!    reached through the GOT and a 16-byte stub (`jmp *0(%rip)` + address) for every external call target,
+//!    and `.eh_frame` gets the four zero bytes that terminate it for the unwinder.
+//! 3. **Resolve** undefined symbols through the caller's resolver (the dylib's search order). All unresolved
+//!    names are reported together; weak undefined ones become 0.
+//! 4. **Allocate** both blocks from the heap, copy section bytes through the writable view, and **apply**
+//!    every relocation with its field checked against its width. A call whose target is out of 32-bit reach
+//!    goes through the symbol's stub; any other overflow is a typed error, as is an unknown relocation type.
+//!    A failure after allocation gives the blocks back before returning, so the heap is as it was.
+//!
+//! Nothing is published here: the result is a [`Linked`] image whose symbols the dylib publishes under its
+//! lock. The relocation records are kept in the image ([`RelocRecord`]) so the module can be relinked at
+//! another address without the object, which compaction needs: with RELA every field is recomputed from
+//! the symbol, the addend and the place, never from the bytes already there.
+
+use crate::compile::Compiled;
+use crate::error::{Error, Result};
+use crate::heap::{align_up, Block, Heap, Kind};
+use crate::sys::PAGE;
+use object::elf;
+use object::{
+    Object, ObjectSection, ObjectSymbol, RelocationFlags, RelocationTarget, SectionIndex, SymbolIndex,
+    SymbolSection,
+};
+use parking_lot::Mutex;
+use std::collections::HashMap;
+
+/// A symbol the module defines, as published into its dylib.
+#[derive(Clone, Debug)]
+pub struct DefinedSymbol {
+    /// The name.
+    pub name: String,
+    /// The run-time address.
+    pub addr: usize,
+    /// `STB_WEAK`: an existing definition wins over this one.
+    pub weak: bool,
+    /// `STV_HIDDEN`/`STV_INTERNAL`: visible inside the dylib only.
+    pub hidden: bool,
+    /// A function (`STT_FUNC`) rather than data.
+    pub is_function: bool,
+}
+
+/// A function's code, for profilers and debuggers (`perf` maps, GDB): local functions included.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FunctionSymbol {
+    /// The body's address.
+    pub addr: usize,
+    /// Its size in bytes, as the object's symbol table gives it.
+    pub size: usize,
+    /// The name.
+    pub name: String,
+}
+
+/// What a kept relocation refers to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RelocTarget {
+    /// A place inside this module's own blocks.
+    Local(Kind, u32),
+    /// The n-th name of [`Linked::imports`].
+    Import(u32),
+    /// An absolute value.
+    Absolute(u64),
+}
+
+/// One applied relocation, kept so the module can be relinked elsewhere.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RelocRecord {
+    /// The block holding the field.
+    pub block: Kind,
+    /// The field's offset in that block.
+    pub offset: u32,
+    /// The ELF relocation type (`R_X86_64_*`).
+    pub r_type: u32,
+    /// The symbol.
+    pub target: RelocTarget,
+    /// The addend.
+    pub addend: i64,
+}
+
+/// A linked, not yet published module image.
+#[derive(Debug)]
+pub struct Linked {
+    /// Text, read-only data, GOT, stubs and `.eh_frame`.
+    pub code: Option<Block>,
+    /// Writable data.
+    pub data: Option<Block>,
+    /// Global and weak definitions.
+    pub symbols: Vec<DefinedSymbol>,
+    /// Names resolved outside the module, in first-use order.
+    pub imports: Vec<String>,
+    /// `.init_array` entries in run order.
+    pub init: Vec<usize>,
+    /// `.fini_array` entries in run order.
+    pub fini: Vec<usize>,
+    /// Address of the zero-terminated `.eh_frame`, if any.
+    pub eh_frame: Option<usize>,
+    /// Every relocation applied.
+    pub relocs: Vec<RelocRecord>,
+    /// Every function the module defines, local ones included; filled only when asked for (profiling).
+    pub functions: Vec<FunctionSymbol>,
+}
+
+impl Linked {
+    /// Gives the blocks back to the heap (the module never ran).
+    pub fn discard(self, heap: &Mutex<Heap>) {
+        let mut heap = heap.lock();
+        self.code.into_iter().chain(self.data).for_each(|b| heap.free(b));
+    }
+}
+
+/// Where a placed section went.
+#[derive(Clone, Copy, Debug)]
+struct Placement {
+    kind: Kind,
+    offset: usize,
+    size: usize,
+}
+
+type ObjFile<'a> = object::read::elf::ElfFile64<'a, object::LittleEndian>;
+
+struct Layout {
+    sections: HashMap<SectionIndex, Placement>,
+    commons: HashMap<SymbolIndex, usize>,
+    code_len: usize,
+    data_len: usize,
+    code_align: usize,
+    data_align: usize,
+    got: HashMap<SymbolIndex, usize>,
+    stubs: HashMap<SymbolIndex, usize>,
+    got_base: usize,
+    eh_frame: Option<usize>,
+}
+
+/// The ELF name of an x86-64 relocation type, for errors.
+pub fn reloc_name(r_type: u32) -> String {
+    let name = match r_type {
+        elf::R_X86_64_PC32 => "R_X86_64_PC32",
+        elf::R_X86_64_PLT32 => "R_X86_64_PLT32",
+        elf::R_X86_64_32 => "R_X86_64_32",
+        elf::R_X86_64_32S => "R_X86_64_32S",
+        elf::R_X86_64_GOTPCREL => "R_X86_64_GOTPCREL",
+        elf::R_X86_64_GOTPCRELX => "R_X86_64_GOTPCRELX",
+        elf::R_X86_64_REX_GOTPCRELX => "R_X86_64_REX_GOTPCRELX",
+        elf::R_X86_64_GOTPC32 => "R_X86_64_GOTPC32",
+        elf::R_X86_64_SIZE32 => "R_X86_64_SIZE32",
+        elf::R_X86_64_GOT32 => "R_X86_64_GOT32",
+        elf::R_X86_64_COPY => "R_X86_64_COPY",
+        elf::R_X86_64_GLOB_DAT => "R_X86_64_GLOB_DAT",
+        elf::R_X86_64_JUMP_SLOT => "R_X86_64_JUMP_SLOT",
+        elf::R_X86_64_RELATIVE => "R_X86_64_RELATIVE",
+        elf::R_X86_64_16 => "R_X86_64_16",
+        elf::R_X86_64_PC16 => "R_X86_64_PC16",
+        elf::R_X86_64_8 => "R_X86_64_8",
+        elf::R_X86_64_PC8 => "R_X86_64_PC8",
+        elf::R_X86_64_DTPMOD64 => "R_X86_64_DTPMOD64",
+        elf::R_X86_64_DTPOFF64 => "R_X86_64_DTPOFF64",
+        elf::R_X86_64_TPOFF64 => "R_X86_64_TPOFF64",
+        elf::R_X86_64_TLSGD => "R_X86_64_TLSGD",
+        elf::R_X86_64_TLSLD => "R_X86_64_TLSLD",
+        elf::R_X86_64_DTPOFF32 => "R_X86_64_DTPOFF32",
+        elf::R_X86_64_GOTTPOFF => "R_X86_64_GOTTPOFF",
+        elf::R_X86_64_TPOFF32 => "R_X86_64_TPOFF32",
+        elf::R_X86_64_GOTPC32_TLSDESC => "R_X86_64_GOTPC32_TLSDESC",
+        elf::R_X86_64_TLSDESC_CALL => "R_X86_64_TLSDESC_CALL",
+        elf::R_X86_64_TLSDESC => "R_X86_64_TLSDESC",
+        elf::R_X86_64_IRELATIVE => "R_X86_64_IRELATIVE",
+        elf::R_X86_64_GOTPLT64 => "R_X86_64_GOTPLT64",
+        elf::R_X86_64_PLTOFF64 => "R_X86_64_PLTOFF64",
+        _ => return format!("R_X86_64 type {r_type}"),
+    };
+    name.to_string()
+}
+
+fn is_got_reloc(r_type: u32) -> bool {
+    matches!(
+        r_type,
+        elf::R_X86_64_GOTPCREL
+            | elf::R_X86_64_GOTPCRELX
+            | elf::R_X86_64_REX_GOTPCRELX
+            | elf::R_X86_64_GOT64
+            | elf::R_X86_64_GOTPCREL64
+    )
+}
+
+struct Linker<'a> {
+    file: ObjFile<'a>,
+    module: &'a str,
+    /// Stub addresses of the entries of this module's own global functions, by symbol.
+    own: HashMap<SymbolIndex, usize>,
+    /// Whether to list every function for profilers ([`Linked::functions`]).
+    functions: bool,
+}
+
+fn open<'a>(compiled: &'a Compiled) -> Result<ObjFile<'a>> {
+    let module = compiled.name.as_str();
+    let bad = |m: String| Error::Object { module: module.to_string(), message: m };
+    ObjFile::parse(compiled.object.as_slice()).map_err(|e| bad(e.to_string()))
+}
+
+fn is_definition(symbol: &object::read::elf::ElfSymbol64<'_, '_, object::LittleEndian>) -> bool {
+    !symbol.is_undefined() && !symbol.is_local() && symbol.kind() != object::SymbolKind::Section
+}
+
+fn hidden(symbol: &object::read::elf::ElfSymbol64<'_, '_, object::LittleEndian>) -> bool {
+    let visibility = match symbol.flags() {
+        object::SymbolFlags::Elf { st_other, .. } => st_other & 3,
+        _ => 0,
+    };
+    visibility == elf::STV_HIDDEN || visibility == elf::STV_INTERNAL
+}
+
+/// The global and weak names `compiled` defines (with `addr` 0), read before linking so the dylib can
+/// prepare an entry for each function.
+pub fn definitions(compiled: &Compiled) -> Result<Vec<DefinedSymbol>> {
+    let file = open(compiled)?;
+    let mut out = Vec::new();
+    for symbol in file.symbols() {
+        if !is_definition(&symbol) {
+            continue;
+        }
+        let name = symbol
+            .name()
+            .map_err(|e| Error::Object { module: compiled.name.clone(), message: e.to_string() })?;
+        if name.is_empty() {
+            continue;
+        }
+        out.push(DefinedSymbol {
+            name: name.to_string(),
+            addr: 0,
+            weak: symbol.is_weak(),
+            hidden: hidden(&symbol),
+            is_function: symbol.kind() == object::SymbolKind::Text,
+        });
+    }
+    Ok(out)
+}
+
+/// Links `compiled` into `heap`, resolving undefined names through `resolve`. References to a global
+/// function the module defines itself go to the stub `own` gives for its name, if any (its entry), so
+/// that even the module's own calls see a redefinition.
+pub fn link(
+    compiled: &Compiled,
+    heap: &Mutex<Heap>,
+    resolve: &mut dyn FnMut(&str) -> Option<usize>,
+    own: &dyn Fn(&str) -> Option<usize>,
+    functions: bool,
+) -> Result<Linked> {
+    let module = compiled.name.as_str();
+    let bad = |m: String| Error::Object { module: module.to_string(), message: m };
+    let file = open(compiled)?;
+    let header = file.elf_header();
+    let endian = file.endian();
+    if header.e_machine.get(endian) != elf::EM_X86_64 {
+        return Err(bad(format!("machine {} is not x86-64", header.e_machine.get(endian))));
+    }
+    if header.e_type.get(endian) != elf::ET_REL {
+        return Err(bad("not a relocatable object (ET_REL)".to_string()));
+    }
+    let mut own_stubs = HashMap::new();
+    for symbol in file.symbols() {
+        if is_definition(&symbol) && symbol.kind() == object::SymbolKind::Text {
+            if let Some(stub) = symbol.name().ok().and_then(own) {
+                own_stubs.insert(symbol.index(), stub);
+            }
+        }
+    }
+    let linker = Linker { file, module, own: own_stubs, functions };
+    let mut layout = linker.layout()?;
+    let (externals, imports) = linker.resolve(resolve)?;
+    linker.plan_got_and_stubs(&mut layout)?;
+    let mut code = None;
+    let mut data = None;
+    {
+        let mut heap = heap.lock();
+        if layout.code_len > 0 {
+            code = Some(heap.alloc(Kind::Code, layout.code_len, layout.code_align).map_err(Error::Heap)?);
+        }
+        if layout.data_len > 0 {
+            match heap.alloc(Kind::Data, layout.data_len, layout.data_align) {
+                Ok(b) => data = Some(b),
+                Err(e) => {
+                    code.into_iter().for_each(|b| heap.free(b));
+                    return Err(Error::Heap(e));
+                }
+            }
+        }
+    }
+    let mut linked = Linked {
+        code,
+        data,
+        symbols: Vec::new(),
+        imports,
+        init: Vec::new(),
+        fini: Vec::new(),
+        eh_frame: None,
+        relocs: Vec::new(),
+        functions: Vec::new(),
+    };
+    match linker.fill(&layout, &externals, &mut linked) {
+        Ok(()) => Ok(linked),
+        Err(e) => {
+            linked.discard(heap);
+            Err(e)
+        }
+    }
+}
+
+fn section_flags(section: &object::read::elf::ElfSection64<'_, '_, object::LittleEndian>) -> u64 {
+    match section.flags() {
+        object::SectionFlags::Elf { sh_flags } => sh_flags,
+        _ => 0,
+    }
+}
+
+impl<'a> Linker<'a> {
+    fn unsupported(&self, what: String) -> Error {
+        Error::Unsupported { module: self.module.to_string(), what }
+    }
+
+    fn bad(&self, message: String) -> Error {
+        Error::Object { module: self.module.to_string(), message }
+    }
+
+    fn layout(&self) -> Result<Layout> {
+        let mut layout = Layout {
+            sections: HashMap::new(),
+            commons: HashMap::new(),
+            code_len: 0,
+            data_len: 0,
+            code_align: 16,
+            data_align: 16,
+            got: HashMap::new(),
+            stubs: HashMap::new(),
+            got_base: 0,
+            eh_frame: None,
+        };
+        for section in self.file.sections() {
+            let flags = section_flags(&section);
+            if flags & u64::from(elf::SHF_ALLOC) == 0 || section.size() == 0 {
+                continue;
+            }
+            let name = section.name().unwrap_or("?");
+            if flags & u64::from(elf::SHF_TLS) != 0 {
+                return Err(
+                    self.unsupported(format!("thread-local section `{name}` (compile from IR instead)"))
+                );
+            }
+            let align = (section.align() as usize).max(1);
+            if !align.is_power_of_two() || align > PAGE {
+                return Err(self.unsupported(format!("alignment {align} of section `{name}`")));
+            }
+            let size = usize::try_from(section.size())
+                .map_err(|_| self.bad(format!("section `{name}` too large")))?;
+            if size > crate::heap::HEAP_SPAN / 2 {
+                return Err(self.bad(format!("section `{name}` of {size} bytes does not fit the heap")));
+            }
+            let is_eh = name == ".eh_frame";
+            let kind = if flags & u64::from(elf::SHF_WRITE) != 0 { Kind::Data } else { Kind::Code };
+            let (len, max_align) = match kind {
+                Kind::Code => (&mut layout.code_len, &mut layout.code_align),
+                Kind::Data => (&mut layout.data_len, &mut layout.data_align),
+            };
+            let offset = align_up(*len, align);
+            *len = offset + size + if is_eh { 4 } else { 0 };
+            *max_align = (*max_align).max(align);
+            if is_eh {
+                if layout.eh_frame.is_some() {
+                    return Err(self.unsupported("more than one .eh_frame section".to_string()));
+                }
+                layout.eh_frame = Some(offset);
+            }
+            layout.sections.insert(section.index(), Placement { kind, offset, size });
+        }
+        for symbol in self.file.symbols() {
+            if symbol.section() == SymbolSection::Common {
+                let align = (symbol.address() as usize).max(1);
+                if !align.is_power_of_two() || align > PAGE {
+                    return Err(self.unsupported(format!("common symbol alignment {align}")));
+                }
+                let size = usize::try_from(symbol.size()).ok().filter(|&s| s <= crate::heap::HEAP_SPAN / 2);
+                let size =
+                    size.ok_or_else(|| self.bad(format!("common symbol of {} bytes", symbol.size())))?;
+                let offset = align_up(layout.data_len, align);
+                layout.data_len = offset + size;
+                if layout.data_len > crate::heap::HEAP_SPAN / 2 {
+                    return Err(self.bad("common symbols do not fit the heap".to_string()));
+                }
+                layout.data_align = layout.data_align.max(align);
+                layout.commons.insert(symbol.index(), offset);
+            }
+        }
+        Ok(layout)
+    }
+
+    /// Resolves every undefined symbol; returns their addresses by symbol index and the import names.
+    fn resolve(
+        &self,
+        resolve: &mut dyn FnMut(&str) -> Option<usize>,
+    ) -> Result<(HashMap<SymbolIndex, usize>, Vec<String>)> {
+        let mut addrs = HashMap::new();
+        let mut imports = Vec::new();
+        let mut missing = Vec::new();
+        for symbol in self.file.symbols() {
+            if !symbol.is_undefined() || symbol.index().0 == 0 {
+                continue;
+            }
+            let name = symbol.name().map_err(|e| self.bad(e.to_string()))?;
+            if name.is_empty() {
+                continue;
+            }
+            match resolve(name) {
+                Some(addr) => {
+                    addrs.insert(symbol.index(), addr);
+                    imports.push(name.to_string());
+                }
+                None if symbol.is_weak() => {
+                    addrs.insert(symbol.index(), 0);
+                }
+                None => missing.push(name.to_string()),
+            }
+        }
+        if !missing.is_empty() {
+            return Err(Error::UnresolvedSymbols {
+                module: self.module.to_string(),
+                dylib: String::new(),
+                symbols: missing,
+            });
+        }
+        Ok((addrs, imports))
+    }
+
+    fn relocatable_sections(
+        &self,
+    ) -> impl Iterator<Item = object::read::elf::ElfSection64<'a, '_, object::LittleEndian>> + '_ {
+        self.file.sections().filter(|s| section_flags(s) & u64::from(elf::SHF_ALLOC) != 0 && s.size() > 0)
+    }
+
+    fn plan_got_and_stubs(&self, layout: &mut Layout) -> Result<()> {
+        let mut got = Vec::new();
+        let mut stubs = Vec::new();
+        for section in self.relocatable_sections() {
+            for (_, reloc) in section.relocations() {
+                let RelocationFlags::Elf { r_type } = reloc.flags() else { continue };
+                let RelocationTarget::Symbol(sym) = reloc.target() else { continue };
+                if is_got_reloc(r_type) && !got.contains(&sym) {
+                    got.push(sym);
+                }
+                let undefined = self.file.symbol_by_index(sym).map(|s| s.is_undefined()).unwrap_or(false);
+                if r_type == elf::R_X86_64_PLT32 && undefined && !stubs.contains(&sym) {
+                    stubs.push(sym);
+                }
+            }
+        }
+        layout.got_base = align_up(layout.code_len, 8);
+        for (i, sym) in got.into_iter().enumerate() {
+            layout.got.insert(sym, layout.got_base + 8 * i);
+        }
+        let stub_base = align_up(layout.got_base + 8 * layout.got.len(), 16);
+        for (i, sym) in stubs.into_iter().enumerate() {
+            layout.stubs.insert(sym, stub_base + 16 * i);
+        }
+        layout.code_len = stub_base + 16 * layout.stubs.len();
+        Ok(())
+    }
+}
+
+mod apply;

@@ -1,0 +1,260 @@
+//! Stable entries: the redirectable identity of every JIT function.
+//!
+//! An [`Entry`] is a 32-byte *stub* in a code generation plus an 8-byte *machine slot* in a data generation.
+//! The stub's address is the function's identity for as long as the entry exists: importers call it, take
+//! its address, store it in vtables; Rust calls load the slot directly. Redirecting is one store into the
+//! slot (see `handoff`).
+//!
+//! ```text
+//! stub+0   ff 25 <slot-(stub+6)>      jmp *slot(%rip)          ; the function
+//! stub+6   cc cc                                                ; never reached
+//! stub+8   48 8d 3d f1 ff ff ff       lea -15(%rip), %rdi      ; the tombstone landing: rdi = stub
+//! stub+15  ff 25 <tomb-(stub+21)>     jmp *tomb(%rip)          ; -> genjit_tombstone(stub)
+//! stub+21  cc ...                                               ; padding to 32
+//! ```
+//!
+//! A slot with no body points at its own tombstone landing, which reports the entry's name and aborts: a
+//! call through a removed function never runs freed memory. Rust calls check for the landing first and
+//! panic instead (`Func::call`).
+//!
+//! Entries are packed 64 to a *chunk* (one 2 KiB code block and one 520-byte data block), indexed by a
+//! [`Slab`]. A chunk is never moved or freed while its table lives; an index is reused only after the entry
+//! that held it was dropped *and* an epoch grace period passed, so a stale call in flight cannot land in an
+//! unrelated function's stub.
+
+use super::handoff::{Body, Handoff};
+use super::sync::AtomicUsize;
+use crate::heap::{Block, Heap, Kind, TRAP_BYTE};
+use crate::signature::Signature;
+use parking_lot::Mutex;
+use slab::Slab;
+use std::any::Any;
+use std::ptr::NonNull;
+use std::sync::Arc;
+
+const PER_CHUNK: usize = 64;
+/// Bytes per stub.
+pub const STUB_SIZE: usize = 32;
+const TOMBSTONE_OFFSET: usize = 8;
+
+/// What a slot points at, and what keeps that code alive.
+pub(crate) struct Target {
+    pub(crate) addr: usize,
+    pub(crate) owner: Owner,
+}
+
+/// The owner of a target's code.
+pub(crate) enum Owner {
+    /// A body in JIT code: whatever owns that code (a module), kept alive and never read. Type-erased so
+    /// that entries need not know what a module is.
+    #[allow(dead_code)] // held for ownership, never read
+    Code(Arc<dyn Any + Send + Sync>),
+    /// Another entry (an explicit redirection to a JIT symbol follows that symbol's redefinitions).
+    Entry(Arc<Entry>),
+    /// Host code, which lives as long as the process.
+    Host,
+}
+
+impl Body for Target {
+    fn addr(&self) -> usize {
+        self.addr
+    }
+}
+
+/// A pointer to a machine slot inside a chunk's data block.
+pub(crate) struct SlotRef(NonNull<AtomicUsize>);
+
+// SAFETY: the slot is an `AtomicUsize`, shared by design; `SlotRef` only hands out `&AtomicUsize`.
+unsafe impl Send for SlotRef {}
+// SAFETY: as above.
+unsafe impl Sync for SlotRef {}
+
+impl std::ops::Deref for SlotRef {
+    type Target = AtomicUsize;
+    fn deref(&self) -> &AtomicUsize {
+        // SAFETY: the pointer is 8-aligned, inside a chunk's data block, which the table keeps mapped for as
+        // long as any entry (which holds the table) exists; the word is only ever accessed atomically.
+        unsafe { self.0.as_ref() }
+    }
+}
+
+/// A stable, redirectable function entry (see the module docs).
+pub struct Entry {
+    pub(crate) name: String,
+    pub(crate) dylib: String,
+    pub(crate) signature: Option<Signature>,
+    index: usize,
+    stub: usize,
+    handoff: Handoff<SlotRef, Target>,
+    table: Arc<Mutex<EntryTable>>,
+}
+
+impl std::fmt::Debug for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Entry")
+            .field("name", &self.name)
+            .field("stub", &format_args!("{:#x}", self.stub))
+            .finish()
+    }
+}
+
+impl Entry {
+    /// The stub: the function's stable address.
+    pub(crate) fn stub(&self) -> usize {
+        self.stub
+    }
+
+    /// Where the slot points while the entry has no body.
+    pub(crate) fn tombstone(&self) -> usize {
+        self.stub + TOMBSTONE_OFFSET
+    }
+
+    /// The current target, if the entry has a body.
+    pub(crate) fn target(&self) -> Option<Arc<Target>> {
+        self.handoff.current()
+    }
+
+    /// The address a call pinned by `guard` must jump to (possibly the tombstone).
+    #[inline]
+    pub(crate) fn enter(&self, guard: &crossbeam_epoch::Guard) -> usize {
+        self.handoff.enter(guard)
+    }
+
+    /// Points the entry at `target` (or at its tombstone). Callers hold the owning dylib's link lock.
+    pub(crate) fn redirect(&self, target: Option<Arc<Target>>) {
+        self.handoff.redirect(target, self.tombstone());
+    }
+}
+
+impl Drop for Entry {
+    fn drop(&mut self) {
+        // The index goes back only after a grace period: a thread pinned now may still be about to jump
+        // through this stub (a stale call lands on the tombstone, never on a reused stub).
+        struct Release(Arc<Mutex<EntryTable>>, usize, usize);
+        impl Drop for Release {
+            fn drop(&mut self) {
+                NAMES.lock().remove(&self.2);
+                self.0.lock().indices.remove(self.1);
+            }
+        }
+        self.handoff.redirect(None, self.tombstone());
+        super::sync::retire(Release(self.table.clone(), self.index, self.stub));
+    }
+}
+
+/// Names of live entries by stub address, for the tombstone's message.
+static NAMES: Mutex<std::collections::BTreeMap<usize, (String, String)>> =
+    Mutex::new(std::collections::BTreeMap::new());
+
+/// Where a tombstoned entry's calls end: report the function's name and abort (never run freed memory).
+extern "C" fn genjit_tombstone(stub: usize) -> ! {
+    let name = NAMES.try_lock().and_then(|n| n.get(&stub).cloned());
+    match name {
+        Some((dylib, name)) => {
+            eprintln!(
+                "genjit: call to `{name}` of dylib `{dylib}`, which was removed (stub {stub:#x}); aborting"
+            )
+        }
+        None => eprintln!("genjit: call through a removed function entry (stub {stub:#x}); aborting"),
+    }
+    std::process::abort()
+}
+
+struct Chunk {
+    code: Block,
+    data: Block,
+}
+
+/// Every entry of one JIT.
+pub(crate) struct EntryTable {
+    heap: Arc<Mutex<Heap>>,
+    chunks: Vec<Chunk>,
+    indices: Slab<()>,
+}
+
+impl EntryTable {
+    pub(crate) fn new(heap: Arc<Mutex<Heap>>) -> Arc<Mutex<EntryTable>> {
+        Arc::new(Mutex::new(EntryTable { heap, chunks: Vec::new(), indices: Slab::new() }))
+    }
+
+    /// Bytes of code and data the chunks occupy, and live entries.
+    pub(crate) fn usage(&self) -> (usize, usize) {
+        (self.chunks.iter().map(|c| c.code.len() + c.data.len()).sum(), self.indices.len())
+    }
+
+    fn add_chunk(&mut self) -> std::io::Result<()> {
+        let mut heap = self.heap.lock();
+        let mut code = heap.alloc(Kind::Code, PER_CHUNK * STUB_SIZE, 16)?;
+        let mut data = match heap.alloc(Kind::Data, PER_CHUNK * 8 + 8, 16) {
+            Ok(d) => d,
+            Err(e) => {
+                heap.free(code);
+                return Err(e);
+            }
+        };
+        drop(heap);
+        let tomb = data.addr() + PER_CHUNK * 8;
+        data.bytes_mut()[PER_CHUNK * 8..PER_CHUNK * 8 + 8]
+            .copy_from_slice(&(genjit_tombstone as *const () as usize as u64).to_le_bytes());
+        let base = code.addr();
+        let bytes = code.bytes_mut();
+        bytes.fill(TRAP_BYTE);
+        for i in 0..PER_CHUNK {
+            let stub = base + i * STUB_SIZE;
+            let slot = data.addr() + i * 8;
+            let b = &mut bytes[i * STUB_SIZE..(i + 1) * STUB_SIZE];
+            b[0..2].copy_from_slice(&[0xff, 0x25]);
+            b[2..6].copy_from_slice(&rel32(slot, stub + 6).to_le_bytes());
+            b[8..15].copy_from_slice(&[0x48, 0x8d, 0x3d, 0xf1, 0xff, 0xff, 0xff]);
+            b[15..17].copy_from_slice(&[0xff, 0x25]);
+            b[17..21].copy_from_slice(&rel32(tomb, stub + 21).to_le_bytes());
+            data.bytes_mut()[i * 8..i * 8 + 8]
+                .copy_from_slice(&((stub + TOMBSTONE_OFFSET) as u64).to_le_bytes());
+        }
+        self.chunks.push(Chunk { code, data });
+        Ok(())
+    }
+
+    /// A fresh entry with no body.
+    pub(crate) fn create(
+        table: &Arc<Mutex<EntryTable>>,
+        dylib: &str,
+        name: &str,
+        signature: Option<Signature>,
+    ) -> std::io::Result<Arc<Entry>> {
+        let mut t = table.lock();
+        if t.indices.len() == t.chunks.len() * PER_CHUNK {
+            t.add_chunk()?;
+        }
+        let index = t.indices.insert(());
+        let chunk = &t.chunks[index / PER_CHUNK];
+        let stub = chunk.code.addr() + (index % PER_CHUNK) * STUB_SIZE;
+        let slot = chunk.data.addr() + (index % PER_CHUNK) * 8;
+        drop(t);
+        NAMES.lock().insert(stub, (dylib.to_string(), name.to_string()));
+        let slot = SlotRef(NonNull::new(slot as *mut AtomicUsize).expect("heap addresses are not null"));
+        Ok(Arc::new(Entry {
+            name: name.to_string(),
+            dylib: dylib.to_string(),
+            signature,
+            index,
+            stub,
+            handoff: Handoff::new(slot, stub + TOMBSTONE_OFFSET),
+            table: table.clone(),
+        }))
+    }
+}
+
+impl Drop for EntryTable {
+    fn drop(&mut self) {
+        let mut heap = self.heap.lock();
+        for c in self.chunks.drain(..) {
+            heap.free(c.code);
+            heap.free(c.data);
+        }
+    }
+}
+
+fn rel32(target: usize, next: usize) -> i32 {
+    i32::try_from(target as i64 - next as i64).expect("stub and slot lie in one 2 GiB heap")
+}

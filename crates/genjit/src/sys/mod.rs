@@ -1,0 +1,349 @@
+//! Everything platform-specific, behind one small door.
+//!
+//! genjit runs on Linux x86-64. This module is the only place that calls `mmap`, `munmap`, `memfd_create`,
+//! `fallocate`, `dlsym` or the unwinder's frame registry; porting genjit means editing this file (and the
+//! relocation table in `link`). Every function here is a thin, checked wrapper: sizes are page-aligned by
+//! type ([`PageLen`]), failures come back as `io::Error`, and the `unsafe` that remains is local and argued.
+//!
+//! ## Memory primitives
+//! - [`Reservation`]: a range of address space reserved `PROT_NONE`; nothing is committed until a generation
+//!   maps something over part of it. Dropping it unmaps the whole range.
+//! - [`DualMapping`]: a memfd mapped twice, read+execute inside a reservation and read+write somewhere else.
+//!   No page is ever writable and executable through the same address (W^X), yet code can be written
+//!   without `mprotect` and without a TLB shootdown per module.
+//! - [`anon_fixed`]: anonymous read+write memory at a fixed address inside a reservation (the data heap).
+//!
+//! ## Profilers and debuggers
+//! - [`perf`]: `/tmp/perf-<pid>.map` lines and a jitdump for `perf inject --jit`; [`map_marker`] maps
+//!   the jitdump so `perf record` notices it.
+//!
+//! ## Symbols and unwinding
+//! - [`process_symbol`]: `dlsym(RTLD_DEFAULT, name)`, the process's own symbols (libc, libm, libstdc++,
+//!   libgcc's compiler-runtime helpers).
+//! - [`register_eh_frame`] / [`deregister_eh_frame`]: libgcc's `__register_frame`, which takes a whole
+//!   `.eh_frame` section terminated by a zero-length entry.
+
+pub(crate) mod perf;
+
+use std::ffi::CString;
+use std::io;
+use std::ptr::NonNull;
+
+/// The page size genjit assumes (x86-64 Linux).
+pub const PAGE: usize = 4096;
+
+/// A length that is a non-zero whole number of pages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PageLen(usize);
+
+impl PageLen {
+    /// Rounds `len` up to whole pages (at least one page).
+    pub fn round_up(len: usize) -> PageLen {
+        PageLen(len.max(1).div_ceil(PAGE) * PAGE)
+    }
+
+    /// The length in bytes.
+    pub fn get(self) -> usize {
+        self.0
+    }
+}
+
+/// A raw pointer that may be sent between threads because its owner guarantees exclusive or read-only use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SendSyncPtr(NonNull<u8>);
+
+// SAFETY: the pointer is only an address; every owner documents who may write through it.
+unsafe impl Send for SendSyncPtr {}
+// SAFETY: as above; shared use is read-only or serialized by the owner's lock.
+unsafe impl Sync for SendSyncPtr {}
+
+impl SendSyncPtr {
+    /// The address as a pointer.
+    pub fn as_ptr(self) -> *mut u8 {
+        self.0.as_ptr()
+    }
+
+    /// The address as an integer.
+    pub fn addr(self) -> usize {
+        self.0.as_ptr() as usize
+    }
+
+    /// Wraps a non-null pointer (panics on null).
+    pub fn from_ptr(ptr: *mut u8) -> SendSyncPtr {
+        SendSyncPtr(NonNull::new(ptr).expect("null pointer"))
+    }
+
+    /// The address `n` bytes further on.
+    pub fn offset(self, n: usize) -> SendSyncPtr {
+        SendSyncPtr::from_ptr(self.0.as_ptr().wrapping_add(n))
+    }
+}
+
+fn check_map(ptr: *mut libc::c_void) -> io::Result<NonNull<u8>> {
+    if ptr == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    NonNull::new(ptr.cast()).ok_or_else(|| io::Error::other("mmap returned null"))
+}
+
+/// A reserved range of address space (`PROT_NONE`, no memory committed).
+#[derive(Debug)]
+pub struct Reservation {
+    base: SendSyncPtr,
+    len: PageLen,
+}
+
+impl Reservation {
+    /// Reserves `len` bytes of address space.
+    pub fn new(len: PageLen) -> io::Result<Reservation> {
+        // SAFETY: a fresh anonymous mapping at an address of the kernel's choosing aliases nothing.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len.get(),
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        Ok(Reservation { base: SendSyncPtr(check_map(ptr)?), len })
+    }
+
+    /// First address of the range.
+    pub fn base(&self) -> usize {
+        self.base.addr()
+    }
+
+    /// Length of the range.
+    pub fn len(&self) -> usize {
+        self.len.get()
+    }
+
+    fn check_inside(&self, offset: usize, len: PageLen) {
+        assert!(offset % PAGE == 0 && offset + len.get() <= self.len(), "range outside the reservation");
+    }
+
+    /// Returns `[offset, offset+len)` to `PROT_NONE`, discarding its contents (and any mapping over it).
+    pub fn release(&self, offset: usize, len: PageLen) -> io::Result<()> {
+        self.check_inside(offset, len);
+        // SAFETY: the range lies inside our reservation (checked above), and the caller (the heap) has
+        // already removed every object that lived there, so nothing points into it any more.
+        let ptr = unsafe {
+            libc::mmap(
+                self.base.as_ptr().add(offset).cast(),
+                len.get(),
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_FIXED,
+                -1,
+                0,
+            )
+        };
+        check_map(ptr).map(drop)
+    }
+
+    /// Maps anonymous read+write memory over `[offset, offset+len)` of the reservation.
+    pub fn map_data(&self, offset: usize, len: PageLen) -> io::Result<SendSyncPtr> {
+        self.check_inside(offset, len);
+        // SAFETY: MAP_FIXED inside our own reservation replaces only PROT_NONE pages that the heap's range
+        // allocator handed out for this purpose; no live object is there.
+        let ptr = unsafe {
+            libc::mmap(
+                self.base.as_ptr().add(offset).cast(),
+                len.get(),
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
+                -1,
+                0,
+            )
+        };
+        Ok(SendSyncPtr(check_map(ptr)?))
+    }
+
+    /// Maps a fresh memfd of `len` bytes twice: read+execute over `[offset, offset+len)` of the
+    /// reservation, and read+write at an address of the kernel's choosing.
+    pub fn map_code(&self, offset: usize, len: PageLen) -> io::Result<DualMapping> {
+        self.check_inside(offset, len);
+        let fd = memfd(len)?;
+        // SAFETY: MAP_FIXED inside our own reservation over pages the heap handed out for this generation.
+        let exec = unsafe {
+            libc::mmap(
+                self.base.as_ptr().add(offset).cast(),
+                len.get(),
+                libc::PROT_READ | libc::PROT_EXEC,
+                libc::MAP_SHARED | libc::MAP_FIXED,
+                fd.0,
+                0,
+            )
+        };
+        let exec = check_map(exec)?;
+        // SAFETY: a new mapping at an address of the kernel's choosing aliases nothing but the memfd.
+        let write = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len.get(),
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd.0,
+                0,
+            )
+        };
+        let write = match check_map(write) {
+            Ok(w) => w,
+            Err(e) => {
+                self.release(offset, len)?;
+                return Err(e);
+            }
+        };
+        // The descriptor stays open for hole punching (`DualMapping::punch`).
+        Ok(DualMapping { exec: SendSyncPtr(exec), write: SendSyncPtr(write), len, fd })
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        // SAFETY: we own the whole range; the heap that owns the reservation drops it last.
+        unsafe { libc::munmap(self.base.as_ptr().cast(), self.len.get()) };
+    }
+}
+
+struct Fd(libc::c_int);
+
+impl Drop for Fd {
+    fn drop(&mut self) {
+        // SAFETY: we own the descriptor and close it exactly once.
+        unsafe { libc::close(self.0) };
+    }
+}
+
+fn memfd(len: PageLen) -> io::Result<Fd> {
+    let name = c"genjit-code";
+    // SAFETY: plain syscall with a valid NUL-terminated name.
+    let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let fd = Fd(fd);
+    // SAFETY: plain syscall on a descriptor we own.
+    if unsafe { libc::ftruncate(fd.0, len.get() as libc::off_t) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(fd)
+}
+
+/// One memfd seen through two views: `exec` (read+execute, inside the reservation) and `write` (read+write).
+pub struct DualMapping {
+    exec: SendSyncPtr,
+    write: SendSyncPtr,
+    len: PageLen,
+    fd: Fd,
+}
+
+impl std::fmt::Debug for DualMapping {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DualMapping").field("exec", &self.exec).field("len", &self.len).finish()
+    }
+}
+
+impl DualMapping {
+    /// Address of the writable view.
+    pub fn write_base(&self) -> SendSyncPtr {
+        self.write
+    }
+
+    /// Gives the memfd's pages `[offset, offset+len)` back to the OS (they read as zeros afterwards).
+    /// The caller guarantees no live block overlaps them.
+    pub fn punch(&self, offset: usize, len: usize) -> io::Result<()> {
+        assert!(offset % PAGE == 0 && len % PAGE == 0 && offset + len <= self.len.get());
+        // SAFETY: plain syscall on a memfd we own; the range is inside it (checked above).
+        let r = unsafe {
+            libc::fallocate(
+                self.fd.0,
+                libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+                offset as libc::off_t,
+                len as libc::off_t,
+            )
+        };
+        if r != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Unmaps the writable view; the executable view is returned to the reservation by the caller.
+    pub fn unmap_write_view(self) {
+        // SAFETY: the writable view is ours alone; nobody writes code after the generation is released.
+        unsafe { libc::munmap(self.write.as_ptr().cast(), self.len.get()) };
+    }
+}
+
+/// Discards the anonymous pages `[addr, addr+len)`: their memory goes back to the OS and they read as zeros.
+///
+/// # Safety
+/// - The range is page-aligned, inside a data generation of the heap, and no live block overlaps it.
+pub unsafe fn discard_pages(addr: usize, len: usize) {
+    // SAFETY: forwarded from the caller's contract; MADV_DONTNEED on private anonymous memory only drops
+    // page contents.
+    unsafe { libc::madvise(addr as *mut libc::c_void, len, libc::MADV_DONTNEED) };
+}
+
+/// Looks `name` up among the process's own symbols (`dlsym(RTLD_DEFAULT, ...)`).
+pub fn process_symbol(name: &str) -> Option<usize> {
+    let name = CString::new(name).ok()?;
+    // SAFETY: dlsym only reads the NUL-terminated name.
+    let addr = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
+    (!addr.is_null()).then_some(addr as usize)
+}
+
+extern "C" {
+    fn __register_frame(begin: *const u8);
+    fn __deregister_frame(begin: *const u8);
+}
+
+/// Registers a zero-terminated `.eh_frame` section with libgcc's unwinder.
+///
+/// # Safety
+/// - `eh_frame` points at a complete, relocated `.eh_frame` section followed by four zero bytes, and stays
+///   mapped and unchanged until [`deregister_eh_frame`] is called with the same address.
+pub unsafe fn register_eh_frame(eh_frame: usize) {
+    // SAFETY: forwarded from the caller's contract.
+    unsafe { __register_frame(eh_frame as *const u8) }
+}
+
+/// Removes a registration made by [`register_eh_frame`].
+///
+/// # Safety
+/// - `eh_frame` was registered by [`register_eh_frame`] and not yet deregistered.
+pub unsafe fn deregister_eh_frame(eh_frame: usize) {
+    // SAFETY: forwarded from the caller's contract.
+    unsafe { __deregister_frame(eh_frame as *const u8) }
+}
+
+/// Runs and forgets the `__cxa_atexit` handlers registered with `dso_handle` (what `dlclose` does).
+pub fn cxa_finalize(dso_handle: usize) {
+    extern "C" {
+        fn __cxa_finalize(dso: *mut libc::c_void);
+    }
+    // SAFETY: glibc's `__cxa_finalize` runs only handlers registered with this exact handle; the handle is
+    // a live allocation of the dylib being closed, whose code is still mapped while this runs.
+    unsafe { __cxa_finalize(dso_handle as *mut libc::c_void) }
+}
+
+/// Maps the first page of `file` executable and leaves it mapped for the life of the process: the
+/// jitdump *marker* (see [`perf`]). `perf record` logs executable mappings, and this one tells
+/// `perf inject` which file holds the JIT's records. A failure only means `perf` will not find the dump.
+pub(crate) fn map_marker(file: &std::fs::File) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a new private mapping of a file we hold open, at an address of the kernel's choosing, aliases
+    // nothing; it is never unmapped, and nothing reads or executes it (it exists to be seen by `perf`).
+    unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            PAGE,
+            libc::PROT_READ | libc::PROT_EXEC,
+            libc::MAP_PRIVATE,
+            file.as_raw_fd(),
+            0,
+        )
+    };
+}

@@ -1,0 +1,49 @@
+//! genjit's integration tests, built as one binary to keep LLVM link time down.
+
+mod api;
+mod errors;
+mod fuzz_corpus;
+mod heap;
+mod leak;
+mod model;
+mod observe;
+mod proptests;
+mod redirect;
+
+/// Runs test `name` (its path in this binary) in a child process of its own and returns the child's
+/// output, or `None` when called in that child (the caller then does the work). For tests whose memory
+/// figures must not mix with other tests', or whose 100,000 registered modules would make other tests'
+/// unwinding slow (libgcc 12 searches registered `.eh_frame`s linearly).
+fn in_child(name: &str) -> Option<std::process::Output> {
+    if std::env::var("GENJIT_CHILD_TEST").is_ok_and(|t| t == name) {
+        return None;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env("GENJIT_CHILD_TEST", name)
+        .output()
+        .unwrap();
+    eprint!("{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "child test {name} failed: {}", String::from_utf8_lossy(&out.stdout));
+    Some(out)
+}
+
+/// Lines in `/proc/self/maps`: the memory mappings this process holds.
+fn mappings() -> usize {
+    std::fs::read_to_string("/proc/self/maps").map(|s| s.lines().count()).unwrap_or(0)
+}
+
+/// Resident set size of this process in bytes.
+fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    statm.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()).unwrap_or(0) * 4096
+}
+
+/// A one-function module `i64 @{name}(i64)` computing the `n`-th of many different expressions.
+fn expression(name: &str, n: u64) -> String {
+    format!(
+        "define i64 @{name}(i64 %x) {{\n  %a = mul i64 %x, {}\n  %b = xor i64 %a, {}\n  ret i64 %b\n}}\n",
+        n % 97 + 1,
+        n
+    )
+}
