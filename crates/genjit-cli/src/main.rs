@@ -75,6 +75,9 @@ struct RunArgs {
     /// Append every JIT function to /tmp/perf-<pid>.map so `perf report` names JIT code
     #[arg(long)]
     perf_map: bool,
+    /// Register every module with GDB's JIT interface, so a debugger names JIT functions
+    #[arg(long)]
+    gdb: bool,
     /// Print each module's phase timings (parse, verify, optimize, emit, link, publish, constructors) to stderr
     #[arg(long)]
     timings: bool,
@@ -155,6 +158,7 @@ fn run_program(args: RunArgs) -> Result<ExitCode, String> {
         dump: args.dump.into_iter().map(|d| (kind(d), args.dump_dir.clone())).collect(),
         timings: args.timings,
         perf_map: args.perf_map,
+        gdb: args.gdb,
     };
     let code = run(&options).map_err(|e| e.to_string())?;
     // The program's own status, as lli exits with it (the low 8 bits, like the shell sees).

@@ -26,8 +26,10 @@ pub struct RunOptions {
     pub dump: Vec<(DumpKind, PathBuf)>,
     /// Print each module's timings to stderr.
     pub timings: bool,
-    /// Write `/tmp/perf-<pid>.map` for `perf report`.
+    /// Write `/tmp/perf-<pid>.map` and a jitdump for `perf`.
     pub perf_map: bool,
+    /// Register modules with GDB's JIT interface.
+    pub gdb: bool,
 }
 
 /// Why a program could not be run (not the program's own failure, which is its exit code).
@@ -51,7 +53,11 @@ fn print_timings(module: &ModuleHandle) {
 
 /// Runs the program and returns `main`'s exit code (destructors have run; the caller should exit with it).
 pub fn run(options: &RunOptions) -> Result<i32, RunError> {
-    let mut builder = Jit::builder().opt_level(options.opt).process_symbols(true).perf_map(options.perf_map);
+    let mut builder = Jit::builder()
+        .opt_level(options.opt)
+        .process_symbols(true)
+        .perf_map(options.perf_map)
+        .gdb(options.gdb);
     for (kind, dir) in &options.dump {
         builder = builder.dump(*kind, dir);
     }

@@ -186,3 +186,39 @@ fn perf_report_names_jit_code() {
     let share: f64 = line.trim().split('%').next().unwrap().trim().parse().unwrap();
     assert!(share > 50.0, "only {share}% of samples named: {line}");
 }
+
+/// GDB's JIT interface: a program that crashes two JIT frames deep, run under `gdb -batch`; with `--gdb`
+/// the backtrace names both JIT functions and `main`, without it (the control) it cannot.
+#[test]
+fn gdb_backtrace_names_jit_functions() {
+    if std::process::Command::new("gdb").arg("--version").output().is_err() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "gdb is not installed on CI (scripts/setup.sh installs it)"
+        );
+        eprintln!("gdb not installed: skipping gdb_backtrace_names_jit_functions");
+        return;
+    }
+    let dir = scratch("gdb");
+    let prog = write(&dir, "crash.ll", "define void @crash_here(ptr %p) {\n  store volatile i32 42, ptr %p\n  ret void\n}\ndefine void @calls_crash(ptr %p) {\n  call void @crash_here(ptr %p)\n  ret void\n}\ndefine i32 @main() {\n  call void @calls_crash(ptr null)\n  ret i32 0\n}\n");
+    let backtrace = |gdb_flag: bool| {
+        let mut cmd = std::process::Command::new("gdb");
+        cmd.args(["-nx", "-batch", "-ex", "run", "-ex", "bt", "--args"])
+            .arg(assert_cmd::cargo::cargo_bin("genjit"))
+            .arg("run");
+        if gdb_flag {
+            cmd.arg("--gdb");
+        }
+        let out = cmd.arg(&prog).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let named = backtrace(true);
+    assert!(named.contains("SIGSEGV"), "the program did not crash under gdb:\n{named}");
+    let frames: Vec<&str> = named.lines().filter(|l| l.starts_with('#')).collect();
+    assert!(frames.len() >= 3, "{named}");
+    assert!(frames[0].contains(" in crash_here ()"), "{named}");
+    assert!(frames[1].contains(" in calls_crash ()"), "{named}");
+    assert!(frames[2].contains(" in main ()"), "{named}");
+    let unnamed = backtrace(false);
+    assert!(unnamed.contains("SIGSEGV") && !unnamed.contains("crash_here"), "control:\n{unnamed}");
+}

@@ -2,7 +2,8 @@
 //!
 //! ## Lifecycle (drop order written down)
 //! 1. `Linked` (from the linker) becomes a [`LoadedModule`]: `.eh_frame` is registered with the unwinder,
-//!    and (if asked for) its functions are appended to the `perf` map.
+//!    and (if asked for) its functions are appended to the `perf` map and its object is registered with
+//!    GDB.
 //! 2. The dylib publishes its symbols and runs `.init_array` (outside every lock, so a constructor may use
 //!    the JIT).
 //! 3. On removal (or when every name it defined has been redefined by other modules) the dylib unpublishes
@@ -11,7 +12,8 @@
 //!    reclamation. Functions are reached only through entries, so after the grace period no call can reach
 //!    the module; its data is reached directly by importing modules, which therefore hold the exporter in
 //!    `deps`.
-//! 4. `Drop` (after the last reference, normally on the reclaimer thread): deregister `.eh_frame`, retire its
+//! 4. `Drop` (after the last reference, normally on the reclaimer thread): unregister it from GDB,
+//!    deregister `.eh_frame`, retire its
 //!    thread-local templates, then give both blocks back to the heap (`int3`/zero fill, hole punching).
 
 use crate::heap::{Block, Heap};
@@ -47,6 +49,8 @@ pub(crate) struct LoadedModule {
     relocs: Vec<RelocRecord>,
     /// Complete once the module's constructors have run.
     timings: Mutex<ModuleTimings>,
+    /// The module's object, registered with GDB while the module lives (only if the JIT asked for it).
+    gdb: Option<sys::gdb::Registration>,
 }
 
 impl LoadedModule {
@@ -81,6 +85,7 @@ impl LoadedModule {
             retired: AtomicBool::new(false),
             relocs: linked.relocs,
             timings: Mutex::new(timings),
+            gdb: linked.debug_object.map(sys::gdb::Registration::new),
         }
     }
 
@@ -131,6 +136,8 @@ impl LoadedModule {
 
 impl Drop for LoadedModule {
     fn drop(&mut self) {
+        // The debugger forgets the module before its memory can be reused.
+        drop(self.gdb.take());
         if let Some(eh) = self.eh_frame {
             // SAFETY: registered in `new` with the same address, and deregistered exactly once here.
             unsafe { sys::deregister_eh_frame(eh) };

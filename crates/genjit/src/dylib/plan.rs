@@ -231,7 +231,7 @@ impl Dylib {
             let mut linked = phase!(
                 compiled.timings.link,
                 "link",
-                link(&compiled, &self.session.heap, &mut resolve, &own, self.session.config.perf_map)
+                link(&compiled, &self.session.heap, &mut resolve, &own, self.session.config.extras())
             )
             .map_err(|e| match e {
                 Error::UnresolvedSymbols { module, symbols, .. } => {

@@ -41,8 +41,17 @@ pub(crate) struct Config {
     pub(crate) opt: OptLevel,
     pub(crate) process_symbols: bool,
     pub(crate) dump: Vec<(DumpKind, PathBuf)>,
-    /// Append every published function to `/tmp/perf-<pid>.map`.
+    /// Append every published function to `/tmp/perf-<pid>.map` and the jitdump.
     pub(crate) perf_map: bool,
+    /// Register every module with GDB's JIT interface.
+    pub(crate) gdb: bool,
+}
+
+impl Config {
+    /// What the linker must produce beyond the image for the profilers and debuggers asked for.
+    pub(crate) fn extras(&self) -> crate::link::Extras {
+        crate::link::Extras { functions: self.perf_map, debug_object: self.gdb }
+    }
 }
 
 /// The JIT-wide state every dylib uses (see the module docs).

@@ -104,6 +104,41 @@ pub struct Linked {
     pub relocs: Vec<RelocRecord>,
     /// Every function the module defines, local ones included; filled only when asked for (profiling).
     pub functions: Vec<FunctionSymbol>,
+    /// The object with its sections' addresses set to where they were placed, for GDB; only when asked.
+    pub debug_object: Option<Vec<u8>>,
+}
+
+/// What the linker produces beyond the image, for profilers and debuggers.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Extras {
+    /// Fill [`Linked::functions`].
+    pub functions: bool,
+    /// Fill [`Linked::debug_object`].
+    pub debug_object: bool,
+}
+
+/// A copy of `object` whose allocated sections' `sh_addr` are their run-time addresses: what GDB's JIT
+/// interface reads (LLVM's RuntimeDyld does the same for MCJIT). GDB then places the object's symbols, and
+/// relocates its debug sections, at the module's real addresses.
+fn debug_object(object: &[u8], layout: &Layout, linked: &Linked) -> Vec<u8> {
+    let mut out = object.to_vec();
+    let u64_at =
+        |b: &[u8], o: usize| b.get(o..o + 8).map(|x| u64::from_le_bytes(x.try_into().expect("8 bytes")));
+    let u16_at =
+        |b: &[u8], o: usize| b.get(o..o + 2).map(|x| u16::from_le_bytes(x.try_into().expect("2 bytes")));
+    // The object parsed as ELF64 already, so the header fields exist; `get` keeps even a lie harmless.
+    let (Some(shoff), Some(shentsize)) = (u64_at(&out, 0x28), u16_at(&out, 0x3a)) else { return out };
+    for (index, p) in &layout.sections {
+        let base = match p.kind {
+            Kind::Code => linked.code.as_ref().map_or(0, Block::addr),
+            Kind::Data => linked.data.as_ref().map_or(0, Block::addr),
+        };
+        let at = shoff as usize + index.0 * shentsize as usize + 0x10;
+        if let Some(field) = out.get_mut(at..at + 8) {
+            field.copy_from_slice(&((base + p.offset) as u64).to_le_bytes());
+        }
+    }
+    out
 }
 
 impl Linked {
@@ -249,7 +284,7 @@ pub fn link(
     heap: &Mutex<Heap>,
     resolve: &mut dyn FnMut(&str) -> Option<usize>,
     own: &dyn Fn(&str) -> Option<usize>,
-    functions: bool,
+    extras: Extras,
 ) -> Result<Linked> {
     let module = compiled.name.as_str();
     let bad = |m: String| Error::Object { module: module.to_string(), message: m };
@@ -270,7 +305,7 @@ pub fn link(
             }
         }
     }
-    let linker = Linker { file, module, own: own_stubs, functions };
+    let linker = Linker { file, module, own: own_stubs, functions: extras.functions };
     let mut layout = linker.layout()?;
     let (externals, imports) = linker.resolve(resolve)?;
     linker.plan_got_and_stubs(&mut layout)?;
@@ -301,9 +336,15 @@ pub fn link(
         eh_frame: None,
         relocs: Vec::new(),
         functions: Vec::new(),
+        debug_object: None,
     };
     match linker.fill(&layout, &externals, &mut linked) {
-        Ok(()) => Ok(linked),
+        Ok(()) => {
+            if extras.debug_object {
+                linked.debug_object = Some(debug_object(&compiled.object, &layout, &linked));
+            }
+            Ok(linked)
+        }
         Err(e) => {
             linked.discard(heap);
             Err(e)

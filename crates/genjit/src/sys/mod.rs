@@ -16,6 +16,7 @@
 //! ## Profilers and debuggers
 //! - [`perf`]: `/tmp/perf-<pid>.map` lines and a jitdump for `perf inject --jit`; [`map_marker`] maps
 //!   the jitdump so `perf record` notices it.
+//! - [`gdb`]: GDB's JIT interface, one registered object per module.
 //!
 //! ## Symbols and unwinding
 //! - [`process_symbol`]: `dlsym(RTLD_DEFAULT, name)`, the process's own symbols (libc, libm, libstdc++,
@@ -23,6 +24,7 @@
 //! - [`register_eh_frame`] / [`deregister_eh_frame`]: libgcc's `__register_frame`, which takes a whole
 //!   `.eh_frame` section terminated by a zero-length entry.
 
+pub(crate) mod gdb;
 pub(crate) mod perf;
 
 use std::ffi::CString;

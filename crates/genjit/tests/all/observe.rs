@@ -169,3 +169,65 @@ fn jitdump_records_each_function_with_its_code() {
     let live = unsafe { std::slice::from_raw_parts(body as *const u8, size as usize) };
     assert_eq!(code, live, "the record carries the function's bytes");
 }
+
+/// GDB's list of JIT objects (libLLVM's `__jit_debug_descriptor`), walked as a debugger would.
+fn gdb_entries() -> Vec<(usize, u64)> {
+    #[repr(C)]
+    struct Entry {
+        next: *const Entry,
+        prev: *const Entry,
+        addr: *const u8,
+        size: u64,
+    }
+    #[repr(C)]
+    struct Descriptor {
+        version: u32,
+        action: u32,
+        relevant: *const Entry,
+        first: *const Entry,
+    }
+    extern "C" {
+        static __jit_debug_descriptor: Descriptor;
+    }
+    let mut out = Vec::new();
+    // SAFETY: the list is only changed under genjit's lock by threads that are not running now (the
+    // caller's JITs are idle); every entry is a live, boxed `jit_code_entry`.
+    unsafe {
+        let mut e = (*std::ptr::addr_of!(__jit_debug_descriptor)).first;
+        while !e.is_null() {
+            out.push(((*e).addr as usize, (*e).size));
+            e = (*e).next;
+        }
+    }
+    out
+}
+
+#[test]
+fn gdb_registration_lives_exactly_as_long_as_the_module() {
+    // Own process: other tests' JITs (without `gdb`) add nothing to the list, but keep it simple.
+    if crate::in_child("observe::gdb_registration_lives_exactly_as_long_as_the_module").is_some() {
+        return;
+    }
+    let jit = Jit::builder().gdb(true).build().unwrap();
+    let d = jit.create_dylib("gdb").unwrap();
+    let before = gdb_entries().len();
+    let a = d.add_module(Source::ir_text(F)).unwrap();
+    let b = d.add_module(Source::ir_text("define i64 @g() {\n  ret i64 2\n}\n")).unwrap();
+    let entries = gdb_entries();
+    assert_eq!(entries.len(), before + 2);
+    // Each registered object is an ELF file whose `.text` address is inside the heap.
+    let (addr, size) = entries[0];
+    // SAFETY: the entry's bytes are the registration's boxed object, alive while the module is.
+    let object = unsafe { std::slice::from_raw_parts(addr as *const u8, size as usize) };
+    assert_eq!(&object[..4], b"\x7fELF");
+    d.remove_module(&a).unwrap();
+    assert!(jit.reclaim(Duration::from_secs(5)));
+    assert_eq!(gdb_entries().len(), before + 1, "unregistered when its memory was freed");
+    d.remove_module(&b).unwrap();
+    assert!(jit.reclaim(Duration::from_secs(5)));
+    assert_eq!(gdb_entries().len(), before);
+    // Without `gdb(true)`, nothing is registered.
+    let plain = Jit::new().unwrap().create_dylib("plain").unwrap();
+    plain.add_module(Source::ir_text(F)).unwrap();
+    assert_eq!(gdb_entries().len(), before);
+}
