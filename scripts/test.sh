@@ -6,3 +6,7 @@ source scripts/setup.sh
 cargo test --release "$@"
 # The loom model of the slot handoff (its own crate; ~2 minutes), unless only some tests were asked for.
 if [ "$#" -eq 0 ]; then bash scripts/loom.sh; fi
+# The library's examples run as a user would run them (each asserts what it demonstrates).
+if [ "$#" -eq 0 ]; then
+  for example in expression_cache repl hot_loop; do cargo run --release --quiet -p genjit --example "$example"; done
+fi

@@ -1,14 +1,17 @@
-//! Add-module latency, source text to callable address, in one run against the alternatives a user would
-//! pick: LLVM's LLJIT through its C API (with a ResourceTracker per module), inkwell's MCJIT engine per
+//! Add-module latency, IR text to callable address and removed again, against the alternatives a user
+//! would pick: LLVM's LLJIT through its C API (a ResourceTracker per module), inkwell's MCJIT engine per
 //! module, and the floor, parse + emit an object with a reused TargetMachine. Every engine removes the
-//! module again inside the measured loop (genjit: remove_module; LLJIT: ResourceTracker remove; MCJIT:
-//! engine drop), so memory stays flat and all pay for their cleanup.
+//! module inside the measured iteration (genjit: remove_module; LLJIT: tracker removal; MCJIT: engine drop),
+//! so memory stays flat and all pay for their cleanup. The engines alternate inside one measurement loop
+//! (see `common`); each row's ratios compare runs of the same rounds.
 //!
-//! `cargo bench --bench add_module`
+//! `cargo bench -p genjit-cli --bench add_module`
 
 #![allow(missing_docs)]
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+mod common;
+
+use common::{contest, Contestant};
 use genjit::inkwell::context::Context;
 use genjit::inkwell::memory_buffer::MemoryBuffer;
 use genjit::inkwell::passes::PassBuilderOptions;
@@ -16,8 +19,8 @@ use genjit::inkwell::targets::{FileType, TargetMachine};
 use genjit::inkwell::OptimizationLevel;
 use genjit::{Jit, OptLevel, Source};
 use genjit_cli::peer::LlJit;
+use std::hint::black_box;
 use std::sync::Arc;
-use std::time::Duration;
 
 fn function(name: &str) -> String {
     format!(
@@ -29,70 +32,66 @@ fn module(functions: usize) -> String {
     (0..functions).map(|i| function(&format!("f{i}"))).collect()
 }
 
-fn machine(level: OptLevel) -> TargetMachine {
-    genjit::host_target_machine(level).unwrap()
-}
-
-fn passes(opt: u8) -> Option<String> {
-    (opt > 0).then(|| format!("default<O{opt}>"))
-}
-
-fn floor(ir: &str, tm: &TargetMachine, opt: u8) -> usize {
+fn floor(ir: &str, tm: &TargetMachine, level: OptLevel) -> usize {
     let ctx = Context::create();
     let m =
         ctx.create_module_from_ir(MemoryBuffer::create_from_memory_range_copy(ir.as_bytes(), "m")).unwrap();
-    if let Some(p) = passes(opt) {
-        m.run_passes(&p, tm, PassBuilderOptions::create()).unwrap();
+    if level != OptLevel::O0 {
+        m.run_passes(&format!("default<{level}>"), tm, PassBuilderOptions::create()).unwrap();
     }
     tm.write_to_memory_buffer(&m, FileType::Object).unwrap().get_size()
 }
 
-fn mcjit(ir: &str, tm: &TargetMachine, opt: u8, level: OptimizationLevel) -> usize {
+fn mcjit(ir: &str, tm: &TargetMachine, level: OptLevel) -> usize {
     let ctx = Context::create();
     let m =
         ctx.create_module_from_ir(MemoryBuffer::create_from_memory_range_copy(ir.as_bytes(), "m")).unwrap();
-    if let Some(p) = passes(opt) {
-        m.run_passes(&p, tm, PassBuilderOptions::create()).unwrap();
+    if level != OptLevel::O0 {
+        m.run_passes(&format!("default<{level}>"), tm, PassBuilderOptions::create()).unwrap();
     }
-    let engine = m.create_jit_execution_engine(level).unwrap();
+    let codegen = if level == OptLevel::O0 { OptimizationLevel::None } else { OptimizationLevel::Default };
+    let engine = m.create_jit_execution_engine(codegen).unwrap();
     engine.get_function_address("f0").unwrap()
 }
 
-fn bench(c: &mut Criterion) {
-    for (opt, level, genjit_level) in
-        [(0u8, OptimizationLevel::None, OptLevel::O0), (2, OptimizationLevel::Default, OptLevel::O2)]
-    {
-        let tm = machine(genjit_level);
-        let lljit = Arc::new(LlJit::new(genjit_level).unwrap());
-        let jit = Jit::builder().opt_level(genjit_level).build().unwrap();
+fn main() {
+    // `cargo bench` passes `--bench`; a filter argument selects rows by substring.
+    let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    for level in [OptLevel::O0, OptLevel::O2] {
+        let tm = genjit::host_target_machine(level).unwrap();
+        let lljit = Arc::new(LlJit::new(level).unwrap());
+        let jit = Jit::builder().opt_level(level).build().unwrap();
         let dylib = jit.create_dylib("bench").unwrap();
-        let mut group = c.benchmark_group(format!("add_module/O{opt}"));
-        group.sample_size(20).measurement_time(Duration::from_secs(4)).warm_up_time(Duration::from_secs(1));
-        for functions in [1usize, 100] {
+        for (functions, size) in [(1usize, "small"), (100, "100 functions")] {
+            let title = format!("add_module {level}, {size}");
+            if filter.as_ref().is_some_and(|f| !title.contains(f.as_str())) {
+                continue;
+            }
             let ir = module(functions);
-            let size = if functions == 1 { "small" } else { "100fn" };
-            group.bench_with_input(BenchmarkId::new("floor_parse_emit", size), &ir, |b, ir| {
-                b.iter(|| floor(ir, &tm, opt))
-            });
-            group.bench_with_input(BenchmarkId::new("genjit", size), &ir, |b, ir| {
-                b.iter(|| {
+            // About 10-40 ms per sample.
+            let (rounds, batch) = match (level, functions) {
+                (OptLevel::O0, 1) => (30, 40),
+                (_, 1) => (30, 4),
+                (OptLevel::O0, _) => (20, 3),
+                _ => (8, 1),
+            };
+            let mut contestants = [
+                Contestant::new("floor parse+emit", || {
+                    black_box(floor(&ir, &tm, level));
+                }),
+                Contestant::new("genjit", || {
                     let m = dylib.add_module(Source::ir_text(ir.clone())).unwrap();
-                    let addr = dylib.lookup_address("f0").unwrap();
+                    black_box(dylib.lookup_address("f0").unwrap());
                     dylib.remove_module(&m).unwrap();
-                    addr
-                })
-            });
-            group.bench_with_input(BenchmarkId::new("lljit", size), &ir, |b, ir| {
-                // Add under a tracker, look up (ORC compiles here), remove (the module's drop).
-                b.iter(|| lljit.add("m", ir).unwrap().lookup("f0").unwrap())
-            });
-            group.bench_with_input(BenchmarkId::new("mcjit", size), &ir, |b, ir| {
-                b.iter(|| mcjit(ir, &tm, opt, level))
-            });
+                }),
+                Contestant::new("lljit", || {
+                    black_box(lljit.add("m", &ir).unwrap().lookup("f0").unwrap());
+                }),
+                Contestant::new("mcjit", || {
+                    black_box(mcjit(&ir, &tm, level));
+                }),
+            ];
+            contest(&title, rounds, batch, &mut contestants).print(&["floor parse+emit", "lljit"]);
         }
-        group.finish();
     }
 }
-
-criterion_group!(benches, bench);
-criterion_main!(benches);

@@ -1,21 +1,25 @@
-//! What redirection and reclamation cost at run time, each measured in one run against the alternative:
+//! What redirection and reclamation cost at run time, each against the alternative, engines alternating
+//! inside one measurement loop (see `common`):
 //!
-//! - `call/*`: one call of `i64 f(i64)` (an `add`): `direct` jumps to the body's address (what a caller of
-//!   an LLJIT or MCJIT symbol does), `entry_stub` calls the entry's stub (what JIT code and `&f` use: one
-//!   more indirect jump), `func_call_pinned` is a typed Rust call under a pin the loop holds, `func_call`
-//!   pins for each call (the safe default).
-//! - `redefine/*`: replacing a function's code from a ready object (no compilation): genjit redirects the
+//! - `call`: one call of `i64 f(i64)` (an `add`): `direct` jumps to the body's address (what a caller of
+//!   an LLJIT or MCJIT symbol does), `entry stub` calls the entry's stub (what JIT code and `&f` use: one
+//!   more indirect jump), `call_pinned` is a typed Rust call under a pin the loop holds, `call` pins for
+//!   each call (the safe default).
+//! - `redefine`: replacing a function's code from a ready object (no compilation): genjit redirects the
 //!   entry and retires the old module (`add_module` of the same name); LLJIT removes the old module's
 //!   resource tracker and adds the new one (it cannot define a name twice), then looks it up.
-//!   `redirect/genjit` points an explicit redirectable symbol at another JIT symbol.
-//! - `churn/*`: cycles of the `genjit churn` workload (compile, add, redefine, remove, with two caller
-//!   threads calling throughout), genjit against LLJIT with a resource tracker per module.
+//!   `redirect` points an explicit redirectable symbol at another JIT symbol (LLJIT has no C API for it).
+//! - `churn`: cycles of the `genjit churn` workload (compile, add, redefine, remove; live 200), genjit
+//!   against LLJIT with a resource tracker per module, with no caller threads (pure add/redefine/remove)
+//!   and with two callers (three busy threads on two cores: partly a measure of oversubscription).
 //!
-//! `cargo bench --bench runtime`
+//! `cargo bench -p genjit-cli --bench runtime [call|redefine|churn]`
 
 #![allow(missing_docs)]
 
-use criterion::{criterion_group, criterion_main, Criterion};
+mod common;
+
+use common::{contest, contest_timed, Contestant};
 use genjit::inkwell::context::Context;
 use genjit::inkwell::memory_buffer::MemoryBuffer;
 use genjit::inkwell::targets::FileType;
@@ -35,101 +39,130 @@ fn object(name: &str, addend: i64) -> Vec<u8> {
     tm.write_to_memory_buffer(&module, FileType::Object).unwrap().as_slice().to_vec()
 }
 
-fn calls(c: &mut Criterion) {
+fn calls() {
     let jit = Jit::builder().opt_level(OptLevel::O2).build().unwrap();
     let dylib = jit.create_dylib("calls").unwrap();
     dylib
         .add_module(Source::ir_text("define i64 @f(i64 %x) {\n  %r = add i64 %x, 1\n  ret i64 %r\n}\n"))
         .unwrap();
     let f = dylib.lookup::<fn(i64) -> i64>("f").unwrap();
-    let pinned = pin();
-    let body = f.current_address(&pinned).unwrap();
+    let held = pin();
+    let body = f.current_address(&held).unwrap();
     // SAFETY: both addresses are `i64 f(i64)` (checked by the typed lookup above); the body stays mapped
-    // while `pinned` lives (it does for the whole group) and the stub while the dylib defines `f`.
+    // while `held` lives (the whole function: nothing redefines `f`) and the stub while the dylib defines it.
     let direct = unsafe { std::mem::transmute::<usize, extern "C" fn(i64) -> i64>(body) };
     // SAFETY: as above.
     let stub = unsafe { std::mem::transmute::<usize, extern "C" fn(i64) -> i64>(f.addr()) };
-    let mut group = c.benchmark_group("call");
-    group.measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
-    group.bench_function("direct", |b| b.iter(|| black_box(direct)(black_box(41))));
-    group.bench_function("entry_stub", |b| b.iter(|| black_box(stub)(black_box(41))));
-    group
-        .bench_function("func_call_pinned", |b| b.iter(|| black_box(&f).call_pinned(&pinned, black_box(41))));
-    drop(pinned);
-    group.bench_function("func_call", |b| b.iter(|| black_box(&f).call(black_box(41))));
-    group.finish();
+    const N: usize = 1_000_000;
+    let mut contestants = [
+        Contestant::new("direct", || {
+            for _ in 0..N {
+                black_box(black_box(direct)(black_box(41)));
+            }
+        }),
+        Contestant::new("entry stub", || {
+            for _ in 0..N {
+                black_box(black_box(stub)(black_box(41)));
+            }
+        }),
+        Contestant::new("call_pinned", || {
+            let pinned = pin();
+            for _ in 0..N {
+                black_box(black_box(&f).call_pinned(&pinned, black_box(41)));
+            }
+        }),
+        Contestant::new("call", || {
+            for _ in 0..N {
+                black_box(black_box(&f).call(black_box(41)));
+            }
+        }),
+    ];
+    let results = contest("call i64 f(i64), per call", 40, 1, &mut contestants);
+    // Per call, not per batch of N.
+    let results = common::Results {
+        samples: results.samples.iter().map(|s| s.iter().map(|t| t / N as f64).collect()).collect(),
+        ..results
+    };
+    results.print(&["direct"]);
+    let over = results.median("call") - results.median("direct");
+    println!("  call over direct: {:.2} ns", over * 1e9);
+    drop(held);
 }
 
-fn redefine(c: &mut Criterion) {
+fn redefine() {
     let versions = [object("g", 1), object("g", 2)];
-    let mut group = c.benchmark_group("redefine");
-    group.measurement_time(Duration::from_secs(4)).warm_up_time(Duration::from_secs(1));
-
     let jit = Jit::new().unwrap();
     let dylib = jit.create_dylib("redefine").unwrap();
     dylib.add_module(Source::object(versions[0].clone())).unwrap();
-    let mut i = 0;
-    group.bench_function("genjit", |b| {
-        b.iter(|| {
-            i += 1;
-            dylib.add_module(Source::object(versions[i % 2].clone())).unwrap();
-            dylib.lookup_address("g").unwrap()
-        })
-    });
-
     let lljit = Arc::new(LlJit::new(OptLevel::O0).unwrap());
     let mut current = Some(lljit.add_object("g", &versions[0]).unwrap());
-    let mut i = 0;
-    group.bench_function("lljit", |b| {
-        b.iter(|| {
-            i += 1;
-            drop(current.take());
-            let module = lljit.add_object("g", &versions[i % 2]).unwrap();
-            let addr = module.lookup("g").unwrap();
-            current = Some(module);
-            addr
-        })
-    });
-    group.finish();
-
-    let mut group = c.benchmark_group("redirect");
-    group.measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
     let targets = jit.create_dylib("targets").unwrap();
     targets.add_module(Source::object(object("a", 1))).unwrap();
     targets.add_module(Source::object(object("b", 2))).unwrap();
     dylib.create_redirectable("r", RedirectTarget::Symbol(&targets, "a")).unwrap();
-    let mut i = 0;
-    group.bench_function("genjit", |b| {
-        b.iter(|| {
+    let (mut i, mut j, mut k) = (0, 0, 0);
+    let mut contestants = [
+        Contestant::new("genjit", || {
             i += 1;
-            dylib.redirect("r", RedirectTarget::Symbol(&targets, ["a", "b"][i % 2])).unwrap()
-        })
-    });
-    group.finish();
+            dylib.add_module(Source::object(versions[i % 2].clone())).unwrap();
+            black_box(dylib.lookup_address("g").unwrap());
+        }),
+        Contestant::new("lljit", || {
+            j += 1;
+            drop(current.take());
+            let module = lljit.add_object("g", &versions[j % 2]).unwrap();
+            black_box(module.lookup("g").unwrap());
+            current = Some(module);
+        }),
+        Contestant::new("genjit redirect", || {
+            k += 1;
+            dylib.redirect("r", RedirectTarget::Symbol(&targets, ["a", "b"][k % 2])).unwrap();
+        }),
+    ];
+    contest(
+        "redefine a function from a ready object (redirect: an explicit redirectable)",
+        30,
+        200,
+        &mut contestants,
+    )
+    .print(&["lljit"]);
 }
 
-fn churn_throughput(c: &mut Criterion) {
-    let mut group = c.benchmark_group("churn");
-    group.sample_size(10).measurement_time(Duration::from_secs(20)).warm_up_time(Duration::from_secs(2));
-    for engine in [Engine::Genjit, Engine::Lljit] {
-        group.bench_function(engine.name(), |b| {
-            b.iter_custom(|cycles| {
-                let options = ChurnOptions {
-                    engine,
-                    threads: 2,
-                    live: 200,
-                    duration: Duration::from_secs(3600),
-                    max_cycles: Some(cycles),
-                    ..ChurnOptions::default()
-                };
-                let report = churn(&options).unwrap();
-                assert_eq!(report.cycles, cycles);
-                Duration::from_secs_f64(report.seconds)
-            })
-        });
+fn churn_rate(engine: Engine, threads: usize) -> Duration {
+    let options = ChurnOptions {
+        engine,
+        threads,
+        live: 200,
+        duration: Duration::from_secs(3600),
+        max_cycles: Some(1000),
+        ..ChurnOptions::default()
+    };
+    let report = churn(&options).unwrap();
+    assert_eq!(report.cycles, 1000);
+    Duration::from_secs_f64(report.seconds / report.cycles as f64)
+}
+
+fn churn_cycles() {
+    for threads in [0, 2] {
+        let mut contestants: [common::Timed<'static>; 2] = [
+            ("genjit", Box::new(move || churn_rate(Engine::Genjit, threads))),
+            ("lljit", Box::new(move || churn_rate(Engine::Lljit, threads))),
+        ];
+        let title = format!("churn cycle, live 200, {threads} caller threads (1,000 cycles per sample)");
+        contest_timed(&title, 8, &mut contestants).print(&["lljit"]);
     }
-    group.finish();
 }
 
-criterion_group!(benches, calls, redefine, churn_throughput);
-criterion_main!(benches);
+fn main() {
+    let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let wanted = |name: &str| filter.as_ref().is_none_or(|f| name.contains(f.as_str()));
+    if wanted("call") {
+        calls();
+    }
+    if wanted("redefine") {
+        redefine();
+    }
+    if wanted("churn") {
+        churn_cycles();
+    }
+}

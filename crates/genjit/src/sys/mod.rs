@@ -1,7 +1,8 @@
 //! Everything platform-specific, behind one small door.
 //!
 //! genjit runs on Linux x86-64. This module is the only place that calls `mmap`, `munmap`, `memfd_create`,
-//! `fallocate`, `dlsym` or the unwinder's frame registry; porting genjit means editing this file (and the
+//! `fallocate` (through rustix, which turns errno into `io::Error` and owns descriptors), `dlsym` or the
+//! unwinder's frame registry; porting genjit means editing this file (and the
 //! relocation table in `link`). Every function here is a thin, checked wrapper: sizes are page-aligned by
 //! type ([`PageLen`]), failures come back as `io::Error`, and the `unsafe` that remains is local and argued.
 //!
@@ -11,7 +12,8 @@
 //! - [`DualMapping`]: a memfd mapped twice, read+execute inside a reservation and read+write somewhere else.
 //!   No page is ever writable and executable through the same address (W^X), yet code can be written
 //!   without `mprotect` and without a TLB shootdown per module.
-//! - [`anon_fixed`]: anonymous read+write memory at a fixed address inside a reservation (the data heap).
+//! - [`Reservation::map_data`]: anonymous read+write memory at a fixed address inside a reservation (the
+//!   data heap).
 //!
 //! ## Profilers and debuggers
 //! - [`perf`]: `/tmp/perf-<pid>.map` lines and a jitdump for `perf inject --jit`; [`map_marker`] maps
@@ -27,6 +29,9 @@
 pub(crate) mod gdb;
 pub(crate) mod perf;
 
+use rustix::fd::OwnedFd;
+use rustix::fs::{FallocateFlags, MemfdFlags};
+use rustix::mm::{self, MapFlags, ProtFlags};
 use std::ffi::CString;
 use std::io;
 use std::ptr::NonNull;
@@ -81,13 +86,6 @@ impl SendSyncPtr {
     }
 }
 
-fn check_map(ptr: *mut libc::c_void) -> io::Result<NonNull<u8>> {
-    if ptr == libc::MAP_FAILED {
-        return Err(io::Error::last_os_error());
-    }
-    NonNull::new(ptr.cast()).ok_or_else(|| io::Error::other("mmap returned null"))
-}
-
 /// A reserved range of address space (`PROT_NONE`, no memory committed).
 #[derive(Debug)]
 pub struct Reservation {
@@ -95,21 +93,24 @@ pub struct Reservation {
     len: PageLen,
 }
 
+/// The base pointer of a fresh mapping (mmap never returns null for a non-fixed, successful map).
+fn mapped(ptr: *mut std::ffi::c_void) -> io::Result<SendSyncPtr> {
+    NonNull::new(ptr.cast()).map(SendSyncPtr).ok_or_else(|| io::Error::other("mmap returned null"))
+}
+
 impl Reservation {
     /// Reserves `len` bytes of address space.
     pub fn new(len: PageLen) -> io::Result<Reservation> {
         // SAFETY: a fresh anonymous mapping at an address of the kernel's choosing aliases nothing.
         let ptr = unsafe {
-            libc::mmap(
+            mm::mmap_anonymous(
                 std::ptr::null_mut(),
                 len.get(),
-                libc::PROT_NONE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-                -1,
-                0,
+                ProtFlags::empty(),
+                MapFlags::PRIVATE | MapFlags::NORESERVE,
             )
-        };
-        Ok(Reservation { base: SendSyncPtr(check_map(ptr)?), len })
+        }?;
+        Ok(Reservation { base: mapped(ptr)?, len })
     }
 
     /// First address of the range.
@@ -122,115 +123,83 @@ impl Reservation {
         self.len.get()
     }
 
-    fn check_inside(&self, offset: usize, len: PageLen) {
+    /// The address of `[offset, offset+len)` after checking it lies inside the reservation.
+    fn inside(&self, offset: usize, len: PageLen) -> *mut std::ffi::c_void {
         assert!(offset % PAGE == 0 && offset + len.get() <= self.len(), "range outside the reservation");
+        self.base.as_ptr().wrapping_add(offset).cast()
     }
 
     /// Returns `[offset, offset+len)` to `PROT_NONE`, discarding its contents (and any mapping over it).
     pub fn release(&self, offset: usize, len: PageLen) -> io::Result<()> {
-        self.check_inside(offset, len);
-        // SAFETY: the range lies inside our reservation (checked above), and the caller (the heap) has
+        let at = self.inside(offset, len);
+        let flags = MapFlags::PRIVATE | MapFlags::NORESERVE | MapFlags::FIXED;
+        // SAFETY: the range lies inside our reservation (checked by `inside`), and the caller (the heap) has
         // already removed every object that lived there, so nothing points into it any more.
-        let ptr = unsafe {
-            libc::mmap(
-                self.base.as_ptr().add(offset).cast(),
-                len.get(),
-                libc::PROT_NONE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_FIXED,
-                -1,
-                0,
-            )
-        };
-        check_map(ptr).map(drop)
+        unsafe { mm::mmap_anonymous(at, len.get(), ProtFlags::empty(), flags) }?;
+        Ok(())
     }
 
     /// Maps anonymous read+write memory over `[offset, offset+len)` of the reservation.
     pub fn map_data(&self, offset: usize, len: PageLen) -> io::Result<SendSyncPtr> {
-        self.check_inside(offset, len);
+        let at = self.inside(offset, len);
         // SAFETY: MAP_FIXED inside our own reservation replaces only PROT_NONE pages that the heap's range
         // allocator handed out for this purpose; no live object is there.
         let ptr = unsafe {
-            libc::mmap(
-                self.base.as_ptr().add(offset).cast(),
+            mm::mmap_anonymous(
+                at,
                 len.get(),
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
-                -1,
-                0,
+                ProtFlags::READ | ProtFlags::WRITE,
+                MapFlags::PRIVATE | MapFlags::FIXED,
             )
-        };
-        Ok(SendSyncPtr(check_map(ptr)?))
+        }?;
+        mapped(ptr)
     }
 
     /// Maps a fresh memfd of `len` bytes twice: read+execute over `[offset, offset+len)` of the
     /// reservation, and read+write at an address of the kernel's choosing.
     pub fn map_code(&self, offset: usize, len: PageLen) -> io::Result<DualMapping> {
-        self.check_inside(offset, len);
-        let fd = memfd(len)?;
+        let at = self.inside(offset, len);
+        let fd = rustix::fs::memfd_create(c"genjit-code", MemfdFlags::CLOEXEC)?;
+        rustix::fs::ftruncate(&fd, len.get() as u64)?;
         // SAFETY: MAP_FIXED inside our own reservation over pages the heap handed out for this generation.
         let exec = unsafe {
-            libc::mmap(
-                self.base.as_ptr().add(offset).cast(),
+            mm::mmap(
+                at,
                 len.get(),
-                libc::PROT_READ | libc::PROT_EXEC,
-                libc::MAP_SHARED | libc::MAP_FIXED,
-                fd.0,
+                ProtFlags::READ | ProtFlags::EXEC,
+                MapFlags::SHARED | MapFlags::FIXED,
+                &fd,
                 0,
             )
-        };
-        let exec = check_map(exec)?;
+        }?;
         // SAFETY: a new mapping at an address of the kernel's choosing aliases nothing but the memfd.
         let write = unsafe {
-            libc::mmap(
+            mm::mmap(
                 std::ptr::null_mut(),
                 len.get(),
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                fd.0,
+                ProtFlags::READ | ProtFlags::WRITE,
+                MapFlags::SHARED,
+                &fd,
                 0,
             )
         };
-        let write = match check_map(write) {
-            Ok(w) => w,
+        let write = match write {
+            Ok(w) => mapped(w)?,
             Err(e) => {
                 self.release(offset, len)?;
-                return Err(e);
+                return Err(e.into());
             }
         };
         // The descriptor stays open for hole punching (`DualMapping::punch`).
-        Ok(DualMapping { exec: SendSyncPtr(exec), write: SendSyncPtr(write), len, fd })
+        Ok(DualMapping { exec: mapped(exec)?, write, len, fd })
     }
 }
 
 impl Drop for Reservation {
     fn drop(&mut self) {
         // SAFETY: we own the whole range; the heap that owns the reservation drops it last.
-        unsafe { libc::munmap(self.base.as_ptr().cast(), self.len.get()) };
+        let _ = unsafe { mm::munmap(self.base.as_ptr().cast(), self.len.get()) };
     }
-}
-
-struct Fd(libc::c_int);
-
-impl Drop for Fd {
-    fn drop(&mut self) {
-        // SAFETY: we own the descriptor and close it exactly once.
-        unsafe { libc::close(self.0) };
-    }
-}
-
-fn memfd(len: PageLen) -> io::Result<Fd> {
-    let name = c"genjit-code";
-    // SAFETY: plain syscall with a valid NUL-terminated name.
-    let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let fd = Fd(fd);
-    // SAFETY: plain syscall on a descriptor we own.
-    if unsafe { libc::ftruncate(fd.0, len.get() as libc::off_t) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(fd)
 }
 
 /// One memfd seen through two views: `exec` (read+execute, inside the reservation) and `write` (read+write).
@@ -238,7 +207,7 @@ pub struct DualMapping {
     exec: SendSyncPtr,
     write: SendSyncPtr,
     len: PageLen,
-    fd: Fd,
+    fd: OwnedFd,
 }
 
 impl std::fmt::Debug for DualMapping {
@@ -257,25 +226,15 @@ impl DualMapping {
     /// The caller guarantees no live block overlaps them.
     pub fn punch(&self, offset: usize, len: usize) -> io::Result<()> {
         assert!(offset % PAGE == 0 && len % PAGE == 0 && offset + len <= self.len.get());
-        // SAFETY: plain syscall on a memfd we own; the range is inside it (checked above).
-        let r = unsafe {
-            libc::fallocate(
-                self.fd.0,
-                libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
-                offset as libc::off_t,
-                len as libc::off_t,
-            )
-        };
-        if r != 0 {
-            return Err(io::Error::last_os_error());
-        }
+        let mode = FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE;
+        rustix::fs::fallocate(&self.fd, mode, offset as u64, len as u64)?;
         Ok(())
     }
 
     /// Unmaps the writable view; the executable view is returned to the reservation by the caller.
     pub fn unmap_write_view(self) {
         // SAFETY: the writable view is ours alone; nobody writes code after the generation is released.
-        unsafe { libc::munmap(self.write.as_ptr().cast(), self.len.get()) };
+        let _ = unsafe { mm::munmap(self.write.as_ptr().cast(), self.len.get()) };
     }
 }
 
@@ -286,7 +245,7 @@ impl DualMapping {
 pub unsafe fn discard_pages(addr: usize, len: usize) {
     // SAFETY: forwarded from the caller's contract; MADV_DONTNEED on private anonymous memory only drops
     // page contents.
-    unsafe { libc::madvise(addr as *mut libc::c_void, len, libc::MADV_DONTNEED) };
+    let _ = unsafe { mm::madvise(addr as *mut std::ffi::c_void, len, mm::Advice::LinuxDontNeed) };
 }
 
 /// Looks `name` up among the process's own symbols (`dlsym(RTLD_DEFAULT, ...)`).
@@ -335,17 +294,9 @@ pub fn cxa_finalize(dso_handle: usize) {
 /// jitdump *marker* (see [`perf`]). `perf record` logs executable mappings, and this one tells
 /// `perf inject` which file holds the JIT's records. A failure only means `perf` will not find the dump.
 pub(crate) fn map_marker(file: &std::fs::File) {
-    use std::os::fd::AsRawFd;
     // SAFETY: a new private mapping of a file we hold open, at an address of the kernel's choosing, aliases
     // nothing; it is never unmapped, and nothing reads or executes it (it exists to be seen by `perf`).
-    unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            PAGE,
-            libc::PROT_READ | libc::PROT_EXEC,
-            libc::MAP_PRIVATE,
-            file.as_raw_fd(),
-            0,
-        )
+    let _ = unsafe {
+        mm::mmap(std::ptr::null_mut(), PAGE, ProtFlags::READ | ProtFlags::EXEC, MapFlags::PRIVATE, file, 0)
     };
 }

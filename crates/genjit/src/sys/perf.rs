@@ -60,9 +60,7 @@ pub(crate) fn dump_path() -> PathBuf {
 
 /// CLOCK_MONOTONIC in nanoseconds, the clock `perf record -k mono` stamps samples with.
 fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: clock_gettime writes one timespec into `ts`, which is valid for writes.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    let ts = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
@@ -95,8 +93,7 @@ fn code_load(out: &mut Vec<u8>, f: &FunctionSymbol, name: &str, index: u64, now:
     out.extend_from_slice(&(total as u32).to_le_bytes());
     out.extend_from_slice(&now.to_le_bytes());
     out.extend_from_slice(&std::process::id().to_le_bytes());
-    // SAFETY: gettid has no preconditions.
-    out.extend_from_slice(&(unsafe { libc::gettid() } as u32).to_le_bytes());
+    out.extend_from_slice(&(rustix::thread::gettid().as_raw_nonzero().get() as u32).to_le_bytes());
     for word in [f.addr as u64, f.addr as u64, f.size as u64, index] {
         out.extend_from_slice(&word.to_le_bytes());
     }
