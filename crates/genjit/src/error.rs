@@ -262,5 +262,5 @@ pub enum Error {
     Heap(#[source] std::io::Error),
 }
 
-/// `Result` with genjit's [`Error`].
+/// `Result` with genjit's [`Error`](enum@Error).
 pub type Result<T, E = Error> = std::result::Result<T, E>;

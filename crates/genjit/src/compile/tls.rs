@@ -10,6 +10,10 @@
 //! rewritten this way and is a typed error, and the module is left as it was.
 //!
 //! The run-time half, which serves each thread its copy, is `runtime::tls`.
+//!
+//! The rewrite walks use lists through LLVM's C API rather than inkwell's `BasicValueUse::get_user`,
+//! which classifies each user by its type and panics on token- and label-typed values: valid IR from an
+//! untrusted source must not be able to panic through `add_module`.
 
 use crate::error::{Error, Result};
 use crate::runtime::tls::TLS_GET;
