@@ -26,6 +26,20 @@ enum Callee {
 }
 
 /// A JIT function whose IR signature matched the Rust type `S` (e.g. `fn(i64, i64) -> i64`).
+///
+/// Cheap to clone and `Send + Sync`: hand it to any thread. It follows redefinitions of the function.
+///
+/// ```
+/// let jit = genjit::Jit::new()?;
+/// let db = jit.create_dylib("db")?;
+/// db.add_module(genjit::Source::ir_text("define i64 @v() {\n  ret i64 1\n}\n"))?;
+/// let v = db.lookup::<fn() -> i64>("v")?;
+/// let worker = { let v = v.clone(); std::thread::spawn(move || v.call()) };
+/// assert_eq!(worker.join().unwrap(), 1);
+/// db.add_module(genjit::Source::ir_text("define i64 @v() {\n  ret i64 2\n}\n"))?; // redefine
+/// assert_eq!(v.call(), 2);
+/// # Ok::<(), genjit::Error>(())
+/// ```
 pub struct Func<S: JitSignature> {
     callee: Callee,
     _sig: PhantomData<S>,

@@ -229,6 +229,19 @@ impl Jit {
     }
 
     /// A snapshot of the JIT's memory and contents.
+    ///
+    /// ```
+    /// let jit = genjit::Jit::new()?;
+    /// let db = jit.create_dylib("db")?;
+    /// let m = db.add_module(genjit::Source::ir_text("@rows = global [64 x i64] zeroinitializer\n"))?;
+    /// let stats = jit.stats();
+    /// assert_eq!((stats.modules, stats.dylibs[0].name.as_str()), (1, "db"));
+    /// assert_eq!(stats.dylibs[0].data_bytes, m.heap_bytes().1);
+    /// db.remove_module(&m)?;
+    /// jit.reclaim(std::time::Duration::from_secs(5)); // or let the background reclaimer do it
+    /// assert_eq!(jit.stats().awaiting_bytes, 0);
+    /// # Ok::<(), genjit::Error>(())
+    /// ```
     pub fn stats(&self) -> Stats {
         let session = &self.shared.session;
         let (heap, heap_mappings) = {

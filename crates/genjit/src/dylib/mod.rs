@@ -240,6 +240,21 @@ impl Dylib {
 
     /// Removes a module: its names disappear (refused with [`Error::ModuleInUse`] while a live module
     /// imports one of them), its destructors run, and its memory is freed once no thread can be running it.
+    ///
+    /// ```
+    /// use genjit::{Error, Jit, Source};
+    /// let jit = Jit::new()?;
+    /// let db = jit.create_dylib("db")?;
+    /// let f = db.add_module(Source::ir_text("define i64 @f() {\n  ret i64 1\n}\n").named("f"))?;
+    /// let g = db.add_module(Source::ir_text(
+    ///     "declare i64 @f()\ndefine i64 @g() {\n  %r = call i64 @f()\n  ret i64 %r\n}\n",
+    /// ))?;
+    /// // `g` imports `f`: removing `f` alone is refused, and nothing changes.
+    /// assert!(matches!(db.remove_module(&f), Err(Error::ModuleInUse { .. })));
+    /// db.remove_modules(&[f, g], genjit::Removal::Refuse)?; // together they may go
+    /// assert!(db.modules().is_empty());
+    /// # Ok::<(), genjit::Error>(())
+    /// ```
     pub fn remove_module(&self, handle: &ModuleHandle) -> Result<()> {
         self.remove_modules(std::slice::from_ref(handle), Removal::Refuse)
     }
@@ -269,6 +284,20 @@ impl Dylib {
     /// Creates a redirectable symbol `name` pointing at `target`: an entry like a module function's, whose
     /// target is changed with [`redirect`](Self::redirect) (LLVM's `RedirectionManager`). Its signature is
     /// the target's.
+    ///
+    /// ```
+    /// use genjit::{Jit, RedirectTarget, Source};
+    /// extern "C" fn slow(x: i64) -> i64 { x + 1 }
+    /// let jit = Jit::new()?;
+    /// let db = jit.create_dylib("db")?;
+    /// db.add_module(Source::ir_text("define i64 @fast(i64 %x) {\n  %r = add i64 %x, 1\n  ret i64 %r\n}\n"))?;
+    /// db.create_redirectable("step", RedirectTarget::host(slow as extern "C" fn(i64) -> i64))?;
+    /// let step = db.lookup::<fn(i64) -> i64>("step")?;
+    /// assert_eq!(step.call(1), 2);
+    /// db.redirect("step", RedirectTarget::Symbol(&db, "fast"))?; // every caller switches at once
+    /// assert_eq!(step.call(1), 2);
+    /// # Ok::<(), genjit::Error>(())
+    /// ```
     pub fn create_redirectable(&self, name: &str, target: RedirectTarget<'_>) -> Result<()> {
         self.redirectable(name, target, true)
     }

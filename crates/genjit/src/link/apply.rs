@@ -54,6 +54,7 @@ impl Linker<'_> {
                 let RelocationFlags::Elf { r_type } = reloc.flags() else {
                     return Err(self.bad("non-ELF relocation".to_string()));
                 };
+                let mut target_section = None;
                 let (s, target, sym) = match reloc.target() {
                     // Unwind info describes bodies, never entries.
                     RelocationTarget::Symbol(sym) if section.name() == Ok(".eh_frame") => {
@@ -65,6 +66,7 @@ impl Linker<'_> {
                         (s, t, Some(sym))
                     }
                     RelocationTarget::Section(si) => {
+                        target_section = Some(si);
                         let p = self.placement(layout, si)?;
                         (
                             (bases.of(p.kind) + p.offset) as u64,
@@ -75,7 +77,14 @@ impl Linker<'_> {
                     RelocationTarget::Absolute => (0, RelocTarget::Absolute(0), None),
                     _ => return Err(self.bad("unknown relocation target".to_string())),
                 };
-                let field = Field { place, offset: offset as usize, r_type, sym, addend: reloc.addend() };
+                let field = Field {
+                    place,
+                    offset: offset as usize,
+                    r_type,
+                    sym,
+                    target_section,
+                    addend: reloc.addend(),
+                };
                 self.apply(layout, &bases, linked, &field, s, &section)?;
                 linked.relocs.push(RelocRecord {
                     block: place.kind,
@@ -228,7 +237,7 @@ impl Linker<'_> {
                     module: self.module.to_string(),
                     kind: reloc_name(other),
                     section: section.name().unwrap_or("?").to_string(),
-                    symbol: self.symbol_name(field.sym),
+                    symbol: self.target_name(field),
                 })
             }
         };
@@ -241,7 +250,7 @@ impl Linker<'_> {
             return Err(Error::RelocationOutOfRange {
                 module: self.module.to_string(),
                 kind: reloc_name(field.r_type),
-                symbol: self.symbol_name(field.sym),
+                symbol: self.target_name(field),
                 value,
             });
         }
@@ -254,10 +263,18 @@ impl Linker<'_> {
         Ok(())
     }
 
-    fn symbol_name(&self, sym: Option<SymbolIndex>) -> String {
-        sym.and_then(|s| self.file.symbol_by_index(s).ok())
-            .and_then(|s| s.name().ok().map(str::to_string))
-            .unwrap_or_else(|| "<section>".to_string())
+    /// What a relocation points at, for errors: the symbol's name, or the section's, or "an absolute value".
+    fn target_name(&self, field: &Field) -> String {
+        if let Some(name) =
+            field.sym.and_then(|s| self.file.symbol_by_index(s).ok()).and_then(|s| s.name().ok())
+        {
+            return name.to_string();
+        }
+        match field.target_section.map(|si| (si, self.file.section_by_index(si).and_then(|s| s.name()))) {
+            Some((_, Ok(name))) => format!("section {name}"),
+            Some((si, Err(_))) => format!("section #{}", si.0),
+            None => "an absolute value".to_string(),
+        }
     }
 
     fn collect(
@@ -360,6 +377,8 @@ struct Field {
     offset: usize,
     r_type: u32,
     sym: Option<SymbolIndex>,
+    /// The section a section-relative relocation points into (`sym` is `None` then).
+    target_section: Option<SectionIndex>,
     addend: i64,
 }
 
