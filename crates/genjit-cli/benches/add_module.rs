@@ -14,6 +14,7 @@ mod common;
 use common::{contest, Contestant};
 use genjit::inkwell::context::Context;
 use genjit::inkwell::memory_buffer::MemoryBuffer;
+use genjit::inkwell::module::Module;
 use genjit::inkwell::passes::PassBuilderOptions;
 use genjit::inkwell::targets::{FileType, TargetMachine};
 use genjit::inkwell::OptimizationLevel;
@@ -32,23 +33,25 @@ fn module(functions: usize) -> String {
     (0..functions).map(|i| function(&format!("f{i}"))).collect()
 }
 
-fn floor(ir: &str, tm: &TargetMachine, level: OptLevel) -> usize {
-    let ctx = Context::create();
+/// Parses `ir` and runs the level's IR pipeline: the part every engine shares.
+fn parsed<'c>(ctx: &'c Context, ir: &str, tm: &TargetMachine, level: OptLevel) -> Module<'c> {
     let m =
         ctx.create_module_from_ir(MemoryBuffer::create_from_memory_range_copy(ir.as_bytes(), "m")).unwrap();
     if level != OptLevel::O0 {
         m.run_passes(&format!("default<{level}>"), tm, PassBuilderOptions::create()).unwrap();
     }
+    m
+}
+
+fn floor(ir: &str, tm: &TargetMachine, level: OptLevel) -> usize {
+    let ctx = Context::create();
+    let m = parsed(&ctx, ir, tm, level);
     tm.write_to_memory_buffer(&m, FileType::Object).unwrap().get_size()
 }
 
 fn mcjit(ir: &str, tm: &TargetMachine, level: OptLevel) -> usize {
     let ctx = Context::create();
-    let m =
-        ctx.create_module_from_ir(MemoryBuffer::create_from_memory_range_copy(ir.as_bytes(), "m")).unwrap();
-    if level != OptLevel::O0 {
-        m.run_passes(&format!("default<{level}>"), tm, PassBuilderOptions::create()).unwrap();
-    }
+    let m = parsed(&ctx, ir, tm, level);
     let codegen = if level == OptLevel::O0 { OptimizationLevel::None } else { OptimizationLevel::Default };
     let engine = m.create_jit_execution_engine(codegen).unwrap();
     engine.get_function_address("f0").unwrap()

@@ -20,6 +20,17 @@ fn scratch(test: &str) -> std::path::PathBuf {
     dir
 }
 
+/// Whether `tool` runs; on CI it must (scripts/setup.sh installs it), elsewhere a missing tool skips the
+/// test loudly.
+fn installed(tool: &str) -> bool {
+    if std::process::Command::new(tool).arg("--version").output().is_ok() {
+        return true;
+    }
+    assert!(std::env::var_os("CI").is_none(), "{tool} is not installed on CI (scripts/setup.sh installs it)");
+    eprintln!("{tool} not installed: skipping");
+    false
+}
+
 #[test]
 fn every_subcommand_has_help_and_the_tool_a_version() {
     for sub in [&["--help"][..], &["run", "--help"], &["churn", "--help"], &["help", "run"]] {
@@ -143,12 +154,7 @@ fn churn_json_is_quiet_and_parses() {
 /// Skipped (loudly) only outside CI when `perf` is missing; CI installs it (scripts/setup.sh).
 #[test]
 fn perf_report_names_jit_code() {
-    if std::process::Command::new("perf").arg("--version").output().is_err() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "perf is not installed on CI (scripts/setup.sh installs it)"
-        );
-        eprintln!("perf not installed: skipping perf_report_names_jit_code");
+    if !installed("perf") {
         return;
     }
     let dir = scratch("perf");
@@ -191,12 +197,7 @@ fn perf_report_names_jit_code() {
 /// the backtrace names both JIT functions and `main`, without it (the control) it cannot.
 #[test]
 fn gdb_backtrace_names_jit_functions() {
-    if std::process::Command::new("gdb").arg("--version").output().is_err() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "gdb is not installed on CI (scripts/setup.sh installs it)"
-        );
-        eprintln!("gdb not installed: skipping gdb_backtrace_names_jit_functions");
+    if !installed("gdb") {
         return;
     }
     let dir = scratch("gdb");
