@@ -99,7 +99,7 @@ fn redefine() {
     let targets = jit.create_dylib("targets").unwrap();
     targets.add_module(Source::object(object("a", 1))).unwrap();
     targets.add_module(Source::object(object("b", 2))).unwrap();
-    dylib.create_redirectable("r", RedirectTarget::Symbol(&targets, "a")).unwrap();
+    dylib.create_redirectable("r", RedirectTarget::symbol(&targets, "a")).unwrap();
     let (mut i, mut j, mut k) = (0, 0, 0);
     let mut contestants = [
         Contestant::new("genjit", || {
@@ -116,7 +116,7 @@ fn redefine() {
         }),
         Contestant::new("genjit redirect", || {
             k += 1;
-            dylib.redirect("r", RedirectTarget::Symbol(&targets, ["a", "b"][k % 2])).unwrap();
+            dylib.redirect("r", RedirectTarget::symbol(&targets, ["a", "b"][k % 2])).unwrap();
         }),
     ];
     contest(

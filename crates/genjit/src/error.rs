@@ -228,7 +228,7 @@ pub enum Error {
     },
     /// A redefinition would change a function's signature, which callers compiled against the old one (and
     /// typed `Func` handles) rely on. Remove the old definition first.
-    #[error("module `{module}` redefines `{symbol}` as `{new}`, but it is `{old}`")]
+    #[error("module `{module}` redefines `{symbol}` as {}, but it is `{old}`", new.as_ref().map_or("code of unknown signature (an object file)".to_string(), |n| format!("`{n}`")))]
     SignatureChanged {
         /// The redefining module.
         module: String,
@@ -236,8 +236,9 @@ pub enum Error {
         symbol: String,
         /// Its current signature.
         old: Box<Signature>,
-        /// The signature in the new module.
-        new: Box<Signature>,
+        /// The signature in the new module; `None` for an object file, whose code has no IR signature
+        /// (a typed function is never redefined by code whose signature is unknown).
+        new: Option<Box<Signature>>,
     },
     /// An explicit redirection was refused.
     #[error("cannot redirect `{symbol}` in dylib `{dylib}`: {reason}")]

@@ -177,19 +177,36 @@ func_call!(a: A, b: B, c: C, d: D);
 func_call!(a: A, b: B, c: C, d: D, e: E);
 func_call!(a: A, b: B, c: C, d: D, e: E, f: F);
 
-/// A host function that JIT code may call: any `extern "C" fn` of up to six [`JitType`] parameters.
+/// A host function that JIT code may call: any safe `extern "C" fn` of up to six [`JitType`] parameters.
 ///
-/// Defining it records its signature, so JIT code's declared type is not checked against it, but a Rust
-/// typed lookup of the name is.
-pub trait HostFn: Copy + Send + Sync + 'static {
+/// Defining it records its signature, so a Rust typed lookup of the name is checked (JIT code's declared
+/// type is the IR author's responsibility, as in C). The trait is *sealed*: only Rust function pointers
+/// implement it, so the address it gives is always a function with that signature.
+///
+/// ```compile_fail
+/// // Nothing else can claim to be a host function (the bogus address would be called by safe code).
+/// #[derive(Clone, Copy)]
+/// struct Bogus;
+/// impl genjit::HostFn for Bogus {
+///     fn addr(self) -> usize { 0xdead }
+///     fn signature() -> genjit::Signature { <fn() as genjit::JitSignature>::signature() }
+/// }
+/// ```
+pub trait HostFn: sealed::Sealed + Copy + Send + Sync + 'static {
     /// The function's address.
     fn addr(self) -> usize;
     /// Its signature.
     fn signature() -> crate::Signature;
 }
 
+mod sealed {
+    /// Implemented only for `extern "C" fn` pointers of [`JitType`](crate::JitType)s.
+    pub trait Sealed {}
+}
+
 macro_rules! host_fn {
     ($($t:ident),*) => {
+        impl<R: JitReturn, $($t: JitType),*> sealed::Sealed for extern "C" fn($($t),*) -> R {}
         impl<R: JitReturn, $($t: JitType),*> HostFn for extern "C" fn($($t),*) -> R {
             fn addr(self) -> usize {
                 self as usize

@@ -209,7 +209,9 @@ impl Jit {
         // runs after them and before the dylib's functions are tombstoned (atexit handlers call them).
         let change = Change { remove: Remove::All, removal, ..Default::default() };
         let dso_handle = dylib.shared().dso_handle();
-        dylib.change_then(change, &|| crate::sys::cxa_finalize(dso_handle))?;
+        // SAFETY: `finalize` runs after the removed modules' destructors and before their memory is retired:
+        // the handlers' code is still mapped, and the handle is the dylib's.
+        dylib.change_then(change, &|| unsafe { crate::sys::cxa_finalize(dso_handle) })?;
         dylib.shared().mark_closed();
         let mut dylibs = self.shared.dylibs.write();
         if registered(&dylibs) {
@@ -224,7 +226,11 @@ impl Jit {
     }
 
     /// Defines a host symbol by address (data, or a function without a recorded signature).
-    pub fn define_host_address(&self, name: &str, addr: usize) -> Result<()> {
+    ///
+    /// # Safety
+    /// - JIT code that uses `name` may read, write or call `addr` as its own declaration of `name` says, for
+    ///   as long as the JIT lives: `addr` must be valid for that use.
+    pub unsafe fn define_host_address(&self, name: &str, addr: usize) -> Result<()> {
         self.shared.session.define_host(name, crate::dylib::host_definition(addr, None))
     }
 

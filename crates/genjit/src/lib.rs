@@ -33,6 +33,23 @@
 //! stable, redirectable entries (`runtime/`) from [`Func`] handles. Superseded and removed code is freed by
 //! epoch reclamation once no thread can be running it. DESIGN.md in the repository tells the full story.
 //!
+//! ## Safety
+//! Ordinary use needs no `unsafe`: a [`Func`] is checked against the IR signature (calling convention and
+//! ABI attributes included) before it can be called, host functions are only taken from Rust function
+//! pointers ([`HostFn`] is sealed), and the heap, the linker and the entries are private. What cannot be
+//! checked is `unsafe`: [`Dylib::define_host_address`], [`RedirectTarget::address`].
+//!
+//! ```compile_fail
+//! // Internals are not reachable: no `Block` can outlive its heap.
+//! let heap = genjit::heap::Heap::new();
+//! ```
+//!
+//! ```compile_fail
+//! // An address that no Rust function stands behind needs `unsafe`.
+//! let jit = genjit::Jit::new().unwrap();
+//! jit.create_dylib("d").unwrap().define_host_address("x", 0xdead).unwrap();
+//! ```
+//!
 //! ## Features
 //! - `llvm-dynamic` (default): link the shared `libLLVM-19.so`.
 //! - `llvm-static`: link LLVM statically.

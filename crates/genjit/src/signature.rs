@@ -8,7 +8,11 @@
 //!
 //! Only scalar types cross: integers of 8 to 64 bits (signedness is the caller's choice, as in C), `float`,
 //! `double` and pointers. Aggregates, `i1`, `i128`, vectors and varargs functions are refused at lookup;
-//! such functions can still be reached through an address lookup.
+//! such functions can still be reached through an address lookup. Everything else that changes how
+//! arguments travel is part of the signature too, so it takes part in the comparison: the calling
+//! convention (a Rust `extern "C"` function pointer is LLVM's `ccc`, number 0; a `ghccc` or `fastcc`
+//! function never matches) and ABI-changing parameter attributes (`byval`, `sret`, `inreg`, `inalloca`,
+//! ...), which make the parameter's type an [`IrType::Other`] that no Rust type stands for.
 
 use std::fmt;
 
@@ -65,6 +69,7 @@ impl fmt::Display for IrType {
 
 /// A function's IR signature.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct Signature {
     /// Parameter types.
     pub params: Vec<IrType>,
@@ -72,10 +77,31 @@ pub struct Signature {
     pub ret: Option<IrType>,
     /// Whether the function takes `...`.
     pub varargs: bool,
+    /// LLVM's calling-convention number: 0 is C (`ccc`), what every Rust `extern "C"` function uses.
+    pub call_conv: u32,
+}
+
+/// LLVM's number for the C calling convention.
+pub const C_CALL_CONV: u32 = 0;
+
+impl Signature {
+    /// A C-calling-convention signature.
+    pub fn new(params: Vec<IrType>, ret: Option<IrType>, varargs: bool) -> Signature {
+        Signature { params, ret, varargs, call_conv: C_CALL_CONV }
+    }
+
+    /// The same signature under calling convention `call_conv`.
+    pub fn with_call_conv(mut self, call_conv: u32) -> Signature {
+        self.call_conv = call_conv;
+        self
+    }
 }
 
 impl fmt::Display for Signature {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.call_conv != C_CALL_CONV {
+            write!(f, "cc {} ", self.call_conv)?;
+        }
         match &self.ret {
             Some(r) => write!(f, "{r} (")?,
             None => f.write_str("void (")?,
@@ -151,11 +177,7 @@ macro_rules! jit_signature {
     ($($a:ident),*) => {
         impl<R: JitReturn, $($a: JitType),*> JitSignature for fn($($a),*) -> R {
             fn signature() -> Signature {
-                Signature {
-                    params: vec![$(IrType::Val($a::TYPE)),*],
-                    ret: R::TYPE.map(IrType::Val),
-                    varargs: false,
-                }
+                Signature::new(vec![$(IrType::Val($a::TYPE)),*], R::TYPE.map(IrType::Val), false)
             }
         }
     };
@@ -177,5 +199,8 @@ mod tests {
         let s = <fn(i64, *const u8, f64) -> i32>::signature();
         assert_eq!(s.to_string(), "i32 (i64, ptr, double)");
         assert_eq!(<fn()>::signature().to_string(), "void ()");
+        let ghc = <fn(i64) -> i64>::signature().with_call_conv(10);
+        assert_eq!(ghc.to_string(), "cc 10 i64 (i64)");
+        assert_ne!(ghc, <fn(i64) -> i64>::signature());
     }
 }

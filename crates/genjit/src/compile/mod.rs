@@ -25,11 +25,13 @@ pub use source::{DumpKind, Source};
 use crate::error::{Error, Result};
 use crate::signature::{IrType, Signature, ValType};
 use crate::timings::{phase, ModuleTimings};
+use inkwell::attributes::{Attribute, AttributeLoc};
 use inkwell::context::Context;
 use inkwell::memory_buffer::MemoryBuffer;
 use inkwell::module::{Linkage, Module};
 use inkwell::passes::PassBuilderOptions;
 use inkwell::targets::{FileType, TargetMachine};
+use inkwell::values::FunctionValue;
 pub(crate) use machine::with_machine;
 use source::SourceKind;
 use std::collections::HashMap;
@@ -127,14 +129,47 @@ fn signatures(module: &Module<'_>) -> HashMap<String, Signature> {
         .get_functions()
         .filter(|f| f.count_basic_blocks() > 0)
         .filter(|f| !matches!(f.get_linkage(), Linkage::Internal | Linkage::Private))
-        .map(|f| {
-            let name = f.get_name().to_string_lossy().into_owned();
-            let ty = f.get_type();
-            let params = ty.get_param_types().iter().map(|t| ir_type(&t.to_string())).collect();
-            let ret = ty.get_return_type().map(|t| ir_type(&t.to_string()));
-            (name, Signature { params, ret, varargs: ty.is_var_arg() })
-        })
+        .map(|f| (f.get_name().to_string_lossy().into_owned(), signature(f)))
         .collect()
+}
+
+/// Parameter attributes that change how an argument is passed: a parameter carrying one matches no Rust
+/// type, whatever its IR type.
+const ABI_ATTRIBUTES: [&str; 10] = [
+    "byval",
+    "byref",
+    "sret",
+    "inreg",
+    "inalloca",
+    "preallocated",
+    "nest",
+    "swiftself",
+    "swiftasync",
+    "swifterror",
+];
+
+fn signature(f: FunctionValue<'_>) -> Signature {
+    let ty = f.get_type();
+    let params = ty
+        .get_param_types()
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let abi: Vec<&str> = ABI_ATTRIBUTES
+                .into_iter()
+                .filter(|a| {
+                    let kind = Attribute::get_named_enum_kind_id(a);
+                    f.get_enum_attribute(AttributeLoc::Param(i as u32), kind).is_some()
+                })
+                .collect();
+            match abi.is_empty() {
+                true => ir_type(&t.to_string()),
+                false => IrType::Other(format!("{} {}", t.to_string().trim_matches('"'), abi.join(" "))),
+            }
+        })
+        .collect();
+    let ret = ty.get_return_type().map(|t| ir_type(&t.to_string()));
+    Signature::new(params, ret, ty.is_var_arg()).with_call_conv(f.get_call_conventions())
 }
 
 fn ir_type(spelling: &str) -> IrType {

@@ -120,22 +120,46 @@ impl Hash for ModuleHandle {
     }
 }
 
-/// Where an explicit redirection points.
+/// Where an explicit redirection points: made by [`symbol`](Self::symbol), [`host`](Self::host), or,
+/// for raw code, the `unsafe` [`address`](Self::address).
+///
+/// ```compile_fail
+/// // A host target is only made from a real function: no safe way to point one at a bogus address.
+/// let bogus = genjit::RedirectTarget::Host(0xdead, <fn() as genjit::JitSignature>::signature);
+/// ```
 #[derive(Clone, Copy, Debug)]
-pub enum RedirectTarget<'a> {
-    /// A JIT or host symbol, looked up in `dylib` like [`Dylib::lookup`] does. A JIT function is followed
-    /// through its entry, so the redirectable sees the target's later redefinitions too.
+pub struct RedirectTarget<'a>(pub(crate) Redirection<'a>);
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Redirection<'a> {
+    /// A JIT or host symbol, looked up in a dylib like [`Dylib::lookup`] does.
     Symbol(&'a Dylib, &'a str),
-    /// A host function with its Rust signature (made by [`RedirectTarget::host`]).
+    /// A host function with its Rust signature.
     Host(usize, fn() -> Signature),
-    /// Host code by address, with no signature: only for redirectables created from an address.
+    /// Code by address, with no signature.
     Address(usize),
 }
 
-impl RedirectTarget<'_> {
+impl<'a> RedirectTarget<'a> {
+    /// A JIT or host symbol, looked up in `dylib` like [`Dylib::lookup`] does. A JIT function is followed
+    /// through its entry, so the redirectable sees the target's later redefinitions too.
+    pub fn symbol(dylib: &'a Dylib, name: &'a str) -> RedirectTarget<'a> {
+        RedirectTarget(Redirection::Symbol(dylib, name))
+    }
+
     /// A host function, whose signature must match the redirectable's.
     pub fn host<F: HostFn>(f: F) -> RedirectTarget<'static> {
-        RedirectTarget::Host(f.addr(), F::signature)
+        RedirectTarget(Redirection::Host(f.addr(), F::signature))
+    }
+
+    /// Code by address, with no signature: only for redirectables that have none either (created from an
+    /// address), which typed lookups refuse.
+    ///
+    /// # Safety
+    /// - `addr` is code that JIT code calling the redirectable may run, with the signature those callers
+    ///   use, for as long as the redirectable points at it.
+    pub unsafe fn address(addr: usize) -> RedirectTarget<'static> {
+        RedirectTarget(Redirection::Address(addr))
     }
 }
 
@@ -277,7 +301,11 @@ impl Dylib {
     }
 
     /// Defines a host symbol in this dylib by address (data, or code without a recorded signature).
-    pub fn define_host_address(&self, name: &str, addr: usize) -> Result<()> {
+    ///
+    /// # Safety
+    /// - JIT code that uses `name` may read, write or call `addr` as its own declaration of `name` says, for
+    ///   as long as the definition exists: `addr` must be valid for that use.
+    pub unsafe fn define_host_address(&self, name: &str, addr: usize) -> Result<()> {
         self.shared.define_host(name, Definition::Host { addr, signature: None })
     }
 
@@ -294,7 +322,7 @@ impl Dylib {
     /// db.create_redirectable("step", RedirectTarget::host(slow as extern "C" fn(i64) -> i64))?;
     /// let step = db.lookup::<fn(i64) -> i64>("step")?;
     /// assert_eq!(step.call(1), 2);
-    /// db.redirect("step", RedirectTarget::Symbol(&db, "fast"))?; // every caller switches at once
+    /// db.redirect("step", RedirectTarget::symbol(&db, "fast"))?; // every caller switches at once
     /// assert_eq!(step.call(1), 2);
     /// # Ok::<(), genjit::Error>(())
     /// ```

@@ -145,8 +145,11 @@ impl Dylib {
                     continue;
                 }
                 let signature = compiled.signatures.get(&d.name);
+                // A typed entry's `Func` handles call through it safely only while every body has its
+                // signature: code of unknown signature (an object) may not take it over.
                 let changed = |e: &Entry| match (&e.signature, signature) {
-                    (Some(old), Some(new)) if old != new => Some((old.clone(), new.clone())),
+                    (Some(old), Some(new)) if old != new => Some((old.clone(), Some(new.clone()))),
+                    (Some(old), None) => Some((old.clone(), None)),
                     _ => None,
                 };
                 let reuse = match (entries.get(&d.name), existing) {
@@ -171,7 +174,7 @@ impl Dylib {
                                 module,
                                 symbol,
                                 old: Box::new(old),
-                                new: Box::new(new),
+                                new: new.map(Box::new),
                             });
                         }
                         e

@@ -8,7 +8,7 @@
 
 use super::imports::Importer;
 use super::table::{next_serial, Definition};
-use super::{Dylib, RedirectTarget};
+use super::{Dylib, RedirectTarget, Redirection};
 use crate::error::{Definer, Error, RedirectRefusal, Result};
 use crate::runtime::entry::{Entry, EntryTable, Owner, Target};
 use crate::signature::Signature;
@@ -86,10 +86,10 @@ impl Dylib {
         target: RedirectTarget<'_>,
     ) -> std::result::Result<Resolved, std::result::Result<RedirectRefusal, Error>> {
         let host = |addr, signature| Resolved { addr, owner: Owner::Host, signature, import: None };
-        Ok(match target {
-            RedirectTarget::Address(addr) => host(addr, None),
-            RedirectTarget::Host(addr, sig) => host(addr, Some(sig())),
-            RedirectTarget::Symbol(dylib, symbol) => match dylib.definition(symbol).map_err(Err)? {
+        Ok(match target.0 {
+            Redirection::Address(addr) => host(addr, None),
+            Redirection::Host(addr, sig) => host(addr, Some(sig())),
+            Redirection::Symbol(dylib, symbol) => match dylib.definition(symbol).map_err(Err)? {
                 Definition::Function { entry, .. } => {
                     if self.leads_back(&entry, name) {
                         return Err(Ok(RedirectRefusal::Cycle { through: symbol.to_string() }));

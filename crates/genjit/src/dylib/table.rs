@@ -169,7 +169,9 @@ impl DylibShared {
         for m in &modules {
             m.run_list(&m.fini);
         }
-        crate::sys::cxa_finalize(self.dso_handle());
+        // SAFETY: the handle is this dylib's, and the destructors above ran but nothing was freed yet:
+        // every handler's code is still mapped.
+        unsafe { crate::sys::cxa_finalize(self.dso_handle()) };
         let mut tomb: Vec<(Arc<Entry>, Option<Arc<Target>>)> = Vec::new();
         for def in &garbage {
             if let Definition::Function { entry, .. } = def {

@@ -232,8 +232,10 @@ impl Heap {
             io::Error::new(io::ErrorKind::OutOfMemory, "the JIT's 2 GiB code heap range is full")
         })?;
         let mapping = match kind {
-            Kind::Code => self.reservation.map_code(region, len).map(Some),
-            Kind::Data => self.reservation.map_data(region, len).map(|_| None),
+            // SAFETY: `region` was just taken from the reservation's free ranges: no generation lives there.
+            Kind::Code => unsafe { self.reservation.map_code(region, len) }.map(Some),
+            // SAFETY: as above.
+            Kind::Data => unsafe { self.reservation.map_data(region, len) }.map(|_| None),
         };
         let mapping = match mapping {
             Ok(m) => m,
@@ -292,7 +294,9 @@ impl Heap {
             bytes[b..].fill(fill);
             match &g.mapping {
                 Some(m) => {
-                    if m.punch(lo, hi - lo).is_err() {
+                    // SAFETY: [lo, hi) are whole pages of the merged free range around the block just freed:
+                    // no live block overlaps them, and the block's module was retired after its grace period.
+                    if unsafe { m.punch(lo, hi - lo) }.is_err() {
                         bytes[a..b].fill(fill);
                         return;
                     }
@@ -311,10 +315,10 @@ impl Heap {
 
     fn release_generation(&mut self, gen: usize) {
         let g = self.gens.remove(gen);
-        if let Some(m) = g.mapping {
-            m.unmap_write_view();
-        }
-        self.reservation.release(g.region, g.len).expect("re-reserving a released generation");
+        // The writable view goes with the mapping; the executable view goes back to the reservation below.
+        drop(g.mapping);
+        // SAFETY: the generation is empty (it is released only when its last block was freed).
+        unsafe { self.reservation.release(g.region, g.len) }.expect("re-reserving a released generation");
         self.regions.free(g.region, g.len.get());
         self.released += 1;
     }

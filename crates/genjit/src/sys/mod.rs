@@ -130,20 +130,26 @@ impl Reservation {
     }
 
     /// Returns `[offset, offset+len)` to `PROT_NONE`, discarding its contents (and any mapping over it).
-    pub fn release(&self, offset: usize, len: PageLen) -> io::Result<()> {
+    ///
+    /// # Safety
+    /// - Nothing lives in the range any more: no block, and no code any thread may still run.
+    pub unsafe fn release(&self, offset: usize, len: PageLen) -> io::Result<()> {
         let at = self.inside(offset, len);
         let flags = MapFlags::PRIVATE | MapFlags::NORESERVE | MapFlags::FIXED;
-        // SAFETY: the range lies inside our reservation (checked by `inside`), and the caller (the heap) has
-        // already removed every object that lived there, so nothing points into it any more.
+        // SAFETY: the range lies inside our reservation (checked by `inside`), and the caller promises that
+        // nothing lives there, so replacing the pages discards nothing anyone uses.
         unsafe { mm::mmap_anonymous(at, len.get(), ProtFlags::empty(), flags) }?;
         Ok(())
     }
 
     /// Maps anonymous read+write memory over `[offset, offset+len)` of the reservation.
-    pub fn map_data(&self, offset: usize, len: PageLen) -> io::Result<SendSyncPtr> {
+    ///
+    /// # Safety
+    /// - The range is unused reservation (`PROT_NONE`): mapping over it must not replace live memory.
+    pub unsafe fn map_data(&self, offset: usize, len: PageLen) -> io::Result<SendSyncPtr> {
         let at = self.inside(offset, len);
-        // SAFETY: MAP_FIXED inside our own reservation replaces only PROT_NONE pages that the heap's range
-        // allocator handed out for this purpose; no live object is there.
+        // SAFETY: MAP_FIXED inside our own reservation (checked by `inside`) over pages the caller promises
+        // are unused.
         let ptr = unsafe {
             mm::mmap_anonymous(
                 at,
@@ -157,11 +163,15 @@ impl Reservation {
 
     /// Maps a fresh memfd of `len` bytes twice: read+execute over `[offset, offset+len)` of the
     /// reservation, and read+write at an address of the kernel's choosing.
-    pub fn map_code(&self, offset: usize, len: PageLen) -> io::Result<DualMapping> {
+    ///
+    /// # Safety
+    /// - As for [`map_data`](Self::map_data): the range is unused reservation.
+    pub unsafe fn map_code(&self, offset: usize, len: PageLen) -> io::Result<DualMapping> {
         let at = self.inside(offset, len);
         let fd = rustix::fs::memfd_create(c"genjit-code", MemfdFlags::CLOEXEC)?;
         rustix::fs::ftruncate(&fd, len.get() as u64)?;
-        // SAFETY: MAP_FIXED inside our own reservation over pages the heap handed out for this generation.
+        // SAFETY: MAP_FIXED inside our own reservation (checked by `inside`) over pages the caller promises
+        // are unused.
         let exec = unsafe {
             mm::mmap(
                 at,
@@ -186,7 +196,8 @@ impl Reservation {
         let write = match write {
             Ok(w) => mapped(w)?,
             Err(e) => {
-                self.release(offset, len)?;
+                // SAFETY: the range held only the executable view just made, which nothing uses yet.
+                unsafe { self.release(offset, len) }?;
                 return Err(e.into());
             }
         };
@@ -210,6 +221,16 @@ pub struct DualMapping {
     fd: OwnedFd,
 }
 
+impl Drop for DualMapping {
+    fn drop(&mut self) {
+        // The executable view lies inside the reservation, which its owner releases (or unmaps whole);
+        // the writable view is this mapping's alone. Without this, every dropped heap leaked a 64 MiB view.
+        // SAFETY: nobody writes code through the view once the generation is gone (the heap drops the
+        // mapping only when releasing an empty generation or when the heap itself is dropped).
+        let _ = unsafe { mm::munmap(self.write.as_ptr().cast(), self.len.get()) };
+    }
+}
+
 impl std::fmt::Debug for DualMapping {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DualMapping").field("exec", &self.exec).field("len", &self.len).finish()
@@ -223,18 +244,14 @@ impl DualMapping {
     }
 
     /// Gives the memfd's pages `[offset, offset+len)` back to the OS (they read as zeros afterwards).
-    /// The caller guarantees no live block overlaps them.
-    pub fn punch(&self, offset: usize, len: usize) -> io::Result<()> {
+    ///
+    /// # Safety
+    /// - No live block overlaps the pages, and no thread may still run code on them.
+    pub unsafe fn punch(&self, offset: usize, len: usize) -> io::Result<()> {
         assert!(offset % PAGE == 0 && len % PAGE == 0 && offset + len <= self.len.get());
         let mode = FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE;
         rustix::fs::fallocate(&self.fd, mode, offset as u64, len as u64)?;
         Ok(())
-    }
-
-    /// Unmaps the writable view; the executable view is returned to the reservation by the caller.
-    pub fn unmap_write_view(self) {
-        // SAFETY: the writable view is ours alone; nobody writes code after the generation is released.
-        let _ = unsafe { mm::munmap(self.write.as_ptr().cast(), self.len.get()) };
     }
 }
 
@@ -281,7 +298,10 @@ pub unsafe fn deregister_eh_frame(eh_frame: usize) {
 }
 
 /// Runs and forgets the `__cxa_atexit` handlers registered with `dso_handle` (what `dlclose` does).
-pub fn cxa_finalize(dso_handle: usize) {
+///
+/// # Safety
+/// - `dso_handle` is a dylib's handle, and the code of every handler registered with it is still mapped.
+pub unsafe fn cxa_finalize(dso_handle: usize) {
     extern "C" {
         fn __cxa_finalize(dso: *mut libc::c_void);
     }

@@ -81,6 +81,7 @@ fn redefinition_may_not_change_a_signature() {
     let err = add_fails(Source::ir_text("define i32 @existing(i32 %x) {\n ret i32 %x\n}\n").named("second"));
     let Error::SignatureChanged { module, symbol, old, new } = &err else { panic!("{err:?}") };
     assert_eq!((module.as_str(), symbol.as_str()), ("second", "existing"));
+    let new = new.as_ref().expect("an IR redefinition has a signature");
     assert_eq!((old.to_string(), new.to_string()), ("i64 (i64)".to_string(), "i32 (i32)".to_string()));
     assert_eq!(
         **old,
@@ -92,7 +93,8 @@ fn redefinition_may_not_change_a_signature() {
 #[test]
 fn a_module_may_not_redefine_a_host_symbol() {
     let (jit, d) = setup();
-    d.define_host_address("host_thing", 0x1000).unwrap();
+    // SAFETY: no JIT code ever uses `host_thing` (the module that would define it is refused).
+    unsafe { d.define_host_address("host_thing", 0x1000) }.unwrap();
     let before = snapshot(&jit);
     let err = d.add_module(Source::ir_text("define i64 @host_thing() {\n ret i64 1\n}\n")).unwrap_err();
     assert!(matches!(err, Error::DuplicateDefinition { ref symbol, .. } if symbol == "host_thing"), "{err}");
@@ -155,8 +157,10 @@ fn unsupported_relocation_is_named() {
         "@t = external thread_local global i32\ndefine i32 @get() {\n %v = load i32, ptr @t\n ret i32 %v\n}\n",
     );
     let (jit, d) = setup();
-    d.define_host_address("t", 0x1000).unwrap();
-    d.define_host_address("__tls_get_addr", 0x2000).unwrap();
+    // SAFETY: the only module that would use these names is refused, so no code ever touches them.
+    unsafe { d.define_host_address("t", 0x1000) }.unwrap();
+    // SAFETY: as above.
+    unsafe { d.define_host_address("__tls_get_addr", 0x2000) }.unwrap();
     let before = snapshot(&jit);
     let err = d.add_module(Source::object(obj).named("tls.o")).unwrap_err();
     assert_eq!(snapshot(&jit), before);
@@ -170,7 +174,8 @@ static FAR_AWAY: i64 = 77;
 fn out_of_range_pc_relative_data_reference() {
     // `dso_local` promises the linker a near address; a host static is 2+ GiB away from the heap.
     let (jit, d) = setup();
-    d.define_host_address("far", &FAR_AWAY as *const i64 as usize).unwrap();
+    // SAFETY: JIT code only loads an `i64` from `far`, and `FAR_AWAY` is a static `i64`.
+    unsafe { d.define_host_address("far", &FAR_AWAY as *const i64 as usize) }.unwrap();
     let before = snapshot(&jit);
     let err = d
         .add_module(Source::ir_text("@far = external dso_local global i64\ndefine i64 @r() {\n %v = load i64, ptr @far\n ret i64 %v\n}\n"))
@@ -196,11 +201,14 @@ fn duplicate_dylib_and_host_symbol() {
     let (jit, d) = setup();
     assert!(matches!(jit.create_dylib("d"), Err(Error::DuplicateDylib(ref n)) if n == "d"));
     assert!(matches!(
-        d.define_host_address("existing", 1),
+        // SAFETY: the definition is refused (the name exists), so nothing can use the address.
+        unsafe { d.define_host_address("existing", 1) },
         Err(Error::DuplicateDefinition { definer: Definer::Host, dylib: Some(ref n), .. }) if n == "d"
     ));
-    jit.define_host_address("jit_wide", 1).unwrap();
-    let err = jit.define_host_address("jit_wide", 2).unwrap_err();
+    // SAFETY: no JIT code in this test uses `jit_wide`.
+    unsafe { jit.define_host_address("jit_wide", 1) }.unwrap();
+    // SAFETY: refused: the name exists.
+    let err = unsafe { jit.define_host_address("jit_wide", 2) }.unwrap_err();
     assert!(matches!(err, Error::DuplicateDefinition { definer: Definer::Host, dylib: None, .. }), "{err:?}");
     assert_eq!(
         err.to_string(),

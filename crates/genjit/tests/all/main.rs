@@ -9,6 +9,7 @@ mod model;
 mod observe;
 mod proptests;
 mod redirect;
+mod safety;
 
 /// Runs test `name` (its path in this binary) in a child process of its own and returns the child's
 /// output, or `None` when called in that child (the caller then does the work). For tests whose memory

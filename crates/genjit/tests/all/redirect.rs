@@ -139,7 +139,7 @@ fn explicit_redirection_between_host_and_jit_targets() {
     d.redirect("r", RedirectTarget::host(two as extern "C" fn() -> i64)).unwrap();
     assert_eq!((via.call(), r.call()), (2, 2));
     let fmod = d.add_module(ir(ret("f", 7), "f1")).unwrap();
-    d.redirect("r", RedirectTarget::Symbol(&d, "f")).unwrap();
+    d.redirect("r", RedirectTarget::symbol(&d, "f")).unwrap();
     assert_eq!(via.call(), 7);
     d.add_module(ir(ret("f", 8), "f2")).unwrap();
     assert_eq!(via.call(), 8, "a redirection to a JIT symbol follows its redefinitions");
@@ -158,9 +158,9 @@ fn explicit_redirection_between_host_and_jit_targets() {
         Err(Error::Redirect { reason, .. }) => *reason,
         other => panic!("{other:?}"),
     };
-    assert_eq!(refusal(d.redirect("f", RedirectTarget::Symbol(&d, "f"))), RedirectRefusal::NotRedirectable);
+    assert_eq!(refusal(d.redirect("f", RedirectTarget::symbol(&d, "f"))), RedirectRefusal::NotRedirectable);
     assert_eq!(
-        refusal(d.redirect("r", RedirectTarget::Symbol(&d, "r"))),
+        refusal(d.redirect("r", RedirectTarget::symbol(&d, "r"))),
         RedirectRefusal::Cycle { through: "r".into() }
     );
     assert_eq!(via.call(), 8, "refused redirections changed nothing");
