@@ -15,6 +15,7 @@
 //! An object-file source skips all of this and goes straight to the linker. Each phase is timed and traced
 //! (see [`crate::timings`]).
 
+mod diagnostics;
 mod machine;
 mod source;
 mod tls;
@@ -25,6 +26,7 @@ pub use source::{DumpKind, Source};
 use crate::error::{Error, Result};
 use crate::signature::{IrType, Signature, ValType};
 use crate::timings::{phase, ModuleTimings};
+use diagnostics::Diagnostics;
 use inkwell::attributes::{Attribute, AttributeLoc};
 use inkwell::context::Context;
 use inkwell::memory_buffer::MemoryBuffer;
@@ -65,20 +67,27 @@ pub(crate) fn compile(
         dump_bytes(dump, &name, DumpKind::Obj, &object);
         return Ok(Compiled { name, object, signatures: HashMap::new(), timings });
     }
+    // Declared before the context, so it outlives it (the handler points at it).
+    let diagnostics = Diagnostics::default();
     let context = Context::create();
+    // SAFETY: `diagnostics` is declared before `context`, so it is dropped after it, and never moves.
+    unsafe { diagnostics.install(&context) };
+    let failed = |message: String| Error::Codegen { module: name.clone(), message };
     let module = phase!(timings.parse, "parse", load_module(&context, source.kind, &name))?;
     with_machine(level, |machine| {
         let signatures = phase!(timings.verify, "verify", prepare(&module, &name, machine))?;
         if let Some(pipeline) = level.pipeline() {
-            phase!(
-                timings.optimize,
-                "optimize",
-                module.run_passes(&pipeline, machine, PassBuilderOptions::create())
-            )
-            .map_err(|m| Error::Codegen { module: name.clone(), message: m.to_string() })?;
+            let options = PassBuilderOptions::create();
+            phase!(timings.optimize, "optimize", module.run_passes(&pipeline, machine, options))
+                .map_err(|m| failed(m.to_string()))?;
         }
         let object = phase!(timings.emit, "emit", emit(&module, &name, machine, dump))?;
-        Ok(Compiled { name: name.clone(), object, signatures, timings })
+        // An error diagnostic (e.g. invalid inline asm) lets code generation run to the end, with an
+        // object that must not be used.
+        match diagnostics.take_errors() {
+            Some(errors) => Err(failed(errors)),
+            None => Ok(Compiled { name: name.clone(), object, signatures, timings }),
+        }
     })
 }
 

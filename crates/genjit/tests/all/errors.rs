@@ -216,3 +216,27 @@ fn duplicate_dylib_and_host_symbol() {
     );
     assert_eq!(d.lookup::<fn(i64) -> i64>("existing").unwrap().call(1), 1);
 }
+
+/// LLVM reports these as error diagnostics and, with no handler on the context, calls `exit(1)`: each
+/// runs in a child process so that a regression fails the test instead of ending the test binary.
+#[test]
+fn invalid_inline_asm_is_a_typed_error_not_an_exit() {
+    if crate::in_child("errors::invalid_inline_asm_is_a_typed_error_not_an_exit").is_some() {
+        return;
+    }
+    let inline =
+        "define i64 @bad() {\n  call void asm sideeffect \"notaninstruction %eax\", \"\"()\n  ret i64 0\n}\n";
+    let err = add_fails(Source::ir_text(inline).named("inline_asm"));
+    let Error::Codegen { module, message } = &err else { panic!("{err:?}") };
+    assert_eq!(module, "inline_asm");
+    assert!(message.contains("invalid instruction mnemonic 'notaninstruction'"), "{message}");
+    let module_asm = "module asm \"this is garbage @@@\"\ndefine i64 @g() {\n  ret i64 0\n}\n";
+    let err = add_fails(Source::ir_text(module_asm).named("module_asm"));
+    assert!(
+        matches!(&err, Error::Codegen { message, .. } if message.contains("unexpected token")),
+        "{err:?}"
+    );
+    // The JIT goes on compiling after a failed module.
+    let (_jit, d) = setup();
+    d.add_module(Source::ir_text("define i64 @ok() {\n  ret i64 1\n}\n")).unwrap();
+}
