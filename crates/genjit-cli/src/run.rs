@@ -1,8 +1,9 @@
 //! `genjit run`: execute a program's `main` the way LLVM's `lli` does.
 //!
 //! The program's modules go into one dylib of a JIT that resolves the process's own symbols (libc, libm,
-//! libstdc++, libgcc's compiler-runtime helpers). Extra modules are added first, in order, then the main
-//! file; each module's static constructors run as it is added. `main` is called as `main()`,
+//! libstdc++, libgcc's compiler-runtime helpers). The extra modules and the main file are added as one
+//! batch, like lli's one JITDylib: they link together in any order, cycles included, and a name any of
+//! them defines wins over the process's own symbols; static constructors then run in file order. `main` is called as `main()`,
 //! `main(argc, argv)` or `main(argc, argv, envp)` according to its IR signature, with `argv[0]` the
 //! program's path as `lli` passes it. Afterwards the dylib is removed, which runs `llvm.global_dtors` and
 //! then the handlers registered with `__cxa_atexit`, and the caller exits with `main`'s return value.
@@ -63,11 +64,12 @@ pub fn run(options: &RunOptions) -> Result<i32, RunError> {
     }
     let jit = builder.build()?;
     let dylib = jit.create_dylib("main")?;
-    for path in options.extra_modules.iter().chain([&options.program]) {
-        let module = dylib.add_module(Source::file(path)?)?;
-        if options.timings {
-            print_timings(&module);
-        }
+    // All modules in one batch, as lli puts them in one JITDylib: they may reference each other in any
+    // order and in cycles, and a name any of them defines wins over the process's symbols.
+    let sources = options.extra_modules.iter().chain([&options.program]).map(Source::file);
+    let modules = dylib.add_modules(sources.collect::<Result<Vec<_>, _>>()?)?;
+    if options.timings {
+        modules.iter().for_each(print_timings);
     }
     let signature =
         dylib.signature("main")?.ok_or_else(|| genjit::Error::NoSignature { symbol: "main".into() })?;

@@ -236,9 +236,10 @@ impl Dylib {
         Ok(handles.pop().expect("one module added"))
     }
 
-    /// Adds several modules in one step: they may call each other's functions in any order (mutual
-    /// recursion across modules), and they become visible together. Data may only be referenced from
-    /// modules later in the list than its definer.
+    /// Adds several modules in one step, linked like one shared object: every module is placed before any
+    /// name is resolved, so they may reference each other's functions and data in any order and in cycles,
+    /// and a name they define wins over host and process symbols. They become visible together; their
+    /// constructors then run in list order.
     pub fn add_modules(&self, sources: Vec<Source>) -> Result<Vec<ModuleHandle>> {
         let add = self.compile_all(sources)?;
         self.change(Change { add, initializers: true, ..Change::default() })

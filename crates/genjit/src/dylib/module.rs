@@ -37,9 +37,10 @@ pub(crate) struct LoadedModule {
     pub(crate) init: Vec<usize>,
     pub(crate) fini: Vec<usize>,
     eh_frame: Option<usize>,
-    /// The modules whose data this one references directly: held so that data outlives this module.
-    #[allow(dead_code)] // held for ownership, never read
-    deps: Vec<Arc<LoadedModule>>,
+    /// The modules whose data this one references directly: held so that data outlives this module's
+    /// code. Modules of one batch may reference each other's data (a cycle of `Arc`s), so `retire` hands
+    /// the list over to be dropped with the module's grace period, which breaks any cycle.
+    deps: Mutex<Vec<Arc<LoadedModule>>>,
     /// The entries of the functions this one imports: held so their stubs are never reused while this
     /// module's code can jump to them (a forced removal leaves them tombstoned, not freed).
     #[allow(dead_code)] // held for ownership, never read
@@ -80,7 +81,7 @@ impl LoadedModule {
             init: linked.init,
             fini: linked.fini,
             eh_frame: linked.eh_frame,
-            deps,
+            deps: Mutex::new(deps),
             entries,
             retired: AtomicBool::new(false),
             relocs: linked.relocs,
@@ -107,12 +108,21 @@ impl LoadedModule {
     }
 
     /// Counts the module's bytes as awaiting reclamation (once); called when the dylib lets go of it.
-    pub(crate) fn retire(&self) {
+    /// Returns the modules it references data of: the caller retires them with this module, so they live
+    /// until its grace period ends (and a batch's reference cycle is broken).
+    pub(crate) fn retire(&self) -> Vec<Arc<LoadedModule>> {
         // Relaxed: the flag is read again in `Drop`, which the last `Arc` drop orders after this.
         if !self.retired.swap(true, Ordering::Relaxed) {
             let mut heap = self.heap.lock();
             self.code.iter().chain(&self.data).for_each(|b| heap.mark_retired(b));
         }
+        std::mem::take(&mut *self.deps.lock())
+    }
+
+    /// Adds a module whose data this one references (a module of the same batch, known only once all of
+    /// the batch's modules exist).
+    pub(crate) fn add_dep(&self, module: Arc<LoadedModule>) {
+        self.deps.lock().push(module);
     }
 
     /// The module's name.

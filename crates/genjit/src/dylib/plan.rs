@@ -25,11 +25,12 @@ use super::txn::{Change, Remove};
 use super::{Dylib, Removal};
 use crate::compile::Compiled;
 use crate::error::{Definer, Error, Result};
-use crate::link::{definitions, link, DefinedSymbol};
+use crate::link::{self, definitions, DefinedSymbol};
 use crate::runtime::entry::{Entry, EntryTable};
-use crate::timings::phase;
+use crate::timings::ModuleTimings;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// A name's next definition.
 pub(super) enum Next {
@@ -47,7 +48,43 @@ pub(super) struct Step {
 }
 
 /// A linked module and the `(dylib id, name)` of every JIT name it imports.
-pub(super) type Linked = (Arc<LoadedModule>, Vec<(u64, String)>);
+pub(super) type Added = (Arc<LoadedModule>, Vec<(u64, String)>);
+
+/// What resolving one module's names found: what it imports and must hold alive.
+#[derive(Default)]
+struct Imported {
+    /// `(dylib id, name)` of every JIT name it imports, for the import index.
+    recorded: Vec<(u64, String)>,
+    /// Modules outside the batch whose data it references.
+    deps: Vec<Arc<LoadedModule>>,
+    /// Indices of the batch's modules whose data it references.
+    batch_deps: Vec<usize>,
+    /// Entries of the functions it imports.
+    held: Vec<Arc<Entry>>,
+}
+
+/// The data the batch defines, by name: the module's index in the batch, the address, and whether it is
+/// weak. A strong definition wins over weak ones; among weak ones, the first.
+struct BatchData(HashMap<String, (usize, usize, bool)>);
+
+impl BatchData {
+    fn new(placed: &[link::Placed<'_>]) -> BatchData {
+        let mut data: HashMap<String, (usize, usize, bool)> = HashMap::new();
+        for (i, p) in placed.iter().enumerate() {
+            for s in p.symbols().iter().filter(|s| !s.is_function) {
+                let replaces = data.get(&s.name).is_none_or(|&(_, _, weak)| weak && !s.weak);
+                if replaces {
+                    data.insert(s.name.clone(), (i, s.addr, s.weak));
+                }
+            }
+        }
+        BatchData(data)
+    }
+
+    fn find(&self, name: &str) -> Option<(usize, usize, bool)> {
+        self.0.get(name).copied()
+    }
+}
 
 /// What the change takes away: modules by serial, and (for `Remove::All`) every redirectable.
 pub(super) struct Scope {
@@ -68,7 +105,7 @@ impl Scope {
 
 /// Everything a commit needs; dropping it instead undoes the plan.
 pub(super) struct Plan {
-    pub(super) new: Vec<Linked>,
+    pub(super) new: Vec<Added>,
     pub(super) entries: HashMap<String, Arc<Entry>>,
     pub(super) steps: Vec<Step>,
     pub(super) losers: Vec<(Arc<LoadedModule>, DefinedSymbol)>,
@@ -193,91 +230,132 @@ impl Dylib {
         Ok(entries)
     }
 
-    /// Step 2: link every new module, in order.
+    /// Step 2: link every new module as one shared object: place them all (every definition of the batch
+    /// gets its address), then resolve each against the whole batch, then relocate.
     fn link_all(
         &self,
         symbols: &Symbols,
         scope: &Scope,
         entries: &HashMap<String, Arc<Entry>>,
         change: Change,
-    ) -> Result<Vec<Linked>> {
-        let mut new: Vec<Linked> = Vec::new();
-        for mut compiled in change.add {
-            let mut deps: Vec<Arc<LoadedModule>> = Vec::new();
-            let mut held: Vec<Arc<Entry>> = Vec::new();
-            let mut recorded: Vec<(u64, String)> = Vec::new();
-            let mut resolve = |name: &str| {
-                if let Some(addr) = self.session.runtime_symbol(&self.shared, name) {
-                    return Some(addr);
-                }
-                if let Some(e) = entries.get(name) {
-                    recorded.push((self.shared.id, name.to_string()));
-                    held.push(e.clone());
-                    return Some(e.stub());
-                }
-                let Some((dylib_id, def)) = self.find_for_link(symbols, scope, &new, name) else {
-                    return self.session.outside_symbol(name);
-                };
-                if !matches!(def, Definition::Host { .. }) {
-                    recorded.push((dylib_id, name.to_string()));
-                }
-                match &def {
-                    Definition::Data { module, .. } if !deps.iter().any(|d| Arc::ptr_eq(d, module)) => {
-                        deps.push(module.clone())
-                    }
-                    Definition::Function { entry, .. } => held.push(entry.clone()),
-                    _ => {}
-                }
-                Some(def.addr())
-            };
-            let own = |name: &str| entries.get(name).map(|e| e.stub());
-            let mut linked = phase!(
-                compiled.timings.link,
-                "link",
-                link(&compiled, &self.session.heap, &mut resolve, &own, self.session.config.extras())
-            )
-            .map_err(|e| match e {
-                Error::UnresolvedSymbols { module, symbols, .. } => {
-                    Error::UnresolvedSymbols { module, dylib: self.shared.name.clone(), symbols }
-                }
-                e => e,
-            })?;
-            if !change.initializers {
-                linked.init.clear();
-                linked.fini.clear();
-                linked.eh_frame = None;
-            }
-            let module = LoadedModule::new(
-                compiled.name,
-                next_serial(),
-                linked,
-                self.session.heap.clone(),
-                deps,
-                held,
-                compiled.timings,
-            );
-            new.push((Arc::new(module), recorded));
+    ) -> Result<Vec<Added>> {
+        let own = |name: &str| entries.get(name).map(|e| e.stub());
+        let extras = self.session.config.extras();
+        let compiled = change.add;
+        let mut took = vec![Duration::ZERO; compiled.len()];
+        let mut placed = Vec::with_capacity(compiled.len());
+        for (c, took) in compiled.iter().zip(&mut took) {
+            let _span = tracing::debug_span!("link", module = %c.name).entered();
+            let start = Instant::now();
+            // An error drops the modules placed so far, which gives their blocks back.
+            placed.push(link::place(c, &self.session.heap, &own, extras)?);
+            *took += start.elapsed();
         }
-        Ok(new)
+        let batch = BatchData::new(&placed);
+        let mut linked: Vec<(link::Linked, Imported)> = Vec::with_capacity(placed.len());
+        for ((p, c), took) in placed.into_iter().zip(&compiled).zip(&mut took) {
+            let _span = tracing::debug_span!("link", module = %c.name).entered();
+            let start = Instant::now();
+            let mut found = Imported::default();
+            let mut resolve =
+                |name: &str| self.resolve_for_link(symbols, scope, entries, &batch, name, &mut found);
+            match p.finish(&mut resolve) {
+                Ok(l) => {
+                    *took += start.elapsed();
+                    linked.push((l, found));
+                }
+                Err(e) => {
+                    // The modules placed after this one are dropped with the iterator (blocks back);
+                    // the ones already finished are discarded here.
+                    linked.into_iter().for_each(|(l, _)| l.discard(&self.session.heap));
+                    return Err(match e {
+                        Error::UnresolvedSymbols { module, symbols, .. } => {
+                            Error::UnresolvedSymbols { module, dylib: self.shared.name.clone(), symbols }
+                        }
+                        e => e,
+                    });
+                }
+            }
+        }
+        Ok(self.load_all(compiled, linked, took, change.initializers))
     }
 
-    /// A definition for the linker outside the batch's entries: data of an earlier module of the batch,
-    /// then this dylib's table (minus what the change removes), then the links' exported names.
-    fn find_for_link(
+    /// Turns the batch's linked images into modules, then adds the data dependencies between them.
+    fn load_all(
+        &self,
+        compiled: Vec<Compiled>,
+        linked: Vec<(link::Linked, Imported)>,
+        took: Vec<Duration>,
+        initializers: bool,
+    ) -> Vec<Added> {
+        let mut added: Vec<Added> = Vec::with_capacity(linked.len());
+        let mut batch_deps = Vec::with_capacity(linked.len());
+        for ((c, (mut l, found)), took) in compiled.into_iter().zip(linked).zip(took) {
+            if !initializers {
+                l.init.clear();
+                l.fini.clear();
+                l.eh_frame = None;
+            }
+            let heap = self.session.heap.clone();
+            let timings = ModuleTimings { link: took, ..c.timings };
+            let module = LoadedModule::new(c.name, next_serial(), l, heap, found.deps, found.held, timings);
+            added.push((Arc::new(module), found.recorded));
+            batch_deps.push(found.batch_deps);
+        }
+        for (i, deps) in batch_deps.into_iter().enumerate() {
+            for j in deps {
+                added[i].0.add_dep(added[j].0.clone());
+            }
+        }
+        added
+    }
+
+    /// Where `name` resolves for a module of this batch, noting what the module must hold and import:
+    /// genjit's runtime symbols; the batch's functions (their entries); the batch's strong data; this
+    /// dylib's table (minus what the change removes); the batch's weak data; the linked dylibs' exported
+    /// names; and only then the JIT's host symbols and the process's.
+    fn resolve_for_link(
         &self,
         symbols: &Symbols,
         scope: &Scope,
-        new: &[Linked],
+        entries: &HashMap<String, Arc<Entry>>,
+        batch: &BatchData,
         name: &str,
-    ) -> Option<(u64, Definition)> {
-        let batch_data = new.iter().find_map(|(m, _)| {
-            let s = m.symbols.iter().find(|s| s.name == name && !s.is_function)?;
-            Some(Definition::Data { addr: s.addr, module: m.clone(), hidden: false })
-        });
-        batch_data
-            .or_else(|| symbols.get(name).filter(|d| !scope.removes(d)).cloned())
-            .map(|d| (self.shared.id, d))
-            .or_else(|| self.shared.links().iter().find_map(|l| l.find(name, false).map(|d| (l.id, d))))
+        found: &mut Imported,
+    ) -> Option<usize> {
+        if let Some(addr) = self.session.runtime_symbol(&self.shared, name) {
+            return Some(addr);
+        }
+        if let Some(e) = entries.get(name) {
+            found.recorded.push((self.shared.id, name.to_string()));
+            found.held.push(e.clone());
+            return Some(e.stub());
+        }
+        let table = || symbols.get(name).filter(|d| !scope.removes(d));
+        if let Some((i, addr, weak)) = batch.find(name) {
+            if !weak || table().is_none() {
+                found.recorded.push((self.shared.id, name.to_string()));
+                if !found.batch_deps.contains(&i) {
+                    found.batch_deps.push(i);
+                }
+                return Some(addr);
+            }
+        }
+        let linked = || self.shared.links().iter().find_map(|l| l.find(name, false).map(|d| (l.id, d)));
+        let Some((dylib_id, def)) = table().cloned().map(|d| (self.shared.id, d)).or_else(linked) else {
+            return self.session.outside_symbol(name);
+        };
+        if !matches!(def, Definition::Host { .. }) {
+            found.recorded.push((dylib_id, name.to_string()));
+        }
+        match &def {
+            Definition::Data { module, .. } if !found.deps.iter().any(|d| Arc::ptr_eq(d, module)) => {
+                found.deps.push(module.clone())
+            }
+            Definition::Function { entry, .. } => found.held.push(entry.clone()),
+            _ => {}
+        }
+        Some(def.addr())
     }
 
     /// Step 3: the next definition of every touched name, and the weak definitions that lost.
@@ -287,7 +365,7 @@ impl Dylib {
         state: &State,
         symbols: &Symbols,
         scope: &Scope,
-        new: &[Linked],
+        new: &[Added],
     ) -> (Vec<Step>, Vec<(Arc<LoadedModule>, DefinedSymbol)>) {
         let mut touched: BTreeSet<String> = BTreeSet::new();
         for serial in &scope.removing {

@@ -180,10 +180,8 @@ impl DylibShared {
         }
         tomb.extend(orphans.iter().map(|e| (e.clone(), e.target())));
         self.tombstone(tomb);
-        for m in &modules {
-            m.retire();
-        }
-        (modules, garbage, orphans)
+        let deps: Vec<Arc<LoadedModule>> = modules.iter().flat_map(|m| m.retire()).collect();
+        (modules, deps, garbage, orphans)
     }
 
     /// Defines a host symbol in this dylib; refused if the name is taken (or orphaned: still imported).

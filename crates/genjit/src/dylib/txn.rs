@@ -80,11 +80,9 @@ impl Dylib {
         }
         finalize();
         self.shared.tombstone(done.tombstones);
-        for m in &done.retired {
-            m.retire();
-        }
+        let deps: Vec<Arc<LoadedModule>> = done.retired.iter().flat_map(|m| m.retire()).collect();
         let Done { retired, new, garbage, orphans, .. } = done;
-        crate::runtime::reclaim::retire((retired, garbage, orphans), Some(self.session.lag.clone()));
+        crate::runtime::reclaim::retire((retired, deps, garbage, orphans), Some(self.session.lag.clone()));
         for m in &new {
             let mut constructors = Duration::ZERO;
             if initializers {

@@ -19,6 +19,13 @@ struct Bases {
 }
 
 impl Bases {
+    fn of_linked(linked: &Linked) -> Bases {
+        Bases {
+            code: linked.code.as_ref().map_or(0, |b| b.addr()),
+            data: linked.data.as_ref().map_or(0, |b| b.addr()),
+        }
+    }
+
     fn of(&self, kind: Kind) -> usize {
         match kind {
             Kind::Code => self.code,
@@ -34,10 +41,7 @@ impl Linker<'_> {
         externals: &HashMap<SymbolIndex, usize>,
         linked: &mut Linked,
     ) -> Result<()> {
-        let bases = Bases {
-            code: linked.code.as_ref().map_or(0, |b| b.addr()),
-            data: linked.data.as_ref().map_or(0, |b| b.addr()),
-        };
+        let bases = Bases::of_linked(linked);
         let import_index: HashMap<String, u32> =
             linked.imports.iter().enumerate().map(|(i, n)| (n.clone(), i as u32)).collect();
         self.copy_sections(layout, linked)?;
@@ -95,7 +99,7 @@ impl Linker<'_> {
                 });
             }
         }
-        self.collect(layout, &bases, linked, &value)
+        self.collect(layout, &bases, linked)
     }
 
     fn placement(&self, layout: &Layout, si: SectionIndex) -> Result<Placement> {
@@ -277,13 +281,12 @@ impl Linker<'_> {
         }
     }
 
-    fn collect(
-        &self,
-        layout: &Layout,
-        bases: &Bases,
-        linked: &mut Linked,
-        value: &dyn Fn(SymbolIndex) -> Result<Value>,
-    ) -> Result<()> {
+    /// Every definition's final address, once the blocks are allocated (nothing needs resolving for it):
+    /// global and weak names for the dylib, and every function for profilers if asked.
+    pub(super) fn define(&self, layout: &Layout, linked: &mut Linked) -> Result<()> {
+        let bases = Bases::of_linked(linked);
+        let none = HashMap::new();
+        let value = |sym: SymbolIndex| self.symbol_value(sym, layout, &bases, &none, &HashMap::new());
         for symbol in self.file.symbols() {
             if symbol.is_undefined() || symbol.kind() == SymbolKind::Section {
                 continue;
@@ -310,6 +313,11 @@ impl Linker<'_> {
                 is_function: symbol.kind() == SymbolKind::Text,
             });
         }
+        Ok(())
+    }
+
+    /// Constructor and destructor lists and the unwind tables' address, once relocated.
+    fn collect(&self, layout: &Layout, bases: &Bases, linked: &mut Linked) -> Result<()> {
         let mut inits = Vec::new();
         let mut finis = Vec::new();
         for section in self.relocatable_sections() {

@@ -1,18 +1,24 @@
 //! genjit's own static linker: one relocatable x86-64 ELF object into the code heap.
 //!
 //! ## Steps
+//! Linking is split in two halves so that a batch of modules links like one shared object: [`place`]
+//! every module first, then [`Placed::finish`] each.
 //! 1. **Read** the object with the `object` crate and check it is a 64-bit little-endian x86-64 `ET_REL`.
 //! 2. **Lay out** every allocated section: writable ones (`.data`, `.bss`, `.init_array`, ...) into one data
 //!    block, the rest (`.text*`, `.rodata*`, `.eh_frame`, ...) into one code block, each at its alignment.
 //!    Common symbols join the data block. After the sections the code block gets a GOT slot for every symbol
 //!    reached through the GOT and a 16-byte stub (`jmp *0(%rip)` + address) for every external call target,
 //!    and `.eh_frame` gets the four zero bytes that terminate it for the unwinder.
-//! 3. **Resolve** undefined symbols through the caller's resolver (the dylib's search order). All unresolved
-//!    names are reported together; weak undefined ones become 0.
-//! 4. **Allocate** both blocks from the heap, copy section bytes through the writable view, and **apply**
-//!    every relocation with its field checked against its width. A call whose target is out of 32-bit reach
-//!    goes through the symbol's stub; any other overflow is a typed error, as is an unknown relocation type.
-//!    A failure after allocation gives the blocks back before returning, so the heap is as it was.
+//! 3. **Allocate** both blocks from the heap and compute every definition's final address. This ends
+//!    [`place`]: the caller now knows where everything of every module in the batch will be.
+//! 4. **Resolve** undefined symbols through the caller's resolver (the dylib's search order, which sees the
+//!    whole batch). All unresolved names are reported together; weak undefined ones become 0.
+//! 5. **Copy** section bytes through the writable view and **apply** every relocation with its field checked
+//!    against its width. A call whose target is out of 32-bit reach goes through the symbol's stub; any other
+//!    overflow is a typed error, as is an unknown relocation type.
+//!
+//! A [`Placed`] module that is dropped unfinished (an error anywhere in the batch) gives its blocks back,
+//! so the heap is as it was.
 //!
 //! Nothing is published here: the result is a [`Linked`] image whose symbols the dylib publishes under its
 //! lock. The relocation records are kept in the image ([`RelocRecord`]) so the module can be relinked at
@@ -276,16 +282,29 @@ pub fn definitions(compiled: &Compiled) -> Result<Vec<DefinedSymbol>> {
     Ok(out)
 }
 
-/// Links `compiled` into `heap`, resolving undefined names through `resolve`. References to a global
-/// function the module defines itself go to the stub `own` gives for its name, if any (its entry), so
-/// that even the module's own calls see a redefinition.
-pub fn link(
-    compiled: &Compiled,
-    heap: &Mutex<Heap>,
-    resolve: &mut dyn FnMut(&str) -> Option<usize>,
+/// A module laid out and allocated, its definitions at their final addresses, its undefined names not yet
+/// resolved: the first half of linking. A batch places every module before resolving any, so a name any
+/// module of the batch defines is known to all of them, in any order and across cycles.
+///
+/// Dropping a `Placed` that was not finished gives its blocks back to the heap.
+pub struct Placed<'a> {
+    linker: Linker<'a>,
+    layout: Layout,
+    linked: Option<Linked>,
+    heap: &'a Mutex<Heap>,
+    object: &'a [u8],
+    debug_object: bool,
+}
+
+/// Lays `compiled` out and allocates its blocks. References to a global function the module defines
+/// itself go to the stub `own` gives for its name, if any (its entry), so that even the module's own calls
+/// see a redefinition.
+pub fn place<'a>(
+    compiled: &'a Compiled,
+    heap: &'a Mutex<Heap>,
     own: &dyn Fn(&str) -> Option<usize>,
     extras: Extras,
-) -> Result<Linked> {
+) -> Result<Placed<'a>> {
     let module = compiled.name.as_str();
     let bad = |m: String| Error::Object { module: module.to_string(), message: m };
     let file = open(compiled)?;
@@ -307,30 +326,13 @@ pub fn link(
     }
     let linker = Linker { file, module, own: own_stubs, functions: extras.functions };
     let mut layout = linker.layout()?;
-    let (externals, imports) = linker.resolve(resolve)?;
     linker.plan_got_and_stubs(&mut layout)?;
-    let mut code = None;
-    let mut data = None;
-    {
-        let mut heap = heap.lock();
-        if layout.code_len > 0 {
-            code = Some(heap.alloc(Kind::Code, layout.code_len, layout.code_align).map_err(Error::Heap)?);
-        }
-        if layout.data_len > 0 {
-            match heap.alloc(Kind::Data, layout.data_len, layout.data_align) {
-                Ok(b) => data = Some(b),
-                Err(e) => {
-                    code.into_iter().for_each(|b| heap.free(b));
-                    return Err(Error::Heap(e));
-                }
-            }
-        }
-    }
-    let mut linked = Linked {
+    let (code, data) = allocate(heap, &layout)?;
+    let linked = Linked {
         code,
         data,
         symbols: Vec::new(),
-        imports,
+        imports: Vec::new(),
         init: Vec::new(),
         fini: Vec::new(),
         eh_frame: None,
@@ -338,16 +340,61 @@ pub fn link(
         functions: Vec::new(),
         debug_object: None,
     };
-    match linker.fill(&layout, &externals, &mut linked) {
-        Ok(()) => {
-            if extras.debug_object {
-                linked.debug_object = Some(debug_object(&compiled.object, &layout, &linked));
+    let mut placed = Placed {
+        linker,
+        layout,
+        linked: Some(linked),
+        heap,
+        object: &compiled.object,
+        debug_object: extras.debug_object,
+    };
+    let linked = placed.linked.as_mut().expect("just placed");
+    placed.linker.define(&placed.layout, linked)?;
+    Ok(placed)
+}
+
+fn allocate(heap: &Mutex<Heap>, layout: &Layout) -> Result<(Option<Block>, Option<Block>)> {
+    let mut heap = heap.lock();
+    let mut code = None;
+    if layout.code_len > 0 {
+        code = Some(heap.alloc(Kind::Code, layout.code_len, layout.code_align).map_err(Error::Heap)?);
+    }
+    if layout.data_len > 0 {
+        match heap.alloc(Kind::Data, layout.data_len, layout.data_align) {
+            Ok(b) => return Ok((code, Some(b))),
+            Err(e) => {
+                code.into_iter().for_each(|b| heap.free(b));
+                return Err(Error::Heap(e));
             }
-            Ok(linked)
         }
-        Err(e) => {
-            linked.discard(heap);
-            Err(e)
+    }
+    Ok((code, None))
+}
+
+impl Placed<'_> {
+    /// The module's global and weak definitions, at their final addresses.
+    pub fn symbols(&self) -> &[DefinedSymbol] {
+        &self.linked.as_ref().expect("not finished").symbols
+    }
+
+    /// Resolves every undefined name through `resolve` (all missing names are reported together; weak
+    /// undefined ones become 0), then copies the sections, fills GOT and stubs and applies every relocation.
+    pub fn finish(mut self, resolve: &mut dyn FnMut(&str) -> Option<usize>) -> Result<Linked> {
+        let (externals, imports) = self.linker.resolve(resolve)?;
+        let linked = self.linked.as_mut().expect("not finished");
+        linked.imports = imports;
+        self.linker.fill(&self.layout, &externals, linked)?;
+        if self.debug_object {
+            linked.debug_object = Some(debug_object(self.object, &self.layout, linked));
+        }
+        Ok(self.linked.take().expect("not finished"))
+    }
+}
+
+impl Drop for Placed<'_> {
+    fn drop(&mut self) {
+        if let Some(linked) = self.linked.take() {
+            linked.discard(self.heap);
         }
     }
 }

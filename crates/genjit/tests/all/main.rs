@@ -1,6 +1,7 @@
 //! genjit's integration tests, built as one binary to keep LLVM link time down.
 
 mod api;
+mod batch;
 mod errors;
 mod fuzz_corpus;
 mod heap;
