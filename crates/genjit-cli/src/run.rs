@@ -3,12 +3,13 @@
 //! The program's modules go into one dylib of a JIT that resolves the process's own symbols (libc, libm,
 //! libstdc++, libgcc's compiler-runtime helpers). The extra modules and the main file are added as one
 //! batch, like lli's one JITDylib: they link together in any order, cycles included, and a name any of
-//! them defines wins over the process's own symbols; static constructors then run in file order. `main` is called as `main()`,
-//! `main(argc, argv)` or `main(argc, argv, envp)` according to its IR signature, with `argv[0]` the
-//! program's path as `lli` passes it. Afterwards the dylib is removed, which runs `llvm.global_dtors` and
-//! then the handlers registered with `__cxa_atexit`, and the caller exits with `main`'s return value.
+//! them defines wins over the process's own symbols; static constructors then run in file order. `main`
+//! is called as `main()`, `main(argc)`, `main(argc, argv)` or `main(argc, argv, envp)` according to its
+//! IR signature (parameter types checked, as lli does), with `argv[0]` the program's path as `lli` passes
+//! it. Afterwards the dylib is removed, which runs `llvm.global_dtors` and then the handlers registered
+//! with `__cxa_atexit`, and the caller exits with `main`'s return value.
 
-use genjit::{DumpKind, IrType, Jit, ModuleHandle, OptLevel, Signature, Source, ValType};
+use genjit::{DumpKind, Jit, ModuleHandle, OptLevel, Signature, Source};
 use std::ffi::CString;
 use std::path::PathBuf;
 
@@ -39,8 +40,11 @@ pub enum RunError {
     /// The JIT refused a module or a lookup.
     #[error(transparent)]
     Jit(#[from] genjit::Error),
-    /// `main` has a signature `genjit run` cannot call.
-    #[error("`main` has IR type `{0}`; expected i32 (), i32 (i32, ptr) or i32 (i32, ptr, ptr)")]
+    /// `main` has a signature lli would not call either.
+    #[error(
+        "`main` has IR type `{0}`; expected no parameters, (i32), (i32, ptr) or (i32, ptr, ptr), returning an \
+         integer or void"
+    )]
     MainSignature(Signature),
 }
 
@@ -71,41 +75,52 @@ pub fn run(options: &RunOptions) -> Result<i32, RunError> {
     if options.timings {
         modules.iter().for_each(print_timings);
     }
-    let signature =
-        dylib.signature("main")?.ok_or_else(|| genjit::Error::NoSignature { symbol: "main".into() })?;
-    let addr = dylib.lookup_address("main")?;
     let args: Vec<CString> = std::iter::once(options.program.display().to_string())
         .chain(options.args.iter().cloned())
         .map(|a| CString::new(a).unwrap_or_default())
         .collect();
     let mut argv: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
     argv.push(std::ptr::null());
-    let argc = args.len() as libc::c_int;
-    let int = |t: &IrType| matches!(t, IrType::Val(ValType::I32) | IrType::Val(ValType::I64));
-    let returns_int = signature.ret.as_ref().is_some_and(int);
-    let code = match signature.params.len() {
-        // SAFETY (all three arms): the IR says `main` takes exactly these parameters (C's `int, char**,
-        // char**`), `argv` is a NULL-terminated array of NUL-terminated strings that outlives the call, and
-        // `environ` is the process environment. The JIT (and so the code) stays alive across the call.
-        // SAFETY: see above (no parameters).
-        0 => unsafe { std::mem::transmute::<usize, extern "C" fn() -> libc::c_int>(addr)() },
-        // SAFETY: see above (argc, argv).
-        2 => unsafe {
-            std::mem::transmute::<usize, extern "C" fn(libc::c_int, *const *const libc::c_char) -> libc::c_int>(
-                addr,
-            )(argc, argv.as_ptr())
-        },
-        // SAFETY: see above (argc, argv, envp).
-        3 => unsafe {
-            type Main3 = extern "C" fn(
-                libc::c_int,
-                *const *const libc::c_char,
-                *const *const libc::c_char,
-            ) -> libc::c_int;
-            std::mem::transmute::<usize, Main3>(addr)(argc, argv.as_ptr(), environ)
-        },
-        _ => return Err(RunError::MainSignature(signature)),
-    };
+    let argc = args.len() as i32;
+    // SAFETY: reading the process's environment pointer (set by libc before `main`).
+    let envp = unsafe { environ };
+    let code = call_main(&dylib, argc, argv.as_ptr(), envp)?;
     jit.remove_dylib(&dylib)?;
-    Ok(if returns_int { code } else { 0 })
+    Ok(code)
+}
+
+type Argv = *const *const libc::c_char;
+
+/// Calls `main` with whichever signature lli accepts: no parameters, `(i32)`, `(i32, ptr)` or
+/// `(i32, ptr, ptr)`, returning any integer of 8 to 64 bits or `void`; its value, zero-extended as lli
+/// does, becomes the exit code. Each shape is a typed lookup, so the IR's parameter types (and calling
+/// convention) are checked, not only their count.
+fn call_main(dylib: &genjit::Dylib, argc: i32, argv: Argv, envp: Argv) -> Result<i32, RunError> {
+    macro_rules! try_shapes {
+        ($(($($p:ty),*) => ($($a:expr),*)),*) => {
+            $(
+                if let Ok(main) = dylib.lookup::<fn($($p),*)>("main") {
+                    main.call($($a),*);
+                    return Ok(0);
+                }
+                if let Ok(main) = dylib.lookup::<fn($($p),*) -> u8>("main") {
+                    return Ok(i32::from(main.call($($a),*)));
+                }
+                if let Ok(main) = dylib.lookup::<fn($($p),*) -> u16>("main") {
+                    return Ok(i32::from(main.call($($a),*)));
+                }
+                if let Ok(main) = dylib.lookup::<fn($($p),*) -> i32>("main") {
+                    return Ok(main.call($($a),*));
+                }
+                if let Ok(main) = dylib.lookup::<fn($($p),*) -> u64>("main") {
+                    return Ok(main.call($($a),*) as i32);
+                }
+            )*
+        };
+    }
+    try_shapes!(() => (), (i32) => (argc), (i32, Argv) => (argc, argv), (i32, Argv, Argv) => (argc, argv, envp));
+    match dylib.signature("main")? {
+        Some(signature) => Err(RunError::MainSignature(signature)),
+        None => Err(genjit::Error::NoSignature { symbol: "main".into() }.into()),
+    }
 }

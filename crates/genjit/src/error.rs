@@ -144,7 +144,11 @@ pub enum Error {
         what: String,
     },
     /// A relocated value does not fit its field (e.g. a 32-bit PC-relative reference to a far host symbol).
-    #[error("module `{module}`: {kind} against `{symbol}` does not fit (value {value:#x})")]
+    #[error(
+        "module `{module}`: {kind} against `{symbol}` does not fit (value {value:#x}); a 32-bit PC-relative \
+         reference reaches only the code heap's 2 GiB, so data outside it must go through the GOT: declare it \
+         without `dso_local` (compile with -fPIC)"
+    )]
     RelocationOutOfRange {
         /// The module's name.
         module: String,

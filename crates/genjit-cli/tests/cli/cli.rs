@@ -223,3 +223,37 @@ fn gdb_backtrace_names_jit_functions() {
     let unnamed = backtrace(false);
     assert!(unnamed.contains("SIGSEGV") && !unnamed.contains("crash_here"), "control:\n{unnamed}");
 }
+
+/// Every `main` lli accepts runs, with lli's exit code; the parameters' types are checked, not only
+/// their count (LLVM's own ExecutionEngine tests use `i32 @main(i32)`).
+#[test]
+fn main_signatures_as_lli_accepts_them() {
+    let dir = scratch("mains");
+    let accepted = [
+        ("argc_only", "define i32 @main(i32 %argc) {\n  %r = add i32 %argc, 10\n  ret i32 %r\n}\n"),
+        ("returns_i8", "define i8 @main() {\n  ret i8 -1\n}\n"),
+        ("returns_i64", "define i64 @main(i32 %c, ptr %v) {\n  ret i64 4294967303\n}\n"),
+    ];
+    for (name, ir) in accepted {
+        let prog = write(&dir, &format!("{name}.ll"), ir);
+        let lli = std::process::Command::new("lli-19").arg(&prog).arg("x").output().unwrap();
+        let expected = lli.status.code().unwrap();
+        genjit().arg("run").arg(&prog).arg("x").assert().code(expected);
+    }
+    // lli exits with whatever `eax` held after a `void` main (MCJIT reads it as an `int`); genjit with 0.
+    let void = write(&dir, "returns_void.ll", "define void @main(i32 %c, ptr %v, ptr %e) {\n  ret void\n}\n");
+    genjit().arg("run").arg(&void).assert().code(0);
+    for (name, ir, shown) in [
+        ("double_arg", "define i32 @main(double %x) {\n  ret i32 0\n}\n", "i32 (double)"),
+        ("int_argv", "define i32 @main(i32 %c, i32 %v) {\n  ret i32 0\n}\n", "i32 (i32, i32)"),
+        ("four", "define i32 @main(i32 %a, ptr %b, ptr %c, ptr %d) {\n  ret i32 0\n}\n", "ptr, ptr, ptr)"),
+    ] {
+        let prog = write(&dir, &format!("{name}.ll"), ir);
+        genjit()
+            .arg("run")
+            .arg(&prog)
+            .assert()
+            .code(125)
+            .stderr(predicate::str::contains("`main` has IR type").and(predicate::str::contains(shown)));
+    }
+}

@@ -30,7 +30,7 @@ use diagnostics::Diagnostics;
 use inkwell::attributes::{Attribute, AttributeLoc};
 use inkwell::context::Context;
 use inkwell::memory_buffer::MemoryBuffer;
-use inkwell::module::{Linkage, Module};
+use inkwell::module::{FlagBehavior, Linkage, Module};
 use inkwell::passes::PassBuilderOptions;
 use inkwell::targets::{FileType, TargetMachine};
 use inkwell::values::FunctionValue;
@@ -96,8 +96,28 @@ fn prepare(module: &Module<'_>, name: &str, machine: &TargetMachine) -> Result<H
     module.verify().map_err(|m| Error::Verify { module: name.to_string(), message: m.to_string() })?;
     module.set_triple(&machine.get_triple());
     module.set_data_layout(&machine.get_target_data().get_data_layout());
+    assume_pie(module);
     tls::rewrite_module(module, name)?;
     Ok(signatures(module))
+}
+
+/// Compiles `dso_local` definitions the way `-fPIC` IR compiles: through the entry.
+///
+/// clang without `-fPIC` (or with `-fPIE`) marks every definition `dso_local`. Under the PIC relocation
+/// model and with no "PIE Level" flag, LLVM then calls a module's own functions and takes their addresses
+/// through a local alias (`f$local`) that the assembler resolves inside the section: no relocation is
+/// left for the linker to point at the entry, so a redefinition would not be seen by the module's own
+/// calls and `&f` would not be stable. With the flag set (what `-fPIE` does) LLVM names the global symbol
+/// instead, the relocation stays, and the linker sends it to the entry. The C API cannot clear
+/// `dso_local` itself; the flag reaches the same code generation. Data declared `dso_local` and defined
+/// outside the heap still cannot be reached PC-relatively: that is refused with a typed error naming the
+/// fix (`RelocationOutOfRange`).
+fn assume_pie(module: &Module<'_>) {
+    if module.get_flag("PIE Level").is_none() {
+        let level = module.get_context().i32_type().const_int(2, false);
+        // The behaviour only matters when IR modules are linked together, which genjit never does.
+        module.add_basic_value_flag("PIE Level", FlagBehavior::Warning, level);
+    }
 }
 
 fn emit(

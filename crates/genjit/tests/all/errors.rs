@@ -182,6 +182,7 @@ fn out_of_range_pc_relative_data_reference() {
         .unwrap_err();
     assert_eq!(snapshot(&jit), before);
     assert!(matches!(err, Error::RelocationOutOfRange { ref symbol, .. } if symbol == "far"), "{err:?}");
+    assert!(err.to_string().contains("compile with -fPIC"), "the error names the fix: {err}");
     // Without `dso_local` the reference goes through the GOT and works.
     d.add_module(Source::ir_text(
         "@far = external global i64\ndefine i64 @r() {\n %v = load i64, ptr @far\n ret i64 %v\n}\n",

@@ -238,3 +238,27 @@ fn removed_functions_fail_loudly() {
         assert!(stderr.contains(expect), "{which}: {stderr}");
     }
 }
+
+/// IR from clang without `-fPIC` marks every definition `dso_local`; LLVM then calls a module's own
+/// functions through a local alias the assembler resolves, and `&f` bypasses the entry. genjit compiles it
+/// as PIE code (the "PIE Level" module flag), so those references name the global symbol and go through
+/// the entry like `-fPIC` IR: a redefinition is seen by the module's own calls, and `&f` is stable.
+#[test]
+fn non_pic_clang_ir_still_goes_through_entries() {
+    // `clang-19 -fno-pic -O0 -S -emit-llvm` of: long f(void) { return 1; } long g(void) { return f(); }
+    // long (*addr_f(void))(void) { return f; }
+    let nopic = "define dso_local i64 @f() {\n  ret i64 1\n}\n\
+        define dso_local i64 @g() {\n  %r = call i64 @f()\n  ret i64 %r\n}\n\
+        define dso_local ptr @addr_f() {\n  ret ptr @f\n}\n";
+    let jit = Jit::new().unwrap();
+    let d = jit.create_dylib("nopic").unwrap();
+    d.add_module(Source::ir_text(nopic)).unwrap();
+    let g = d.lookup::<fn() -> i64>("g").unwrap();
+    let addr_f = d.lookup::<fn() -> *const u8>("addr_f").unwrap();
+    let stub = d.lookup_address("f").unwrap();
+    assert_eq!(g.call(), 1);
+    assert_eq!(addr_f.call() as usize, stub, "&f is the entry");
+    d.add_module(Source::ir_text("define dso_local i64 @f() {\n  ret i64 2\n}\n")).unwrap();
+    assert_eq!(g.call(), 2, "the module's own call sees the redefinition");
+    assert_eq!(addr_f.call() as usize, stub, "&f did not change");
+}
