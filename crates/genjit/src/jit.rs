@@ -127,6 +127,10 @@ pub struct Stats {
     pub oldest_pin: Option<Duration>,
     /// Time from retirement to release of the last 4096 retirements, if any.
     pub reclamation_lag: Option<Lag>,
+    /// Whether freed code faults when executed: whole freed pages raise `SIGBUS` (a userfaultfd watches
+    /// the code generations; Linux 5.11+), partly freed pages hold `int3`. Without it whole freed pages
+    /// read as zeros.
+    pub freed_code_traps: bool,
 }
 
 /// One dylib's share of the heap.
@@ -267,6 +271,7 @@ impl Jit {
             heap_mappings,
             oldest_pin: reclaim::oldest_pin_age(),
             reclamation_lag: session.lag.summary(),
+            freed_code_traps: crate::sys::trap::available(),
         }
     }
 

@@ -114,6 +114,10 @@ impl Linker<'_> {
         for section in self.relocatable_sections() {
             let place = layout.sections[&section.index()];
             if section.kind() == object::SectionKind::UninitializedData {
+                // Free data memory is zero; a reused code block holds `int3` (or a page never written).
+                if place.kind == Kind::Code {
+                    block_bytes(linked, Kind::Code)[place.offset..place.offset + place.size].fill(0);
+                }
                 continue;
             }
             let bytes = section.data().map_err(|e| self.bad(e.to_string()))?;

@@ -19,6 +19,7 @@
 //! - [`perf`]: `/tmp/perf-<pid>.map` lines and a jitdump for `perf inject --jit`; [`map_marker`] maps
 //!   the jitdump so `perf record` notices it.
 //! - [`gdb`]: GDB's JIT interface, one registered object per module.
+//! - [`trap`]: a userfaultfd that makes freed (hole-punched) code pages fault instead of reading zeros.
 //!
 //! ## Symbols and unwinding
 //! - [`process_symbol`]: `dlsym(RTLD_DEFAULT, name)`, the process's own symbols (libc, libm, libstdc++,
@@ -28,6 +29,7 @@
 
 pub(crate) mod gdb;
 pub(crate) mod perf;
+pub(crate) mod trap;
 
 use rustix::fd::OwnedFd;
 use rustix::fs::{FallocateFlags, MemfdFlags};
@@ -201,8 +203,11 @@ impl Reservation {
                 return Err(e.into());
             }
         };
+        let exec = mapped(exec)?;
+        // SAFETY: `exec` is exactly this generation's executable view, just mapped; nothing reads it yet.
+        unsafe { trap::trap_missing(exec.addr(), len.get()) };
         // The descriptor stays open for hole punching (`DualMapping::punch`).
-        Ok(DualMapping { exec: mapped(exec)?, write, len, fd })
+        Ok(DualMapping { exec, write, len, fd })
     }
 }
 

@@ -122,3 +122,65 @@ fn dropping_jits_returns_their_memory() {
         return;
     };
 }
+
+/// A function of ~20 KiB of code (a long chain of dependent operations at O0).
+fn big_function(name: &str) -> String {
+    let mut ir = format!("define i64 @{name}(i64 %x0) {{\n");
+    for i in 0..3000 {
+        ir.push_str(&format!("  %x{} = mul i64 %x{i}, {}\n", i + 1, i % 7 + 3));
+    }
+    ir.push_str("  ret i64 %x3000\n}\n");
+    ir
+}
+
+/// Runs code at `addr` after its module was removed and reclaimed: must die by a signal.
+fn call_freed(addr: usize) -> ! {
+    // SAFETY: deliberately unsound, in a child process: the test checks that freed code traps.
+    let f = unsafe { std::mem::transmute::<usize, extern "C" fn(i64) -> i64>(addr) };
+    let r = f(1);
+    println!("freed code returned {r}");
+    std::process::exit(0)
+}
+
+/// Removes the module defining `name` (a fresh dylib's only module), waits for its memory to be freed,
+/// and returns an address inside its former body: `offset` bytes in.
+fn freed_body(jit: &Jit, source: String, name: &str, offset: usize) -> usize {
+    let d = jit.create_dylib(name).unwrap();
+    let m = d.add_module(Source::ir_text(source)).unwrap();
+    let f = d.lookup::<fn(i64) -> i64>(name).unwrap();
+    let body = f.current_address(&genjit::pin()).unwrap();
+    drop(f);
+    d.remove_module(&m).unwrap();
+    assert!(jit.reclaim(Duration::from_secs(10)));
+    body + offset
+}
+
+#[test]
+fn freed_whole_pages_of_code_fault() {
+    let Some(signal) = crate::child_signal("leak::freed_whole_pages_of_code_fault") else {
+        let jit = Jit::new().unwrap();
+        assert!(jit.stats().freed_code_traps, "this kernel gives no userfaultfd");
+        // The code and data generations exist once a module was added; count mappings from then on.
+        jit.create_dylib("warm").unwrap().add_module(Source::ir_text(expression("warm", 1))).unwrap();
+        let before = mappings();
+        // 8 KiB into a ~20 KiB body: a whole page that went back to the OS.
+        let addr = freed_body(&jit, big_function("big"), "big", 8192);
+        assert!(jit.stats().heap.punched_bytes >= 4096, "no page was punched");
+        assert_eq!(mappings(), before, "trapping freed pages added no mapping");
+        call_freed(addr);
+    };
+    assert_eq!(signal, Some(libc::SIGBUS), "a hole-punched code page must raise SIGBUS when executed");
+}
+
+#[test]
+fn freed_code_on_a_shared_page_traps() {
+    let Some(signal) = crate::child_signal("leak::freed_code_on_a_shared_page_traps") else {
+        let jit = Jit::new().unwrap();
+        let d = jit.create_dylib("keep").unwrap();
+        // A neighbour stays live, so the freed function's page stays mapped and is filled with `int3`.
+        d.add_module(Source::ir_text(expression("neighbour", 1))).unwrap();
+        let addr = freed_body(&jit, expression("small", 2), "small", 0);
+        call_freed(addr);
+    };
+    assert_eq!(signal, Some(libc::SIGTRAP), "freed code bytes on a live page must be int3");
+}

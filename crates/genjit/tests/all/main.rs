@@ -49,3 +49,19 @@ fn expression(name: &str, n: u64) -> String {
         n
     )
 }
+
+/// Runs test `name` in a child process that is expected to die; returns the signal that killed it (or
+/// `None` if it exited), after echoing its output.
+fn child_signal(name: &str) -> Option<Option<i32>> {
+    use std::os::unix::process::ExitStatusExt;
+    if std::env::var("GENJIT_CHILD_TEST").is_ok_and(|t| t == name) {
+        return None;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env("GENJIT_CHILD_TEST", name)
+        .output()
+        .unwrap();
+    eprint!("{}", String::from_utf8_lossy(&out.stderr));
+    Some(out.status.signal())
+}
