@@ -3,7 +3,8 @@
 //! module, and the floor, parse + emit an object with a reused TargetMachine. Every engine removes the
 //! module inside the measured iteration (genjit: remove_module; LLJIT: tracker removal; MCJIT: engine drop),
 //! so memory stays flat and all pay for their cleanup. The engines alternate inside one measurement loop
-//! (see `common`); each row's ratios compare runs of the same rounds.
+//! (see `common`); each row's ratios compare runs of the same rounds. `genjit isolated` compiles in a
+//! worker process (`JitBuilder::isolate`, the worker recycled every 100 modules): the cost of isolation.
 //!
 //! `cargo bench -p genjit-cli --bench add_module`
 
@@ -65,6 +66,10 @@ fn main() {
         let lljit = Arc::new(LlJit::new(level).unwrap());
         let jit = Jit::builder().opt_level(level).build().unwrap();
         let dylib = jit.create_dylib("bench").unwrap();
+        // The same, compiling in a worker process (`genjit compile-worker`).
+        let worker = genjit::Isolation::command(env!("CARGO_BIN_EXE_genjit"), ["compile-worker"]);
+        let isolated_jit = Jit::builder().opt_level(level).isolate(worker).build().unwrap();
+        let isolated = isolated_jit.create_dylib("bench").unwrap();
         for (functions, size) in [(1usize, "small"), (100, "100 functions")] {
             let title = format!("add_module {level}, {size}");
             if filter.as_ref().is_some_and(|f| !title.contains(f.as_str())) {
@@ -87,6 +92,11 @@ fn main() {
                     black_box(dylib.lookup_address("f0").unwrap());
                     dylib.remove_module(&m).unwrap();
                 }),
+                Contestant::new("genjit isolated", || {
+                    let m = isolated.add_module(Source::ir_text(ir.clone())).unwrap();
+                    black_box(isolated.lookup_address("f0").unwrap());
+                    isolated.remove_module(&m).unwrap();
+                }),
                 Contestant::new("lljit", || {
                     black_box(lljit.add("m", &ir).unwrap().lookup("f0").unwrap());
                 }),
@@ -94,7 +104,7 @@ fn main() {
                     black_box(mcjit(&ir, &tm, level));
                 }),
             ];
-            contest(&title, rounds, batch, &mut contestants).print(&["floor parse+emit", "lljit"]);
+            contest(&title, rounds, batch, &mut contestants).print(&["floor parse+emit", "genjit", "lljit"]);
         }
     }
 }

@@ -68,6 +68,8 @@ pub struct ChurnOptions {
     pub sample_every: Option<Duration>,
     /// Keep a live status line on stderr (a terminal), updated every second.
     pub progress: bool,
+    /// genjit compiles in worker processes.
+    pub isolate: Option<genjit::Isolation>,
 }
 
 impl Default for ChurnOptions {
@@ -81,6 +83,7 @@ impl Default for ChurnOptions {
             opt: OptLevel::O0,
             sample_every: None,
             progress: false,
+            isolate: None,
         }
     }
 }
@@ -313,7 +316,11 @@ impl Workload for LljitWorkload {
 pub fn churn(options: &ChurnOptions) -> Result<ChurnReport> {
     match options.engine {
         Engine::Genjit => {
-            let jit = Jit::builder().opt_level(options.opt).build()?;
+            let mut builder = Jit::builder().opt_level(options.opt);
+            if let Some(isolation) = &options.isolate {
+                builder = builder.isolate(isolation.clone());
+            }
+            let jit = builder.build()?;
             let dylib = jit.create_dylib("queries")?;
             run(GenjitWorkload { jit, dylib }, options)
         }

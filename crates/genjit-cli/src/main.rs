@@ -42,6 +42,15 @@ enum Command {
     /// The query-engine workload: compile, call, redefine and unload modules under concurrent callers
     #[command(after_help = EXIT_STATUS)]
     Churn(ChurnArgs),
+    /// Serve compiles for an isolated JIT on stdin/stdout (started by `--isolate`, not by hand)
+    #[command(hide = true)]
+    CompileWorker,
+}
+
+/// Isolation that runs this very executable as the compile worker.
+fn isolation() -> Result<genjit::Isolation, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find own executable: {e}"))?;
+    Ok(genjit::Isolation::command(exe, ["compile-worker"]))
 }
 
 fn opt_level(s: &str) -> Result<OptLevel, String> {
@@ -78,6 +87,9 @@ struct RunArgs {
     /// Register every module with GDB's JIT interface, so a debugger names JIT functions
     #[arg(long)]
     gdb: bool,
+    /// Compile in a worker process: a fatal LLVM error becomes an error message instead of an abort
+    #[arg(long)]
+    isolate: bool,
     /// Print each module's phase timings (parse, verify, optimize, emit, link, publish, constructors) to stderr
     #[arg(long)]
     timings: bool,
@@ -126,6 +138,9 @@ struct ChurnArgs {
     /// Run both engines and write memory over time as an SVG
     #[arg(long, value_name = "FILE.svg")]
     plot: Option<PathBuf>,
+    /// genjit compiles in a worker process (isolated compilation)
+    #[arg(long)]
+    isolate: bool,
 }
 
 fn main() -> ExitCode {
@@ -133,6 +148,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run_program(args),
         Command::Churn(args) => run_churn(args),
+        Command::CompileWorker => genjit::serve_compile_worker()
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(|e| format!("compile worker: {e}")),
     };
     match result {
         Ok(code) => code,
@@ -159,6 +177,7 @@ fn run_program(args: RunArgs) -> Result<ExitCode, String> {
         timings: args.timings,
         perf_map: args.perf_map,
         gdb: args.gdb,
+        isolate: if args.isolate { Some(isolation()?) } else { None },
     };
     let code = run(&options).map_err(|e| e.to_string())?;
     // The program's own status, as lli exits with it (the low 8 bits, like the shell sees).
@@ -181,6 +200,7 @@ fn run_churn(args: ChurnArgs) -> Result<ExitCode, String> {
         opt: args.opt,
         sample_every: sample_ms.map(Duration::from_millis),
         progress: !args.json && std::io::stderr().is_terminal(),
+        isolate: if args.isolate { Some(isolation()?) } else { None },
     };
     let reports: Vec<ChurnReport> = if engines.len() == 1 {
         vec![genjit_cli::churn::churn(&options).map_err(|e| format!("{e:#}"))?]
@@ -227,6 +247,9 @@ fn churn_child(engine: Engine, options: &ChurnOptions, announce: bool) -> Result
     }
     if let Some(s) = options.sample_every {
         cmd.args(["--sample-ms", &s.as_millis().to_string()]);
+    }
+    if options.isolate.is_some() {
+        cmd.arg("--isolate");
     }
     if announce {
         eprintln!("running {} ...", engine.name());

@@ -32,6 +32,8 @@ pub struct RunOptions {
     pub perf_map: bool,
     /// Register modules with GDB's JIT interface.
     pub gdb: bool,
+    /// Compile in worker processes.
+    pub isolate: Option<genjit::Isolation>,
 }
 
 /// Why a program could not be run (not the program's own failure, which is its exit code).
@@ -65,6 +67,9 @@ pub fn run(options: &RunOptions) -> Result<i32, RunError> {
         .gdb(options.gdb);
     for (kind, dir) in &options.dump {
         builder = builder.dump(*kind, dir);
+    }
+    if let Some(isolation) = &options.isolate {
+        builder = builder.isolate(isolation.clone());
     }
     let jit = builder.build()?;
     let dylib = jit.create_dylib("main")?;

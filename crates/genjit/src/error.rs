@@ -105,6 +105,15 @@ pub enum Error {
         /// LLVM's message.
         message: String,
     },
+    /// The compiler died on this module (isolated compilation, [`JitBuilder::isolate`](crate::JitBuilder::isolate)):
+    /// a fatal LLVM error or a crash in a worker process. The JIT is unchanged.
+    #[error("compiling module `{module}` crashed the compiler: {reason}")]
+    CompilerCrashed {
+        /// The module's name.
+        module: String,
+        /// The worker's signal or exit status, and LLVM's last message if it printed one.
+        reason: String,
+    },
     /// A thread-local variable is used in a way genjit cannot redirect to per-thread storage.
     #[error("module `{module}`: thread-local `{symbol}` {reason}")]
     UnsupportedThreadLocal {

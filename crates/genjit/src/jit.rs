@@ -6,7 +6,7 @@
 //! its JIT alive) closes every dylib: destructors run, entries are tombstoned, and memory is reclaimed once
 //! no thread can be running it.
 
-use crate::compile::{with_machine, DumpKind, OptLevel};
+use crate::compile::{with_machine, DumpKind, Isolation, OptLevel};
 use crate::dylib::{Change, Config, Dylib, DylibShared, Removal, Remove, Session};
 use crate::error::{Error, Result};
 use crate::func::HostFn;
@@ -67,6 +67,21 @@ impl JitBuilder {
     /// while it lives.
     pub fn gdb(mut self, enabled: bool) -> Self {
         self.config.gdb = enabled;
+        self
+    }
+
+    /// Compiles every IR module in worker processes (see [`Isolation`]): a fatal LLVM error or a crash in
+    /// the compiler becomes [`Error::CompilerCrashed`] instead of ending the host, and workers are
+    /// recycled to bound LLVM's memory growth. Costs a round trip per module (see the README's figures).
+    ///
+    /// ```no_run
+    /// // `genjit compile-worker` serves compiles; any binary calling `genjit::serve_compile_worker` does.
+    /// let isolation = genjit::Isolation::command("genjit", ["compile-worker"]).workers(2);
+    /// let jit = genjit::Jit::builder().isolate(isolation).build()?;
+    /// # Ok::<(), genjit::Error>(())
+    /// ```
+    pub fn isolate(mut self, isolation: Isolation) -> Self {
+        self.config.isolate = Some(isolation);
         self
     }
 
@@ -131,6 +146,9 @@ pub struct Stats {
     /// the code generations; Linux 5.11+), partly freed pages hold `int3`. Without it whole freed pages
     /// read as zeros.
     pub freed_code_traps: bool,
+    /// Compile workers started so far, replacements of crashed and recycled ones included (0 unless
+    /// compilation is isolated).
+    pub compile_workers_started: u64,
 }
 
 /// One dylib's share of the heap.
@@ -272,6 +290,7 @@ impl Jit {
             oldest_pin: reclaim::oldest_pin_age(),
             reclamation_lag: session.lag.summary(),
             freed_code_traps: crate::sys::trap::available(),
+            compile_workers_started: session.pool.as_ref().map_or(0, |p| p.started()),
         }
     }
 

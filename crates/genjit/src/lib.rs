@@ -69,7 +69,9 @@ mod signature;
 mod sys;
 mod timings;
 
-pub use compile::{host_target_machine, DumpKind, OptLevel, ParseOptLevelError, Source};
+pub use compile::{
+    host_target_machine, serve_compile_worker, DumpKind, Isolation, OptLevel, ParseOptLevelError, Source,
+};
 pub use dylib::{Dylib, Importer, ModuleHandle, RedirectTarget, Removal};
 pub use error::{Definer, Error, RedirectRefusal, Result};
 pub use func::{Func, HostFn};

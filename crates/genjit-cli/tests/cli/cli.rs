@@ -257,3 +257,19 @@ fn main_signatures_as_lli_accepts_them() {
             .stderr(predicate::str::contains("`main` has IR type").and(predicate::str::contains(shown)));
     }
 }
+
+/// `--isolate`: LLVM's fatal error on another target's intrinsic is genjit's failure (125) with LLVM's
+/// message, where it used to abort the process (the control, without `--isolate`, still does).
+#[test]
+fn isolate_turns_llvm_aborts_into_errors() {
+    let dir = scratch("isolate");
+    let prog = write(&dir, "neon.ll", "declare <4 x float> @llvm.aarch64.neon.frecpe.v4f32(<4 x float>)\ndefine <4 x float> @f(<4 x float> %x) {\n  %r = call <4 x float> @llvm.aarch64.neon.frecpe.v4f32(<4 x float> %x)\n  ret <4 x float> %r\n}\ndefine i32 @main() {\n  ret i32 3\n}\n");
+    genjit().args(["run", "--isolate"]).arg(&prog).assert().code(125).stderr(predicate::str::contains(
+        "crashed the compiler: signal: 6 (SIGABRT): LLVM ERROR: Cannot select",
+    ));
+    let aborted = genjit().arg("run").arg(&prog).output().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(aborted.status.signal(), Some(libc::SIGABRT), "the control: in-process LLVM aborts");
+    let ok = write(&dir, "ok.ll", "define i32 @main() {\n  ret i32 3\n}\n");
+    genjit().args(["run", "--isolate"]).arg(&ok).assert().code(3);
+}

@@ -16,10 +16,13 @@
 //! (see [`crate::timings`]).
 
 mod diagnostics;
+mod isolate;
 mod machine;
 mod source;
 mod tls;
 
+pub(crate) use isolate::Pool;
+pub use isolate::{serve_compile_worker, Isolation};
 pub use machine::{host_target_machine, OptLevel, ParseOptLevelError};
 pub use source::{DumpKind, Source};
 
@@ -201,7 +204,7 @@ fn signature(f: FunctionValue<'_>) -> Signature {
     Signature::new(params, ret, ty.is_var_arg()).with_call_conv(f.get_call_conventions())
 }
 
-fn ir_type(spelling: &str) -> IrType {
+pub(crate) fn ir_type(spelling: &str) -> IrType {
     let spelling = spelling.trim_matches('"');
     IrType::Val(match spelling {
         "i8" => ValType::I8,

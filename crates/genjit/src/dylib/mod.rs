@@ -208,7 +208,11 @@ impl Dylib {
 
     fn compile(&self, source: Source) -> Result<Compiled> {
         let config = &self.session.config;
-        compile(source, format!("module#{}", next_serial()), config.opt, &config.dump)
+        let name = format!("module#{}", next_serial());
+        match &self.session.pool {
+            Some(pool) => pool.compile(source, name, config.opt),
+            None => compile(source, name, config.opt, &config.dump),
+        }
     }
 
     fn compile_all(&self, sources: Vec<Source>) -> Result<Vec<Compiled>> {

@@ -45,6 +45,8 @@ pub(crate) struct Config {
     pub(crate) perf_map: bool,
     /// Register every module with GDB's JIT interface.
     pub(crate) gdb: bool,
+    /// Compile in worker processes.
+    pub(crate) isolate: Option<crate::compile::Isolation>,
 }
 
 impl Config {
@@ -61,6 +63,8 @@ pub(crate) struct Session {
     pub(crate) imports: Mutex<Imports>,
     host: RwLock<HashMap<String, Definition>>,
     pub(crate) lag: Arc<LagStats>,
+    /// Compile workers, when compilation is isolated.
+    pub(crate) pool: Option<crate::compile::Pool>,
     pub(crate) config: Config,
 }
 
@@ -73,6 +77,7 @@ impl Session {
             imports: Mutex::new(Imports::default()),
             host: RwLock::new(HashMap::new()),
             lag: Arc::new(LagStats::default()),
+            pool: config.isolate.clone().map(crate::compile::Pool::new),
             config,
         })
     }

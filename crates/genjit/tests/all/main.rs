@@ -5,6 +5,7 @@ mod batch;
 mod errors;
 mod fuzz_corpus;
 mod heap;
+mod isolate;
 mod leak;
 mod model;
 mod observe;
