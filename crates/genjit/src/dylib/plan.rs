@@ -295,6 +295,10 @@ impl Dylib {
                 l.init.clear();
                 l.fini.clear();
                 l.eh_frame = None;
+            } else {
+                // SAFETY: the module is fully relocated; its ifunc resolvers are its own argument-less
+                // functions (checked as indirect functions by the linker), run as the dynamic loader would.
+                unsafe { l.resolve_ifuncs() };
             }
             let heap = self.session.heap.clone();
             let timings = ModuleTimings { link: took, ..c.timings };

@@ -302,6 +302,10 @@ impl Linker<'_> {
                 }
             }
             if symbol.is_local() {
+                if super::is_ifunc(&symbol) {
+                    // References to it would reach the resolver itself: there is no entry to redirect.
+                    return Err(self.unsupported("a local indirect function (ifunc)".to_string()));
+                }
                 continue;
             }
             let name = symbol.name().map_err(|e| self.bad(e.to_string()))?;
@@ -315,6 +319,7 @@ impl Linker<'_> {
                 weak: symbol.is_weak(),
                 hidden: super::hidden(&symbol),
                 is_function: symbol.kind() == SymbolKind::Text,
+                ifunc: super::is_ifunc(&symbol),
             });
         }
         Ok(())

@@ -48,8 +48,11 @@ pub struct DefinedSymbol {
     pub weak: bool,
     /// `STV_HIDDEN`/`STV_INTERNAL`: visible inside the dylib only.
     pub hidden: bool,
-    /// A function (`STT_FUNC`) rather than data.
+    /// A function (`STT_FUNC`, or `STT_GNU_IFUNC`) rather than data.
     pub is_function: bool,
+    /// An indirect function (`STT_GNU_IFUNC`): `addr` is its resolver until [`Linked::resolve_ifuncs`]
+    /// runs it and stores the implementation it picks.
+    pub ifunc: bool,
 }
 
 /// A function's code, for profilers and debuggers (`perf` maps, GDB): local functions included.
@@ -148,6 +151,23 @@ fn debug_object(object: &[u8], layout: &Layout, linked: &Linked) -> Vec<u8> {
 }
 
 impl Linked {
+    /// Runs the resolver of every indirect function and stores the implementation's address, as the
+    /// dynamic loader does. References to an indirect function go through its entry, which publishing then
+    /// points at the implementation.
+    ///
+    /// # Safety
+    /// - The module's code is relocated and may run: every resolver is a function of this module taking no
+    ///   arguments (what `ifunc` IR compiles to) and returning a code address.
+    pub unsafe fn resolve_ifuncs(&mut self) {
+        for s in self.symbols.iter_mut().filter(|s| s.ifunc) {
+            // SAFETY: forwarded from the caller's contract: the resolver is relocated code of this module
+            // with the `ptr ()` signature LLVM gives ifunc resolvers.
+            let resolver = unsafe { std::mem::transmute::<usize, extern "C" fn() -> usize>(s.addr) };
+            s.addr = resolver();
+            s.ifunc = false;
+        }
+    }
+
     /// Gives the blocks back to the heap (the module never ran).
     pub fn discard(self, heap: &Mutex<Heap>) {
         let mut heap = heap.lock();
@@ -248,6 +268,11 @@ fn is_definition(symbol: &object::read::elf::ElfSymbol64<'_, '_, object::LittleE
     !symbol.is_undefined() && !symbol.is_local() && symbol.kind() != object::SymbolKind::Section
 }
 
+/// `STT_GNU_IFUNC`: the symbol's value is a resolver that returns the implementation.
+fn is_ifunc(symbol: &object::read::elf::ElfSymbol64<'_, '_, object::LittleEndian>) -> bool {
+    matches!(symbol.flags(), object::SymbolFlags::Elf { st_info, .. } if st_info & 0xf == elf::STT_GNU_IFUNC)
+}
+
 fn hidden(symbol: &object::read::elf::ElfSymbol64<'_, '_, object::LittleEndian>) -> bool {
     let visibility = match symbol.flags() {
         object::SymbolFlags::Elf { st_other, .. } => st_other & 3,
@@ -277,6 +302,7 @@ pub fn definitions(compiled: &Compiled) -> Result<Vec<DefinedSymbol>> {
             weak: symbol.is_weak(),
             hidden: hidden(&symbol),
             is_function: symbol.kind() == object::SymbolKind::Text,
+            ifunc: is_ifunc(&symbol),
         });
     }
     Ok(out)
@@ -449,7 +475,15 @@ impl<'a> Linker<'a> {
                 return Err(self.bad(format!("section `{name}` of {size} bytes does not fit the heap")));
             }
             let is_eh = name == ".eh_frame";
-            let kind = if flags & u64::from(elf::SHF_WRITE) != 0 { Kind::Data } else { Kind::Code };
+            let writable = flags & u64::from(elf::SHF_WRITE) != 0;
+            if writable && flags & u64::from(elf::SHF_EXECINSTR) != 0 {
+                // Code genjit would have to place in memory that is writable and executable at once; its
+                // heap never has such memory (W^X), and placing it as data would make every call fault.
+                return Err(self.unsupported(format!(
+                    "section `{name}` is both writable and executable (\"awx\"); genjit's heap is W^X"
+                )));
+            }
+            let kind = if writable { Kind::Data } else { Kind::Code };
             let (len, max_align) = match kind {
                 Kind::Code => (&mut layout.code_len, &mut layout.code_align),
                 Kind::Data => (&mut layout.data_len, &mut layout.data_align),

@@ -211,3 +211,25 @@ fn thread_locals_are_per_thread_through_the_api() {
     assert_eq!(seen, (6, 7), "another thread starts from the template");
     assert_eq!(bump.call(), 8);
 }
+
+/// A global `ifunc` runs its resolver, as the dynamic loader would, and calls reach the implementation
+/// it picks (before, the resolver itself was linked as the function: calling `f` returned an address).
+#[test]
+fn ifunc_resolvers_pick_the_implementation() {
+    let ir = "define i64 @impl_fast(i64 %x) {\n  %r = add i64 %x, 100\n  ret i64 %r\n}\n\
+              define i64 @impl_slow(i64 %x) {\n  %r = add i64 %x, 1\n  ret i64 %r\n}\n\
+              define internal ptr @pick() {\n  ret ptr @impl_fast\n}\n\
+              @f = ifunc i64 (i64), ptr @pick\n\
+              define i64 @use_f(i64 %x) {\n  %r = call i64 @f(i64 %x)\n  ret i64 %r\n}\n\
+              define ptr @addr_f() {\n  ret ptr @f\n}\n";
+    let jit = Jit::new().unwrap();
+    let d = jit.create_dylib("ifunc").unwrap();
+    d.add_module(Source::ir_text(ir)).unwrap();
+    assert_eq!(d.lookup::<fn(i64) -> i64>("use_f").unwrap().call(1), 101);
+    // `&f` is f's entry, which leads to the implementation.
+    let addr_f = d.lookup::<fn() -> *const u8>("addr_f").unwrap().call() as usize;
+    assert_eq!(addr_f, d.lookup_address("f").unwrap());
+    // SAFETY: `f` is `i64 (i64)` (the ifunc's type) and its entry lives while the dylib does.
+    let f = unsafe { std::mem::transmute::<usize, extern "C" fn(i64) -> i64>(addr_f) };
+    assert_eq!(f(2), 102);
+}

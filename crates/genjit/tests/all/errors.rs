@@ -241,3 +241,25 @@ fn invalid_inline_asm_is_a_typed_error_not_an_exit() {
     let (_jit, d) = setup();
     d.add_module(Source::ir_text("define i64 @ok() {\n  ret i64 1\n}\n")).unwrap();
 }
+
+#[test]
+fn a_function_in_a_writable_executable_section_is_refused() {
+    // Accepted before, placed as (non-executable) data: the first call segfaulted.
+    let ir = "module asm \".section .wxtext,\\22awx\\22,@progbits\"\n\
+              module asm \".globl wx\"\nmodule asm \".type wx,@function\"\n\
+              module asm \"wx: movl $$1, %eax; ret\"\n";
+    let err = add_fails(Source::ir_text(ir).named("wx"));
+    let Error::Unsupported { module, what } = &err else { panic!("{err:?}") };
+    assert_eq!(module, "wx");
+    assert!(what.contains("writable and executable"), "{what}");
+}
+
+#[test]
+fn a_local_ifunc_is_refused() {
+    let ir =
+        "define i64 @impl(i64 %x) {\n  ret i64 %x\n}\ndefine internal ptr @pick() {\n  ret ptr @impl\n}\n\
+              @g = internal ifunc i64 (i64), ptr @pick\n\
+              define i64 @use_g(i64 %x) {\n  %r = call i64 @g(i64 %x)\n  ret i64 %r\n}\n";
+    let err = add_fails(Source::ir_text(ir).named("local_ifunc"));
+    assert!(matches!(&err, Error::Unsupported { what, .. } if what.contains("ifunc")), "{err:?}");
+}

@@ -160,8 +160,10 @@ fn freed_whole_pages_of_code_fault() {
     let Some(signal) = crate::child_signal("leak::freed_whole_pages_of_code_fault") else {
         let jit = Jit::new().unwrap();
         assert!(jit.stats().freed_code_traps, "this kernel gives no userfaultfd");
-        // The code and data generations exist once a module was added; count mappings from then on.
+        // The code and data generations exist once a module was added, and the reclaimer has freed one
+        // (its thread's malloc arena exists): count mappings from then on.
         jit.create_dylib("warm").unwrap().add_module(Source::ir_text(expression("warm", 1))).unwrap();
+        freed_body(&jit, big_function("warm2"), "warm2", 0);
         let before = mappings();
         // 8 KiB into a ~20 KiB body: a whole page that went back to the OS.
         let addr = freed_body(&jit, big_function("big"), "big", 8192);
