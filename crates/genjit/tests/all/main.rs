@@ -18,6 +18,13 @@ mod safety;
 /// figures must not mix with other tests', or whose 100,000 registered modules would make other tests'
 /// unwinding slow (libgcc 12 searches registered `.eh_frame`s linearly).
 fn in_child(name: &str) -> Option<std::process::Output> {
+    let out = run_child(name)?;
+    assert!(out.status.success(), "child test {name} failed: {}", String::from_utf8_lossy(&out.stdout));
+    Some(out)
+}
+
+/// Runs test `name` alone in a child process (echoing its stderr), or returns `None` in that child.
+fn run_child(name: &str) -> Option<std::process::Output> {
     if std::env::var("GENJIT_CHILD_TEST").is_ok_and(|t| t == name) {
         return None;
     }
@@ -27,7 +34,6 @@ fn in_child(name: &str) -> Option<std::process::Output> {
         .output()
         .unwrap();
     eprint!("{}", String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "child test {name} failed: {}", String::from_utf8_lossy(&out.stdout));
     Some(out)
 }
 
@@ -55,14 +61,5 @@ fn expression(name: &str, n: u64) -> String {
 /// `None` if it exited), after echoing its output.
 fn child_signal(name: &str) -> Option<Option<i32>> {
     use std::os::unix::process::ExitStatusExt;
-    if std::env::var("GENJIT_CHILD_TEST").is_ok_and(|t| t == name) {
-        return None;
-    }
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", name, "--nocapture", "--test-threads=1"])
-        .env("GENJIT_CHILD_TEST", name)
-        .output()
-        .unwrap();
-    eprint!("{}", String::from_utf8_lossy(&out.stderr));
-    Some(out.status.signal())
+    run_child(name).map(|out| out.status.signal())
 }
