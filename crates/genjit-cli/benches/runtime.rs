@@ -13,7 +13,10 @@
 //!   against LLJIT with a resource tracker per module, with no caller threads (pure add/redefine/remove)
 //!   and with two callers (three busy threads on two cores: partly a measure of oversubscription).
 //!
-//! `cargo bench -p genjit-cli --bench runtime [call|redefine|churn]`
+//! - `parallel`: adds from two threads into two dylibs against one thread, next to LLVM's parse+emit
+//!   alone on one and two threads: how much of the hardware's parallelism an add keeps.
+//!
+//! `cargo bench -p genjit-cli --bench runtime [call|redefine|churn|parallel]`
 
 #![allow(missing_docs)]
 
@@ -153,6 +156,58 @@ fn churn_cycles() {
     }
 }
 
+/// `k` adds and removals of small modules into `dylib`, as a query engine thread would do.
+fn add_remove(dylib: &genjit::Dylib, k: usize, salt: usize) {
+    for i in 0..k {
+        let ir =
+            format!("define i64 @p{salt}_{i}(i64 %x) {{\n  %r = mul i64 %x, {}\n  ret i64 %r\n}}\n", i + 3);
+        let m = dylib.add_module(Source::ir_text(ir)).unwrap();
+        dylib.remove_module(&m).unwrap();
+    }
+}
+
+/// The same work with LLVM alone: parse and emit an object (the floor of an add).
+fn parse_emit(k: usize, salt: usize) {
+    let tm = genjit::host_target_machine(OptLevel::O0).unwrap();
+    for i in 0..k {
+        let ir =
+            format!("define i64 @p{salt}_{i}(i64 %x) {{\n  %r = mul i64 %x, {}\n  ret i64 %r\n}}\n", i + 3);
+        let ctx = Context::create();
+        let m = ctx
+            .create_module_from_ir(MemoryBuffer::create_from_memory_range_copy(ir.as_bytes(), "m"))
+            .unwrap();
+        black_box(tm.write_to_memory_buffer(&m, FileType::Object).unwrap().get_size());
+    }
+}
+
+/// Adds from two threads into two dylibs against one thread, and LLVM's parse+emit alone likewise: the
+/// scaling is 2 x (one thread's time for k) / (two threads' time for k each).
+fn parallel_adds() {
+    const K: usize = 40;
+    let jit = Jit::new().unwrap();
+    let (a, b) = (jit.create_dylib("a").unwrap(), jit.create_dylib("b").unwrap());
+    let two = |f: &(dyn Fn(usize) + Sync)| {
+        std::thread::scope(|s| {
+            s.spawn(|| f(1));
+            f(2);
+        })
+    };
+    let mut contestants = [
+        Contestant::new("genjit, 1 thread", || add_remove(&a, K, 0)),
+        Contestant::new("genjit, 2 threads", || two(&|t| add_remove(if t == 1 { &a } else { &b }, K, t))),
+        Contestant::new("parse+emit, 1 thread", || parse_emit(K, 0)),
+        Contestant::new("parse+emit, 2 threads", || two(&|t| parse_emit(K, t))),
+    ];
+    let r = contest("40 small modules per thread, time per round", 15, 1, &mut contestants);
+    r.print(&[]);
+    let scaling = |one: &str, two: &str| 2.0 * r.median(one) / r.median(two);
+    println!(
+        "  scaling with 2 threads: genjit {:.2}x, parse+emit {:.2}x",
+        scaling("genjit, 1 thread", "genjit, 2 threads"),
+        scaling("parse+emit, 1 thread", "parse+emit, 2 threads")
+    );
+}
+
 fn main() {
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let wanted = |name: &str| filter.as_ref().is_none_or(|f| name.contains(f.as_str()));
@@ -164,5 +219,8 @@ fn main() {
     }
     if wanted("churn") {
         churn_cycles();
+    }
+    if wanted("parallel") {
+        parallel_adds();
     }
 }
