@@ -35,7 +35,6 @@ use std::ffi::OsString;
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
 /// How to run compile workers (see the module docs).
@@ -255,8 +254,9 @@ struct Worker {
     child: Child,
     stdin: ChildStdin,
     stdout: ChildStdout,
-    /// The worker's stderr, read by a thread: LLVM's last words before an abort.
-    stderr: Arc<Mutex<Vec<u8>>>,
+    /// The thread reading the worker's stderr, which returns its last 8 KiB (LLVM's last words before an
+    /// abort) once the pipe closes, that is once the worker is gone.
+    stderr: Option<std::thread::JoinHandle<Vec<u8>>>,
     compiles: usize,
 }
 
@@ -270,19 +270,16 @@ impl Worker {
             .stderr(Stdio::piped())
             .spawn()?;
         let (stdin, stdout) = (child.stdin.take().expect("piped"), child.stdout.take().expect("piped"));
-        let stderr = Arc::new(Mutex::new(Vec::new()));
         let mut pipe = child.stderr.take().expect("piped");
-        let sink = stderr.clone();
-        std::thread::Builder::new().name("genjit-worker-stderr".into()).spawn(move || {
-            let mut buf = [0u8; 4096];
+        let stderr = std::thread::Builder::new().name("genjit-worker-stderr".into()).spawn(move || {
+            let (mut tail, mut buf) = (Vec::new(), [0u8; 4096]);
             while let Ok(n @ 1..) = pipe.read(&mut buf) {
-                let mut s = sink.lock();
-                s.extend_from_slice(&buf[..n]);
-                let excess = s.len().saturating_sub(8192);
-                s.drain(..excess);
+                tail.extend_from_slice(&buf[..n]);
+                tail.drain(..tail.len().saturating_sub(8192));
             }
+            tail
         })?;
-        let mut worker = Worker { child, stdin, stdout, stderr, compiles: 0 };
+        let mut worker = Worker { child, stdin, stdout, stderr: Some(stderr), compiles: 0 };
         worker.skip_to_marker()?;
         Ok(worker)
     }
@@ -314,9 +311,9 @@ impl Worker {
     /// Why the worker is gone: its signal or exit status, and the last line LLVM printed.
     fn obituary(mut self) -> String {
         let status = self.child.wait().map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
-        // The reader thread drains the pipe once the process is gone; give it a moment.
-        std::thread::sleep(Duration::from_millis(20));
-        let stderr = String::from_utf8_lossy(&self.stderr.lock()).into_owned();
+        // The process is gone, so its stderr has closed and the reader returns what it read.
+        let tail = self.stderr.take().and_then(|t| t.join().ok()).unwrap_or_default();
+        let stderr = String::from_utf8_lossy(&tail);
         match stderr.lines().rev().find(|l| !l.trim().is_empty()) {
             Some(last) => format!("{status}: {}", last.trim()),
             None => status,
