@@ -146,6 +146,12 @@ pub struct Stats {
     /// the code generations; Linux 5.11+), partly freed pages hold `int3`. Without it whole freed pages
     /// read as zeros.
     pub freed_code_traps: bool,
+    /// `.eh_frame` sections registered with the unwinder (one per live module with unwind information).
+    pub unwind_sections: usize,
+    /// The libgcc objects they form: one per occupied 256 KiB window of code, whatever the number of
+    /// modules (the cost of every deregistration and of an unwind's search grows with this, not with
+    /// `unwind_sections`).
+    pub unwind_objects: usize,
     /// Compile workers started so far, replacements of crashed and recycled ones included (0 unless
     /// compilation is isolated).
     pub compile_workers_started: u64,
@@ -272,9 +278,9 @@ impl Jit {
     /// ```
     pub fn stats(&self) -> Stats {
         let session = &self.shared.session;
-        let (heap, heap_mappings) = {
+        let (heap, heap_mappings, (unwind_sections, unwind_objects)) = {
             let heap = session.heap.lock();
-            (heap.stats(), heap.mappings())
+            (heap.stats(), heap.mappings(), heap.unwind_registrations())
         };
         let dylibs: Vec<DylibStats> = self.shared.dylibs.read().values().map(|d| d.stats()).collect();
         let (entry_bytes, entries) = session.entries.lock().usage();
@@ -290,6 +296,8 @@ impl Jit {
             oldest_pin: reclaim::oldest_pin_age(),
             reclamation_lag: session.lag.summary(),
             freed_code_traps: crate::sys::trap::available(),
+            unwind_sections,
+            unwind_objects,
             compile_workers_started: session.pool.as_ref().map_or(0, |p| p.started()),
         }
     }

@@ -1,7 +1,8 @@
 //! A module once it is linked and published: its memory, its definitions and its lifecycle.
 //!
 //! ## Lifecycle (drop order written down)
-//! 1. `Linked` (from the linker) becomes a [`LoadedModule`]: `.eh_frame` is registered with the unwinder,
+//! 1. `Linked` (from the linker) becomes a [`LoadedModule`]: `.eh_frame` is registered with the unwinder
+//!    (by the heap, which deregisters it when the block is freed),
 //!    and (if asked for) its functions are appended to the `perf` map and its object is registered with
 //!    GDB.
 //! 2. The dylib publishes its symbols and runs `.init_array` (outside every lock, so a constructor may use
@@ -12,9 +13,9 @@
 //!    reclamation. Functions are reached only through entries, so after the grace period no call can reach
 //!    the module; its data is reached directly by importing modules, which therefore hold the exporter in
 //!    `deps`.
-//! 4. `Drop` (after the last reference, normally on the reclaimer thread): unregister it from GDB,
-//!    deregister `.eh_frame`, retire its
-//!    thread-local templates, then give both blocks back to the heap (`int3`/zero fill, hole punching).
+//! 4. `Drop` (after the last reference, normally on the reclaimer thread): unregister it from GDB, retire its
+//!    thread-local templates, then give both blocks back to the heap (`.eh_frame` deregistration, `int3`/zero
+//!    fill, hole punching).
 
 use crate::heap::{Block, Heap};
 use crate::link::{DefinedSymbol, Linked, RelocRecord};
@@ -36,7 +37,6 @@ pub(crate) struct LoadedModule {
     pub(crate) symbols: Vec<DefinedSymbol>,
     pub(crate) init: Vec<usize>,
     pub(crate) fini: Vec<usize>,
-    eh_frame: Option<usize>,
     /// The modules whose data this one references directly: held so that data outlives this module's
     /// code. Modules of one batch may reference each other's data (a cycle of `Arc`s), so `retire` hands
     /// the list over to be dropped with the module's grace period, which breaks any cycle.
@@ -66,10 +66,13 @@ impl LoadedModule {
     ) -> LoadedModule {
         // Filled only when the JIT was built with `perf_map(true)`.
         sys::perf::record(&name, &linked.functions);
-        if let Some(eh) = linked.eh_frame {
-            // SAFETY: the linker placed the relocated `.eh_frame` at `eh` in this module's code block and
-            // zeroed the four bytes after it; the block lives until `Drop`, which deregisters first.
-            unsafe { sys::register_eh_frame(eh) };
+        if let (Some(eh), Some(code)) = (linked.eh_frame, &linked.code) {
+            let mut heap = heap.lock();
+            // SAFETY: the linker placed the relocated `.eh_frame` at `eh` in this module's code block, next to
+            // the code it describes, and zeroed the four bytes after it; the block is immutable from now on
+            // and freeing it deregisters the section first.
+            unsafe { heap.register_unwind(code, eh) };
+            retire_unwind_objects(&mut heap);
         }
         LoadedModule {
             name,
@@ -80,7 +83,6 @@ impl LoadedModule {
             symbols: linked.symbols,
             init: linked.init,
             fini: linked.fini,
-            eh_frame: linked.eh_frame,
             deps: Mutex::new(deps),
             entries,
             retired: AtomicBool::new(false),
@@ -148,10 +150,6 @@ impl Drop for LoadedModule {
     fn drop(&mut self) {
         // The debugger forgets the module before its memory can be reused.
         drop(self.gdb.take());
-        if let Some(eh) = self.eh_frame {
-            // SAFETY: registered in `new` with the same address, and deregistered exactly once here.
-            unsafe { sys::deregister_eh_frame(eh) };
-        }
         if let Some(data) = &self.data {
             crate::runtime::tls::retire_templates(data.addr(), data.addr() + data.len());
         }
@@ -164,5 +162,14 @@ impl Drop for LoadedModule {
                 heap.free(b);
             }
         }
+        retire_unwind_objects(&mut heap);
+    }
+}
+
+/// Hands the unwind objects the heap just replaced to epoch reclamation (see `sys::unwind`).
+fn retire_unwind_objects(heap: &mut Heap) {
+    let retired = heap.take_retired_unwind();
+    if !retired.is_empty() {
+        crate::runtime::reclaim::retire(retired, None);
     }
 }

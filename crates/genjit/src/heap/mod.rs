@@ -28,6 +28,7 @@
 
 mod freelist;
 
+use crate::sys::unwind::UnwindRegistry;
 use crate::sys::{self, DualMapping, PageLen, Reservation, SendSyncPtr, PAGE};
 use freelist::FreeList;
 use slab::Slab;
@@ -154,6 +155,8 @@ impl HeapStats {
 /// The generational heap (see the module docs). Callers serialize access with a lock.
 #[derive(Debug)]
 pub struct Heap {
+    /// Declared first so it is dropped first: every `.eh_frame` is deregistered before anything is unmapped.
+    unwind: UnwindRegistry,
     reservation: Reservation,
     regions: FreeList,
     gens: Slab<Generation>,
@@ -181,6 +184,7 @@ impl Heap {
         let reservation = Reservation::new(PageLen::round_up(HEAP_SPAN))?;
         let regions = FreeList::new(reservation.len(), PAGE);
         Ok(Heap {
+            unwind: UnwindRegistry::default(),
             reservation,
             regions,
             gens: Slab::new(),
@@ -250,6 +254,32 @@ impl Heap {
         Ok(gen)
     }
 
+    /// Registers the `.eh_frame` section at `section`, inside `block`, with the unwinder until the block is
+    /// freed (see [`crate::sys::unwind`]).
+    ///
+    /// # Safety
+    /// `section` is a complete, relocated `.eh_frame` section followed by four zero bytes, and `block` holds
+    /// all the code its FDEs describe; neither changes until the block is freed.
+    pub unsafe fn register_unwind(&mut self, block: &Block, section: usize) {
+        assert!(
+            (block.addr..block.addr + block.len).contains(&section),
+            "an .eh_frame outside its module's code block"
+        );
+        // SAFETY: the caller's contract; blocks are disjoint, and `free` removes the section first.
+        unsafe { self.unwind.insert(section) }
+    }
+
+    /// Unwind objects deregistered since the last call, to be freed after a grace period (see
+    /// [`UnwindRegistry::take_retired`]).
+    pub fn take_retired_unwind(&mut self) -> Vec<sys::unwind::RetiredObject> {
+        self.unwind.take_retired()
+    }
+
+    /// `.eh_frame` sections registered, and the libgcc objects they form.
+    pub fn unwind_registrations(&self) -> (usize, usize) {
+        (self.unwind.sections(), self.unwind.objects())
+    }
+
     /// Counts `block` as awaiting reclamation (its module was retired) until [`free_retired`] frees it.
     ///
     /// [`free_retired`]: Heap::free_retired
@@ -272,6 +302,8 @@ impl Heap {
     /// the youngest of its kind is unmapped.
     pub fn free(&mut self, mut block: Block) {
         self.freed += block.len as u64;
+        // The unwinder must stop reading the block before it is overwritten.
+        self.unwind.remove_range(block.addr, block.addr + block.len);
         let g = &mut self.gens[block.gen];
         g.alloc.free(block.offset, block.len);
         g.blocks -= 1;

@@ -24,12 +24,12 @@
 //! ## Symbols and unwinding
 //! - [`process_symbol`]: `dlsym(RTLD_DEFAULT, name)`, the process's own symbols (libc, libm, libstdc++,
 //!   libgcc's compiler-runtime helpers).
-//! - [`register_eh_frame`] / [`deregister_eh_frame`]: libgcc's `__register_frame`, which takes a whole
-//!   `.eh_frame` section terminated by a zero-length entry.
+//! - [`unwind`]: libgcc's frame registry, one registered object per 256 KiB window of JIT code.
 
 pub(crate) mod gdb;
 pub(crate) mod perf;
 pub(crate) mod trap;
+pub(crate) mod unwind;
 
 use rustix::fd::OwnedFd;
 use rustix::fs::{FallocateFlags, MemfdFlags};
@@ -276,30 +276,6 @@ pub fn process_symbol(name: &str) -> Option<usize> {
     // SAFETY: dlsym only reads the NUL-terminated name.
     let addr = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
     (!addr.is_null()).then_some(addr as usize)
-}
-
-extern "C" {
-    fn __register_frame(begin: *const u8);
-    fn __deregister_frame(begin: *const u8);
-}
-
-/// Registers a zero-terminated `.eh_frame` section with libgcc's unwinder.
-///
-/// # Safety
-/// - `eh_frame` points at a complete, relocated `.eh_frame` section followed by four zero bytes, and stays
-///   mapped and unchanged until [`deregister_eh_frame`] is called with the same address.
-pub unsafe fn register_eh_frame(eh_frame: usize) {
-    // SAFETY: forwarded from the caller's contract.
-    unsafe { __register_frame(eh_frame as *const u8) }
-}
-
-/// Removes a registration made by [`register_eh_frame`].
-///
-/// # Safety
-/// - `eh_frame` was registered by [`register_eh_frame`] and not yet deregistered.
-pub unsafe fn deregister_eh_frame(eh_frame: usize) {
-    // SAFETY: forwarded from the caller's contract.
-    unsafe { __deregister_frame(eh_frame as *const u8) }
 }
 
 /// Runs and forgets the `__cxa_atexit` handlers registered with `dso_handle` (what `dlclose` does).

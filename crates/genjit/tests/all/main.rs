@@ -12,6 +12,7 @@ mod observe;
 mod proptests;
 mod redirect;
 mod safety;
+mod unwind;
 
 /// Runs test `name` (its path in this binary) in a child process of its own and returns the child's
 /// output, or `None` when called in that child (the caller then does the work). For tests whose memory
@@ -62,4 +63,27 @@ fn expression(name: &str, n: u64) -> String {
 fn child_signal(name: &str) -> Option<Option<i32>> {
     use std::os::unix::process::ExitStatusExt;
     run_child(name).map(|out| out.status.signal())
+}
+
+/// An object defining `i64 @f_000000(i64)`, to be renamed by [`renamed`] (compiling 100,000 modules
+/// would take minutes; linking 100,000 objects takes a second).
+pub(crate) fn template_object() -> Vec<u8> {
+    use inkwell::{context::Context, memory_buffer::MemoryBuffer, targets::FileType};
+    let ir = "define i64 @f_000000(i64 %x) {\n  %r = mul i64 %x, 3\n  ret i64 %r\n}\n";
+    let ctx = Context::create();
+    let module =
+        ctx.create_module_from_ir(MemoryBuffer::create_from_memory_range_copy(ir.as_bytes(), "t")).unwrap();
+    let tm = genjit::host_target_machine(genjit::OptLevel::O0).unwrap();
+    let object = tm.write_to_memory_buffer(&module, FileType::Object).unwrap().as_slice().to_vec();
+    assert!(object.windows(9).any(|w| w == b".eh_frame"), "the template must carry unwind information");
+    object
+}
+
+/// `template` with its function renamed to `f_{i:06}` (same length: only the string table changes).
+pub(crate) fn renamed(template: &[u8], i: usize) -> Vec<u8> {
+    let mut object = template.to_vec();
+    let name = format!("f_{i:06}");
+    let at = object.windows(8).position(|w| w == b"f_000000").expect("the template names f_000000");
+    object[at..at + 8].copy_from_slice(name.as_bytes());
+    object
 }
