@@ -86,3 +86,16 @@ pub use inkwell;
 
 #[doc(hidden)]
 pub mod fuzzing;
+#[cfg(test)]
+mod metadata {
+    /// The per-module and per-function records stay small (DESIGN.md, "Metadata"): a field added here
+    /// costs every live module, so growing one is a decision, not an accident.
+    #[test]
+    fn records_stay_small() {
+        use std::mem::size_of;
+        assert!(size_of::<crate::dylib::module::LoadedModule>() <= 216);
+        assert!(size_of::<crate::runtime::entry::Entry>() <= 128);
+        assert!(size_of::<crate::dylib::table::Definition>() <= 24);
+        assert!(size_of::<crate::link::DefinedSymbol>() <= 32);
+    }
+}

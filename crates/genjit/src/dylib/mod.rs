@@ -30,11 +30,11 @@
 //! epoch reclamation once no thread can still be running them (see `runtime::reclaim`).
 
 mod imports;
-mod module;
+pub(crate) mod module;
 mod plan;
 mod redirect;
 mod session;
-mod table;
+pub(crate) mod table;
 mod txn;
 
 pub use imports::Importer;
@@ -55,7 +55,7 @@ use table::next_serial;
 
 /// A host definition for the JIT-wide table (`Jit::define_host`).
 pub(crate) fn host_definition(addr: usize, signature: Option<Signature>) -> Definition {
-    Definition::Host { addr, signature }
+    Definition::Host { addr, signature: signature.map(Box::new) }
 }
 
 /// What a removal does with names that live modules outside the removal still import.
@@ -302,7 +302,8 @@ impl Dylib {
 
     /// Defines a host function in this dylib, with its signature (so typed lookups of it are checked).
     pub fn define_host<F: HostFn>(&self, name: &str, f: F) -> Result<()> {
-        self.shared.define_host(name, Definition::Host { addr: f.addr(), signature: Some(F::signature()) })
+        self.shared
+            .define_host(name, Definition::Host { addr: f.addr(), signature: Some(Box::new(F::signature())) })
     }
 
     /// Defines a host symbol in this dylib by address (data, or code without a recorded signature).
@@ -347,7 +348,7 @@ impl Dylib {
             .or_else(|| self.shared.links().iter().find_map(|l| l.find(name, false)))
             .or_else(|| self.session.host_definition(name));
         found.ok_or_else(|| Error::SymbolNotFound {
-            dylib: self.shared.name.clone(),
+            dylib: self.shared.name.to_string(),
             symbol: name.to_string(),
         })
     }
@@ -380,7 +381,7 @@ impl Dylib {
                 let sig = entry.signature.clone();
                 (Func::entry(entry), sig)
             }
-            Definition::Host { addr, signature } => (Func::host(addr), signature),
+            Definition::Host { addr, signature } => (Func::host(addr), signature.map(|s| *s)),
             Definition::Data { .. } => (Func::host(0), None),
         };
         let found = found.ok_or_else(|| Error::NoSignature { symbol: name.to_string() })?;
@@ -399,7 +400,7 @@ impl Dylib {
         Ok(match self.definition(name)? {
             Definition::Function { entry, .. } => entry.signature.clone(),
             Definition::Data { .. } => None,
-            Definition::Host { signature, .. } => signature,
+            Definition::Host { signature, .. } => signature.map(|s| *s),
         })
     }
 
@@ -419,9 +420,9 @@ impl Dylib {
     fn handle(&self, m: &LoadedModule) -> ModuleHandle {
         let (code_bytes, data_bytes) = m.heap_bytes();
         ModuleHandle {
-            dylib: self.shared.name.clone(),
+            dylib: self.shared.name.to_string(),
             dylib_id: self.shared.id,
-            name: m.name.clone(),
+            name: m.name.to_string(),
             serial: m.serial,
             timings: m.timings(),
             code_bytes,

@@ -23,20 +23,23 @@ use crate::runtime::entry::Entry;
 use crate::sys;
 use crate::timings::ModuleTimings;
 use parking_lot::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// A linked, published module. Shared by its dylib, its `Func` handles and the modules that import from it.
+///
+/// Kept small: a live one-function module costs ~200 bytes here (see DESIGN.md, "Metadata"). What most
+/// modules do not have (constructors, destructors, a GDB registration, relocation records) lives behind
+/// one optional box.
 #[derive(Debug)]
 pub(crate) struct LoadedModule {
-    pub(crate) name: String,
+    pub(crate) name: Box<str>,
     pub(crate) serial: u64,
     code: Option<Block>,
     data: Option<Block>,
     heap: Arc<Mutex<Heap>>,
-    pub(crate) symbols: Vec<DefinedSymbol>,
-    pub(crate) init: Vec<usize>,
-    pub(crate) fini: Vec<usize>,
+    pub(crate) symbols: Box<[DefinedSymbol]>,
     /// The modules whose data this one references directly: held so that data outlives this module's
     /// code. Modules of one batch may reference each other's data (a cycle of `Arc`s), so `retire` hands
     /// the list over to be dropped with the module's grace period, which breaks any cycle.
@@ -44,14 +47,58 @@ pub(crate) struct LoadedModule {
     /// The entries of the functions this one imports: held so their stubs are never reused while this
     /// module's code can jump to them (a forced removal leaves them tombstoned, not freed).
     #[allow(dead_code)] // held for ownership, never read
-    entries: Vec<Arc<Entry>>,
+    entries: Box<[Arc<Entry>]>,
     retired: AtomicBool,
-    #[allow(dead_code)] // kept for relinking at another address (compaction)
-    relocs: Vec<RelocRecord>,
     /// Complete once the module's constructors have run.
-    timings: Mutex<ModuleTimings>,
+    timings: Timings,
+    cold: Option<Box<Cold>>,
+}
+
+/// What few modules have.
+#[derive(Debug, Default)]
+struct Cold {
+    init: Box<[usize]>,
+    fini: Box<[usize]>,
+    /// Kept for relinking at another address, when the linker was asked for them.
+    #[allow(dead_code)] // kept for relinking, not read yet
+    relocs: Box<[RelocRecord]>,
     /// The module's object, registered with GDB while the module lives (only if the JIT asked for it).
     gdb: Option<sys::gdb::Registration>,
+}
+
+/// [`ModuleTimings`] in microseconds (saturating at 71 minutes), 28 bytes instead of 112 plus a lock.
+#[derive(Debug, Default)]
+struct Timings([AtomicU32; 7]);
+
+impl Timings {
+    fn new(t: &ModuleTimings) -> Timings {
+        let timings = Timings::default();
+        for (i, d) in
+            [t.parse, t.verify, t.optimize, t.emit, t.link, t.publish, t.constructors].into_iter().enumerate()
+        {
+            timings.set(i, d);
+        }
+        timings
+    }
+
+    fn set(&self, i: usize, d: Duration) {
+        // Relaxed: each figure is read on its own; `finish_timings` happens-before any `ModuleHandle`
+        // of the module reaches another thread.
+        self.0[i].store(u32::try_from(d.as_micros()).unwrap_or(u32::MAX), Ordering::Relaxed);
+    }
+
+    fn get(&self) -> ModuleTimings {
+        let d = |i: usize| Duration::from_micros(u64::from(self.0[i].load(Ordering::Relaxed)));
+        ModuleTimings {
+            parse: d(0),
+            verify: d(1),
+            optimize: d(2),
+            emit: d(3),
+            link: d(4),
+            publish: d(5),
+            constructors: d(6),
+        }
+    }
 }
 
 impl LoadedModule {
@@ -74,34 +121,48 @@ impl LoadedModule {
             unsafe { heap.register_unwind(code, eh) };
             retire_unwind_objects(&mut heap);
         }
+        let cold = Cold {
+            init: linked.init.into(),
+            fini: linked.fini.into(),
+            relocs: linked.relocs.into(),
+            gdb: linked.debug_object.map(sys::gdb::Registration::new),
+        };
+        let has_cold =
+            !cold.init.is_empty() || !cold.fini.is_empty() || !cold.relocs.is_empty() || cold.gdb.is_some();
         LoadedModule {
-            name,
+            name: name.into(),
             serial,
             code: linked.code,
             data: linked.data,
             heap,
-            symbols: linked.symbols,
-            init: linked.init,
-            fini: linked.fini,
+            symbols: linked.symbols.into(),
             deps: Mutex::new(deps),
-            entries,
+            entries: entries.into(),
             retired: AtomicBool::new(false),
-            relocs: linked.relocs,
-            timings: Mutex::new(timings),
-            gdb: linked.debug_object.map(sys::gdb::Registration::new),
+            timings: Timings::new(&timings),
+            cold: has_cold.then(|| Box::new(cold)),
         }
     }
 
+    /// The module's constructors (`.init_array`), in run order.
+    pub(crate) fn init(&self) -> &[usize] {
+        self.cold.as_ref().map_or(&[], |c| &c.init)
+    }
+
+    /// The module's destructors (`.fini_array`), in run order.
+    pub(crate) fn fini(&self) -> &[usize] {
+        self.cold.as_ref().map_or(&[], |c| &c.fini)
+    }
+
     /// Records the phases after linking: the change's publish time and the module's constructors.
-    pub(crate) fn finish_timings(&self, publish: std::time::Duration, constructors: std::time::Duration) {
-        let mut t = self.timings.lock();
-        t.publish = publish;
-        t.constructors = constructors;
+    pub(crate) fn finish_timings(&self, publish: Duration, constructors: Duration) {
+        self.timings.set(5, publish);
+        self.timings.set(6, constructors);
     }
 
     /// How long each phase of adding the module took.
     pub(crate) fn timings(&self) -> ModuleTimings {
-        *self.timings.lock()
+        self.timings.get()
     }
 
     /// Heap bytes of the code block and the data block.
@@ -149,7 +210,7 @@ impl LoadedModule {
 impl Drop for LoadedModule {
     fn drop(&mut self) {
         // The debugger forgets the module before its memory can be reused.
-        drop(self.gdb.take());
+        drop(self.cold.as_mut().and_then(|c| c.gdb.take()));
         if let Some(data) = &self.data {
             crate::runtime::tls::retire_templates(data.addr(), data.addr() + data.len());
         }

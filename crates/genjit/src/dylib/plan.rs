@@ -42,7 +42,7 @@ pub(super) enum Next {
 
 /// One touched name: its definition now and next.
 pub(super) struct Step {
-    pub(super) name: String,
+    pub(super) name: Arc<str>,
     pub(super) old: Option<Definition>,
     pub(super) next: Next,
 }
@@ -65,11 +65,11 @@ struct Imported {
 
 /// The data the batch defines, by name: the module's index in the batch, the address, and whether it is
 /// weak. A strong definition wins over weak ones; among weak ones, the first.
-struct BatchData(HashMap<String, (usize, usize, bool)>);
+struct BatchData(HashMap<Arc<str>, (usize, usize, bool)>);
 
 impl BatchData {
     fn new(placed: &[link::Placed<'_>]) -> BatchData {
-        let mut data: HashMap<String, (usize, usize, bool)> = HashMap::new();
+        let mut data: HashMap<Arc<str>, (usize, usize, bool)> = HashMap::new();
         for (i, p) in placed.iter().enumerate() {
             for s in p.symbols().iter().filter(|s| !s.is_function) {
                 let replaces = data.get(&s.name).is_none_or(|&(_, _, weak)| weak && !s.weak);
@@ -106,13 +106,13 @@ impl Scope {
 /// Everything a commit needs; dropping it instead undoes the plan.
 pub(super) struct Plan {
     pub(super) new: Vec<Added>,
-    pub(super) entries: HashMap<String, Arc<Entry>>,
+    pub(super) entries: HashMap<Arc<str>, Arc<Entry>>,
     pub(super) steps: Vec<Step>,
     pub(super) losers: Vec<(Arc<LoadedModule>, DefinedSymbol)>,
     pub(super) scope: Scope,
 }
 
-type Symbols = HashMap<String, Definition>;
+type Symbols = HashMap<Arc<str>, Definition>;
 
 impl Dylib {
     pub(super) fn plan(&self, state: &State, imports: &Imports, change: Change) -> Result<Plan> {
@@ -156,15 +156,15 @@ impl Dylib {
         symbols: &Symbols,
         scope: &Scope,
         add: &[Compiled],
-    ) -> Result<HashMap<String, Arc<Entry>>> {
-        let mut entries: HashMap<String, Arc<Entry>> = HashMap::new();
-        let mut strong: HashSet<String> = HashSet::new();
+    ) -> Result<HashMap<Arc<str>, Arc<Entry>>> {
+        let mut entries: HashMap<Arc<str>, Arc<Entry>> = HashMap::new();
+        let mut strong: HashSet<Arc<str>> = HashSet::new();
         for compiled in add {
             for d in definitions(compiled)? {
                 let duplicate = || Error::DuplicateDefinition {
-                    symbol: d.name.clone(),
+                    symbol: d.name.to_string(),
                     definer: Definer::Module(compiled.name.clone()),
-                    dylib: Some(self.shared.name.clone()),
+                    dylib: Some(self.shared.name.to_string()),
                 };
                 if !d.weak && !strong.insert(d.name.clone()) {
                     return Err(duplicate());
@@ -181,7 +181,7 @@ impl Dylib {
                     }
                     continue;
                 }
-                let signature = compiled.signatures.get(&d.name);
+                let signature = compiled.signatures.get(&*d.name);
                 // A typed entry's `Func` handles call through it safely only while every body has its
                 // signature: code of unknown signature (an object) may not take it over.
                 let changed = |e: &Entry| match (&e.signature, signature) {
@@ -206,7 +206,7 @@ impl Dylib {
                 let entry = match reuse {
                     Some(e) => {
                         if let Some((old, new)) = changed(&e) {
-                            let (module, symbol) = (compiled.name.clone(), d.name.clone());
+                            let (module, symbol) = (compiled.name.clone(), d.name.to_string());
                             return Err(Error::SignatureChanged {
                                 module,
                                 symbol,
@@ -219,7 +219,7 @@ impl Dylib {
                     None => EntryTable::create(
                         &self.session.entries,
                         &self.shared.name,
-                        &d.name,
+                        d.name.clone(),
                         signature.cloned(),
                     )
                     .map_err(Error::Heap)?,
@@ -236,7 +236,7 @@ impl Dylib {
         &self,
         symbols: &Symbols,
         scope: &Scope,
-        entries: &HashMap<String, Arc<Entry>>,
+        entries: &HashMap<Arc<str>, Arc<Entry>>,
         change: Change,
     ) -> Result<Vec<Added>> {
         let own = |name: &str| entries.get(name).map(|e| e.stub());
@@ -270,7 +270,7 @@ impl Dylib {
                     linked.into_iter().for_each(|(l, _)| l.discard(&self.session.heap));
                     return Err(match e {
                         Error::UnresolvedSymbols { module, symbols, .. } => {
-                            Error::UnresolvedSymbols { module, dylib: self.shared.name.clone(), symbols }
+                            Error::UnresolvedSymbols { module, dylib: self.shared.name.to_string(), symbols }
                         }
                         e => e,
                     });
@@ -322,7 +322,7 @@ impl Dylib {
         &self,
         symbols: &Symbols,
         scope: &Scope,
-        entries: &HashMap<String, Arc<Entry>>,
+        entries: &HashMap<Arc<str>, Arc<Entry>>,
         batch: &BatchData,
         name: &str,
         found: &mut Imported,
@@ -371,7 +371,7 @@ impl Dylib {
         scope: &Scope,
         new: &[Added],
     ) -> (Vec<Step>, Vec<(Arc<LoadedModule>, DefinedSymbol)>) {
-        let mut touched: BTreeSet<String> = BTreeSet::new();
+        let mut touched: BTreeSet<Arc<str>> = BTreeSet::new();
         for serial in &scope.removing {
             for s in &state.modules[serial].symbols {
                 let current = symbols.get(&s.name).and_then(|d| d.module()).map(|m| m.serial);
@@ -380,12 +380,12 @@ impl Dylib {
                 }
             }
         }
-        touched.extend(scope.redirectables.iter().cloned());
+        touched.extend(scope.redirectables.iter().map(|n| Arc::from(n.as_str())));
         let mut by_name: HashMap<&str, Vec<(&Arc<LoadedModule>, &DefinedSymbol)>> = HashMap::new();
         for (m, _) in new {
             for s in &m.symbols {
                 touched.insert(s.name.clone());
-                by_name.entry(s.name.as_str()).or_default().push((m, s));
+                by_name.entry(&*s.name).or_default().push((m, s));
             }
         }
         let mut steps = Vec::new();
@@ -393,7 +393,7 @@ impl Dylib {
         for name in touched {
             let old = symbols.get(&name).cloned();
             let live = old.as_ref().filter(|d| !scope.removes(d));
-            let candidates = by_name.get(name.as_str()).map(Vec::as_slice).unwrap_or_default();
+            let candidates = by_name.get(&*name).map(Vec::as_slice).unwrap_or_default();
             let first = candidates.iter().find(|(_, s)| !s.weak).or(candidates.first());
             let winner = match first {
                 Some((m, s)) if !s.weak || live.is_none() => Some(((*m).clone(), (*s).clone())),
@@ -423,7 +423,7 @@ impl Dylib {
         state: &State,
         imports: &Imports,
         scope: &Scope,
-        entries: &HashMap<String, Arc<Entry>>,
+        entries: &HashMap<Arc<str>, Arc<Entry>>,
         steps: &[Step],
     ) -> Result<()> {
         let leaving: HashSet<u64> = scope
@@ -451,8 +451,9 @@ impl Dylib {
                 .map(|(_, importer)| importer.clone())
                 .collect();
             if !importers.is_empty() {
-                let definer = old.module().map_or(Definer::Redirectable, |m| Definer::Module(m.name.clone()));
-                return Err(Error::ModuleInUse { definer, symbol: step.name.clone(), importers });
+                let definer =
+                    old.module().map_or(Definer::Redirectable, |m| Definer::Module(m.name.to_string()));
+                return Err(Error::ModuleInUse { definer, symbol: step.name.to_string(), importers });
             }
         }
         Ok(())

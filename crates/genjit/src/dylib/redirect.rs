@@ -27,7 +27,7 @@ impl Dylib {
     pub(super) fn redirectable(&self, name: &str, target: RedirectTarget<'_>, create: bool) -> Result<()> {
         let refuse = |reason| Error::Redirect {
             symbol: name.to_string(),
-            dylib: self.shared.name.clone(),
+            dylib: self.shared.name.to_string(),
             reason: Box::new(reason),
         };
         let mut state = self.shared.state.lock();
@@ -46,10 +46,10 @@ impl Dylib {
                 return Err(Error::DuplicateDefinition {
                     symbol: name.to_string(),
                     definer: Definer::Redirectable,
-                    dylib: Some(self.shared.name.clone()),
+                    dylib: Some(self.shared.name.to_string()),
                 });
             }
-            EntryTable::create(&self.session.entries, &self.shared.name, name, signature.clone())
+            EntryTable::create(&self.session.entries, &self.shared.name, name.into(), signature.clone())
                 .map_err(Error::Heap)?
         } else {
             match (existing, state.redirectables.contains_key(name)) {
@@ -68,13 +68,13 @@ impl Dylib {
         imports.forget(serial);
         if let Some((dylib, symbol)) = import {
             let importer =
-                Importer::Redirectable { symbol: name.to_string(), dylib: self.shared.name.clone() };
+                Importer::Redirectable { symbol: name.to_string(), dylib: self.shared.name.to_string() };
             imports.record(dylib, &symbol, serial, &importer);
         }
         entry.redirect(Some(Arc::new(Target { addr, owner })));
         if create {
             let def = Definition::Function { entry, module: None, hidden: false };
-            self.shared.symbols.write().insert(name.to_string(), def);
+            self.shared.symbols.write().insert(name.into(), def);
         }
         Ok(())
     }
@@ -101,7 +101,7 @@ impl Dylib {
                         import: Some((dylib.shared.id, symbol.to_string())),
                     }
                 }
-                Definition::Host { addr, signature } => host(addr, signature),
+                Definition::Host { addr, signature } => host(addr, signature.map(|s| *s)),
                 Definition::Data { .. } => return Err(Ok(RedirectRefusal::Data)),
             },
         })
@@ -111,7 +111,7 @@ impl Dylib {
     fn leads_back(&self, entry: &Arc<Entry>, name: &str) -> bool {
         let mut hop = Some(entry.clone());
         while let Some(e) = hop {
-            if e.name == name && e.dylib == self.shared.name {
+            if *e.name == *name && e.dylib == self.shared.name {
                 return true;
             }
             hop = e.target().and_then(|t| match &t.owner {

@@ -52,7 +52,7 @@ pub(crate) struct Config {
 impl Config {
     /// What the linker must produce beyond the image for the profilers and debuggers asked for.
     pub(crate) fn extras(&self) -> crate::link::Extras {
-        crate::link::Extras { functions: self.perf_map, debug_object: self.gdb }
+        crate::link::Extras { functions: self.perf_map, debug_object: self.gdb, relocs: false }
     }
 }
 
@@ -61,7 +61,7 @@ pub(crate) struct Session {
     pub(crate) heap: Arc<Mutex<Heap>>,
     pub(crate) entries: Arc<Mutex<EntryTable>>,
     pub(crate) imports: Mutex<Imports>,
-    host: RwLock<HashMap<String, Definition>>,
+    host: RwLock<HashMap<Arc<str>, Definition>>,
     pub(crate) lag: Arc<LagStats>,
     /// Compile workers, when compilation is isolated.
     pub(crate) pool: Option<crate::compile::Pool>,
@@ -117,7 +117,7 @@ impl Session {
                 dylib: None,
             });
         }
-        host.insert(name.to_string(), def);
+        host.insert(name.into(), def);
         Ok(())
     }
 }

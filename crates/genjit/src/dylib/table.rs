@@ -24,7 +24,7 @@ pub(crate) enum Definition {
     /// Data defined by a JIT module.
     Data { addr: usize, module: Arc<LoadedModule>, hidden: bool },
     /// Defined by the host.
-    Host { addr: usize, signature: Option<Signature> },
+    Host { addr: usize, signature: Option<Box<Signature>> },
 }
 
 impl Definition {
@@ -58,9 +58,9 @@ pub(crate) struct State {
     /// superseded and retired.
     pub(super) published: HashMap<u64, usize>,
     /// Weak definitions that lost to an existing one, by name: the fallback if the winner is removed.
-    pub(super) alternates: HashMap<String, Vec<(Arc<LoadedModule>, DefinedSymbol)>>,
+    pub(super) alternates: HashMap<Arc<str>, Vec<(Arc<LoadedModule>, DefinedSymbol)>>,
     /// Entries of names removed by force while still imported: reused if the name is defined again.
-    pub(super) orphans: HashMap<String, Arc<Entry>>,
+    pub(super) orphans: HashMap<Arc<str>, Arc<Entry>>,
     /// Explicit redirectable symbols, with the serial their own imports are recorded under.
     pub(super) redirectables: HashMap<String, u64>,
     /// The dylib was removed from its JIT: no further changes.
@@ -87,9 +87,9 @@ impl State {
 /// One dylib's data, shared by its handles (see the module docs).
 pub(crate) struct DylibShared {
     pub(crate) id: u64,
-    pub(super) name: String,
+    pub(super) name: Arc<str>,
     pub(super) state: Mutex<State>,
-    pub(super) symbols: RwLock<HashMap<String, Definition>>,
+    pub(super) symbols: RwLock<HashMap<Arc<str>, Definition>>,
     pub(super) links: RwLock<Vec<Arc<DylibShared>>>,
     /// 16 bytes of the heap's data range: `__dso_handle` is referenced PC-relatively, so it must lie
     /// within 32-bit reach of the code, like everything else a module touches.
@@ -110,7 +110,7 @@ impl DylibShared {
         let dso_handle = Some(heap.lock().alloc(Kind::Data, 16, 16).map_err(Error::Heap)?);
         Ok(DylibShared {
             id: next_serial(),
-            name: name.to_string(),
+            name: name.into(),
             state: Mutex::new(State::default()),
             symbols: RwLock::new(HashMap::new()),
             links: RwLock::new(Vec::new()),
@@ -167,7 +167,7 @@ impl DylibShared {
             (modules, garbage, orphans)
         };
         for m in &modules {
-            m.run_list(&m.fini);
+            m.run_list(m.fini());
         }
         // SAFETY: the handle is this dylib's, and the destructors above ran but nothing was freed yet:
         // every handler's code is still mapped.
@@ -192,10 +192,10 @@ impl DylibShared {
             return Err(Error::DuplicateDefinition {
                 symbol: name.to_string(),
                 definer: Definer::Host,
-                dylib: Some(self.name.clone()),
+                dylib: Some(self.name.to_string()),
             });
         }
-        symbols.insert(name.to_string(), def);
+        symbols.insert(name.into(), def);
         Ok(())
     }
 

@@ -67,7 +67,7 @@ impl Dylib {
         let done = {
             let mut state = self.shared.state.lock();
             if state.closed {
-                return Err(Error::DylibRemoved(self.shared.name.clone()));
+                return Err(Error::DylibRemoved(self.shared.name.to_string()));
             }
             let mut imports = self.session.imports.lock();
             let plan = self.plan(&state, &imports, change)?;
@@ -76,7 +76,7 @@ impl Dylib {
         // Destructors (and atexit handlers) run while the removed names' entries still reach their bodies:
         // a destructor may call its own module's functions, through their entries.
         for m in &done.retired {
-            m.run_list(&m.fini);
+            m.run_list(m.fini());
         }
         finalize();
         self.shared.tombstone(done.tombstones);
@@ -86,7 +86,7 @@ impl Dylib {
         for m in &new {
             let mut constructors = Duration::ZERO;
             if initializers {
-                phase!(constructors, "constructors", m.run_list(&m.init));
+                phase!(constructors, "constructors", m.run_list(m.init()));
             }
             m.finish_timings(publish, constructors);
         }
@@ -99,7 +99,8 @@ impl Dylib {
         let mut garbage = Vec::new();
         let mut symbols = self.shared.symbols.write();
         for (m, recorded) in &new {
-            let importer = Importer::Module { module: m.name.clone(), dylib: self.shared.name.clone() };
+            let importer =
+                Importer::Module { module: m.name.to_string(), dylib: self.shared.name.to_string() };
             for (dylib, name) in recorded {
                 imports.record(*dylib, name, m.serial, &importer);
             }

@@ -90,6 +90,9 @@ impl Linker<'_> {
                     addend: reloc.addend(),
                 };
                 self.apply(layout, &bases, linked, &field, s, &section)?;
+                if !self.relocs {
+                    continue;
+                }
                 linked.relocs.push(RelocRecord {
                     block: place.kind,
                     offset: (place.offset + offset as usize) as u32,
@@ -314,7 +317,7 @@ impl Linker<'_> {
             }
             let (addr, _) = value(symbol.index())?;
             linked.symbols.push(DefinedSymbol {
-                name: name.to_string(),
+                name: name.into(),
                 addr: addr as usize,
                 weak: symbol.is_weak(),
                 hidden: super::hidden(&symbol),

@@ -21,9 +21,10 @@
 //! so the heap is as it was.
 //!
 //! Nothing is published here: the result is a [`Linked`] image whose symbols the dylib publishes under its
-//! lock. The relocation records are kept in the image ([`RelocRecord`]) so the module can be relinked at
-//! another address without the object, which compaction needs: with RELA every field is recomputed from
-//! the symbol, the addend and the place, never from the bytes already there.
+//! lock. On request ([`Extras::relocs`]) the relocation records are kept in the image ([`RelocRecord`]) so
+//! the module can be relinked at another address without the object: with RELA every field is recomputed
+//! from the symbol, the addend and the place, never from the bytes already there. Nothing asks yet, and
+//! keeping them cost ~160 bytes per small module, a third of its metadata.
 
 use crate::compile::Compiled;
 use crate::error::{Error, Result};
@@ -40,8 +41,8 @@ use std::collections::HashMap;
 /// A symbol the module defines, as published into its dylib.
 #[derive(Clone, Debug)]
 pub struct DefinedSymbol {
-    /// The name.
-    pub name: String,
+    /// The name (shared with the dylib's table and the function's entry).
+    pub name: std::sync::Arc<str>,
     /// The run-time address.
     pub addr: usize,
     /// `STB_WEAK`: an existing definition wins over this one.
@@ -109,7 +110,7 @@ pub struct Linked {
     pub fini: Vec<usize>,
     /// Address of the zero-terminated `.eh_frame`, if any.
     pub eh_frame: Option<usize>,
-    /// Every relocation applied.
+    /// Every relocation applied; filled only when asked for ([`Extras::relocs`]).
     pub relocs: Vec<RelocRecord>,
     /// Every function the module defines, local ones included; filled only when asked for (profiling).
     pub functions: Vec<FunctionSymbol>,
@@ -124,6 +125,9 @@ pub struct Extras {
     pub functions: bool,
     /// Fill [`Linked::debug_object`].
     pub debug_object: bool,
+    /// Fill [`Linked::relocs`] (40 bytes per relocation, kept for the module's life: only for code that
+    /// will be relinked).
+    pub relocs: bool,
 }
 
 /// A copy of `object` whose allocated sections' `sh_addr` are their run-time addresses: what GDB's JIT
@@ -256,6 +260,8 @@ struct Linker<'a> {
     own: HashMap<SymbolIndex, usize>,
     /// Whether to list every function for profilers ([`Linked::functions`]).
     functions: bool,
+    /// Whether to record every relocation ([`Linked::relocs`]).
+    relocs: bool,
 }
 
 fn open<'a>(compiled: &'a Compiled) -> Result<ObjFile<'a>> {
@@ -297,7 +303,7 @@ pub fn definitions(compiled: &Compiled) -> Result<Vec<DefinedSymbol>> {
             continue;
         }
         out.push(DefinedSymbol {
-            name: name.to_string(),
+            name: name.into(),
             addr: 0,
             weak: symbol.is_weak(),
             hidden: hidden(&symbol),
@@ -350,7 +356,7 @@ pub fn place<'a>(
             }
         }
     }
-    let linker = Linker { file, module, own: own_stubs, functions: extras.functions };
+    let linker = Linker { file, module, own: own_stubs, functions: extras.functions, relocs: extras.relocs };
     let mut layout = linker.layout()?;
     linker.plan_got_and_stubs(&mut layout)?;
     let (code, data) = allocate(heap, &layout)?;

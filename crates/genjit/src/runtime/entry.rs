@@ -80,8 +80,8 @@ impl std::ops::Deref for SlotRef {
 
 /// A stable, redirectable function entry (see the module docs).
 pub struct Entry {
-    pub(crate) name: String,
-    pub(crate) dylib: String,
+    pub(crate) name: Arc<str>,
+    pub(crate) dylib: Arc<str>,
     pub(crate) signature: Option<Signature>,
     index: usize,
     stub: usize,
@@ -143,7 +143,8 @@ impl Drop for Entry {
 }
 
 /// Names of live entries by stub address, for the tombstone's message.
-static NAMES: Mutex<std::collections::BTreeMap<usize, (String, String)>> =
+type Names = std::collections::BTreeMap<usize, (Arc<str>, Arc<str>)>;
+static NAMES: Mutex<Names> =
     Mutex::new(std::collections::BTreeMap::new());
 
 /// Where a tombstoned entry's calls end: report the function's name and abort (never run freed memory).
@@ -218,8 +219,8 @@ impl EntryTable {
     /// A fresh entry with no body.
     pub(crate) fn create(
         table: &Arc<Mutex<EntryTable>>,
-        dylib: &str,
-        name: &str,
+        dylib: &Arc<str>,
+        name: Arc<str>,
         signature: Option<Signature>,
     ) -> std::io::Result<Arc<Entry>> {
         let mut t = table.lock();
@@ -231,11 +232,11 @@ impl EntryTable {
         let stub = chunk.code.addr() + (index % PER_CHUNK) * STUB_SIZE;
         let slot = chunk.data.addr() + (index % PER_CHUNK) * 8;
         drop(t);
-        NAMES.lock().insert(stub, (dylib.to_string(), name.to_string()));
+        NAMES.lock().insert(stub, (dylib.clone(), name.clone()));
         let slot = SlotRef(NonNull::new(slot as *mut AtomicUsize).expect("heap addresses are not null"));
         Ok(Arc::new(Entry {
-            name: name.to_string(),
-            dylib: dylib.to_string(),
+            name,
+            dylib: dylib.clone(),
             signature,
             index,
             stub,
