@@ -64,25 +64,32 @@ impl Dylib {
         let _span = tracing::debug_span!("change", dylib = %self.shared.name).entered();
         let initializers = change.initializers;
         let mut publish = Duration::ZERO;
-        let done = {
-            let mut state = self.shared.state.lock();
-            if state.closed {
-                return Err(Error::DylibRemoved(self.shared.name.to_string()));
+        // Everything the change retires (old slot targets, modules, garbage) waits as one.
+        let new = crate::runtime::reclaim::batched(|| -> Result<_> {
+            let done = {
+                let mut state = self.shared.state.lock();
+                if state.closed {
+                    return Err(Error::DylibRemoved(self.shared.name.to_string()));
+                }
+                let mut imports = self.session.imports.lock();
+                let plan = self.plan(&state, &imports, change)?;
+                phase!(publish, "publish", self.commit(&mut state, &mut imports, plan))
+            };
+            // Destructors (and atexit handlers) run while the removed names' entries still reach their
+            // bodies: a destructor may call its own module's functions, through their entries.
+            for m in &done.retired {
+                m.run_list(m.fini());
             }
-            let mut imports = self.session.imports.lock();
-            let plan = self.plan(&state, &imports, change)?;
-            phase!(publish, "publish", self.commit(&mut state, &mut imports, plan))
-        };
-        // Destructors (and atexit handlers) run while the removed names' entries still reach their bodies:
-        // a destructor may call its own module's functions, through their entries.
-        for m in &done.retired {
-            m.run_list(m.fini());
-        }
-        finalize();
-        self.shared.tombstone(done.tombstones);
-        let deps: Vec<Arc<LoadedModule>> = done.retired.iter().flat_map(|m| m.retire()).collect();
-        let Done { retired, new, garbage, orphans, .. } = done;
-        crate::runtime::reclaim::retire((retired, deps, garbage, orphans), Some(self.session.lag.clone()));
+            finalize();
+            self.shared.tombstone(done.tombstones);
+            let deps: Vec<Arc<LoadedModule>> = done.retired.iter().flat_map(|m| m.retire()).collect();
+            let Done { retired, new, garbage, orphans, .. } = done;
+            // Boxed slices: no spare capacity waits with them.
+            let retiring: (Box<[_]>, Box<[_]>, Box<[_]>, Box<[_]>) =
+                (retired.into(), deps.into(), garbage.into(), orphans.into());
+            crate::runtime::reclaim::retire(retiring, Some(self.session.lag.clone()));
+            Ok(new)
+        })?;
         for m in &new {
             let mut constructors = Duration::ZERO;
             if initializers {

@@ -144,8 +144,7 @@ impl Drop for Entry {
 
 /// Names of live entries by stub address, for the tombstone's message.
 type Names = std::collections::BTreeMap<usize, (Arc<str>, Arc<str>)>;
-static NAMES: Mutex<Names> =
-    Mutex::new(std::collections::BTreeMap::new());
+static NAMES: Mutex<Names> = Mutex::new(std::collections::BTreeMap::new());
 
 /// Where a tombstoned entry's calls end: report the function's name and abort (never run freed memory).
 extern "C" fn genjit_tombstone(stub: usize) -> ! {

@@ -26,7 +26,7 @@
 
 use crossbeam_epoch as epoch;
 use parking_lot::{Condvar, Mutex};
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Once, OnceLock};
@@ -197,6 +197,22 @@ struct Retired {
 /// its own flush, as genjit first did, sealed one crossbeam bag (64 slots, ~2 KiB) per retirement: about
 /// 6 KiB held per removed module while it waited, three times the module's own metadata.
 pub(crate) fn retire<T: Send + 'static>(value: T, lag: Option<Arc<LagStats>>) {
+    let mut value = Some(Box::new(value) as Box<dyn Send>);
+    // Inside `batched`, join the batch; otherwise (or while the thread is being torn down) go alone.
+    let _ = BATCH.try_with(|b| {
+        if let Some(batch) = b.borrow_mut().as_mut() {
+            batch.values.extend(value.take());
+            if batch.lag.is_none() {
+                batch.lag = lag.clone();
+            }
+        }
+    });
+    if let Some(value) = value {
+        retire_boxed(value, lag);
+    }
+}
+
+fn retire_boxed(value: Box<dyn Send>, lag: Option<Arc<LagStats>>) {
     let number = {
         let mut pending = PENDING.lock();
         let number = pending.next;
@@ -204,9 +220,45 @@ pub(crate) fn retire<T: Send + 'static>(value: T, lag: Option<Arc<LagStats>>) {
         pending.numbers.insert(number);
         number
     };
-    INCOMING.lock().push(Retired { number, value: Box::new(value), at: Instant::now(), lag });
+    INCOMING.lock().push(Retired { number, value, at: Instant::now(), lag });
     // No system call unless the reclaimer is waiting.
     WAKE.notify_one();
+}
+
+/// Values retired on this thread inside [`batched`], not yet handed over.
+#[derive(Default)]
+struct Batch {
+    values: Vec<Box<dyn Send>>,
+    lag: Option<Arc<LagStats>>,
+}
+
+thread_local! {
+    static BATCH: RefCell<Option<Batch>> = const { RefCell::new(None) };
+}
+
+/// Runs `f`; everything this thread retires meanwhile is retired as one value when `f` returns (or
+/// unwinds). One change to a dylib retires its modules, its old slot targets and its garbage together,
+/// and one reclaimer pass retires every entry index it frees together: one pending record instead of one
+/// per value (each costs ~100 bytes while it waits). Retiring later only lengthens the grace period.
+pub(crate) fn batched<R>(f: impl FnOnce() -> R) -> R {
+    struct End;
+    impl Drop for End {
+        fn drop(&mut self) {
+            if let Some(mut batch) = BATCH.with(|b| b.borrow_mut().take()) {
+                match batch.values.len() {
+                    0 => {}
+                    1 => retire_boxed(batch.values.pop().expect("one value"), batch.lag),
+                    _ => retire_boxed(Box::new(batch.values.into_boxed_slice()), batch.lag),
+                }
+            }
+        }
+    }
+    if BATCH.with(|b| b.borrow().is_some()) {
+        return f();
+    }
+    BATCH.with(|b| *b.borrow_mut() = Some(Batch::default()));
+    let _end = End;
+    f()
 }
 
 /// Starts the grace period of everything retired since the last call: one deferred function, one bag.
@@ -231,14 +283,18 @@ fn drain() -> usize {
     }
     let _span = tracing::debug_span!("reclaim", values = n).entered();
     let mut numbers = Vec::with_capacity(n);
-    for r in batch {
-        let Retired { number, value, at, lag } = r;
-        drop(value);
-        if let Some(lag) = lag {
-            lag.record(at.elapsed());
+    // Values that retire others when dropped (an entry frees its index after a grace period of its own)
+    // retire them as one.
+    batched(|| {
+        for r in batch {
+            let Retired { number, value, at, lag } = r;
+            drop(value);
+            if let Some(lag) = lag {
+                lag.record(at.elapsed());
+            }
+            numbers.push(number);
         }
-        numbers.push(number);
-    }
+    });
     let mut pending = PENDING.lock();
     for number in numbers {
         pending.numbers.remove(&number);
