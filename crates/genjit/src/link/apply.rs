@@ -58,6 +58,15 @@ impl Linker<'_> {
                 let RelocationFlags::Elf { r_type } = reloc.flags() else {
                     return Err(self.bad("non-ELF relocation".to_string()));
                 };
+                // Every relocation, even one that writes nothing (`R_X86_64_NONE`), must lie in its section.
+                if offset >= place.size as u64 {
+                    return Err(self.bad(format!(
+                        "relocation {} at {offset:#x} outside its section {} ({} bytes)",
+                        reloc_name(r_type),
+                        section.name().unwrap_or("?"),
+                        place.size
+                    )));
+                }
                 let mut target_section = None;
                 let (s, target, sym) = match reloc.target() {
                     // Unwind info describes bodies, never entries.
@@ -266,7 +275,7 @@ impl Linker<'_> {
             });
         }
         let start = field.place.offset + field.offset;
-        if field.offset + width > field.place.size {
+        if field.offset.checked_add(width).is_none_or(|end| end > field.place.size) {
             return Err(self.bad(format!("relocation at {:#x} outside its section", field.offset)));
         }
         let bytes = (value as i64).to_le_bytes();

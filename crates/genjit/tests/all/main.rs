@@ -1,5 +1,6 @@
 //! genjit's integration tests, built as one binary to keep LLVM link time down.
 
+mod adversarial;
 mod api;
 mod batch;
 mod errors;
