@@ -49,6 +49,9 @@ pub(crate) struct LoadedModule {
     #[allow(dead_code)] // held for ownership, never read
     entries: Box<[Arc<Entry>]>,
     retired: AtomicBool,
+    /// How many names of its dylib's table this module currently defines; one that drops to zero is
+    /// superseded and retired. Changed only under the dylib's link lock.
+    published: AtomicU32,
     /// Complete once the module's constructors have run.
     timings: Timings,
     cold: Option<Box<Cold>>,
@@ -139,9 +142,60 @@ impl LoadedModule {
             deps: Mutex::new(deps),
             entries: entries.into(),
             retired: AtomicBool::new(false),
+            published: AtomicU32::new(0),
             timings: Timings::new(&timings),
             cold: has_cold.then(|| Box::new(cold)),
         }
+    }
+
+    /// genjit's own heap memory for this module, estimated from its structures (allocator overhead
+    /// excluded): the record, its name, its symbols and their names, and for each function the entry,
+    /// its target and its slot in the entry table's name list.
+    pub(crate) fn metadata_bytes(&self) -> usize {
+        use std::mem::size_of;
+        // Per allocation: glibc's chunk header and rounding; per `Arc`: the strong and weak counts.
+        const CHUNK: usize = 16;
+        const ARC: usize = 16;
+        let symbols: usize =
+            self.symbols.iter().map(|s| size_of::<DefinedSymbol>() + ARC + CHUNK + s.name.len()).sum();
+        let functions = self.symbols.iter().filter(|s| s.is_function).count();
+        // The entry and its target (two `Arc`s), the parameter list of its signature (one allocation, a
+        // few bytes), and its slot in the entry table's name list.
+        let per_function = size_of::<Entry>()
+            + size_of::<crate::runtime::entry::Target>()
+            + 2 * (ARC + CHUNK)
+            + 2 * CHUNK
+            + 32;
+        let cold = self.cold.as_ref().map_or(0, |c| {
+            size_of::<Cold>()
+                + CHUNK
+                + 8 * (c.init.len() + c.fini.len())
+                + c.relocs.len() * size_of::<RelocRecord>()
+        });
+        size_of::<LoadedModule>()
+            + ARC
+            + CHUNK
+            + self.name.len()
+            + CHUNK
+            + symbols
+            + CHUNK
+            + functions * per_function
+            + 8 * self.entries.len()
+            + cold
+    }
+
+    /// Counts one more name of the table defined by this module (under the dylib's link lock).
+    pub(crate) fn publish_one(&self) {
+        // Relaxed: only ever read and written under the dylib's link lock.
+        self.published.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one name less; returns how many remain (under the dylib's link lock).
+    pub(crate) fn unpublish_one(&self) -> u32 {
+        // Relaxed: as above.
+        let left = self.published.load(Ordering::Relaxed).saturating_sub(1);
+        self.published.store(left, Ordering::Relaxed);
+        left
     }
 
     /// The module's constructors (`.init_array`), in run order.
@@ -176,8 +230,10 @@ impl LoadedModule {
     pub(crate) fn retire(&self) -> Vec<Arc<LoadedModule>> {
         // Relaxed: the flag is read again in `Drop`, which the last `Arc` drop orders after this.
         if !self.retired.swap(true, Ordering::Relaxed) {
+            let metadata = self.metadata_bytes();
             let mut heap = self.heap.lock();
             self.code.iter().chain(&self.data).for_each(|b| heap.mark_retired(b));
+            heap.awaiting_metadata += metadata;
         }
         std::mem::take(&mut *self.deps.lock())
     }
@@ -215,7 +271,9 @@ impl Drop for LoadedModule {
             crate::runtime::tls::retire_templates(data.addr(), data.addr() + data.len());
         }
         let retired = *self.retired.get_mut();
+        let metadata = if retired { self.metadata_bytes() } else { 0 };
         let mut heap = self.heap.lock();
+        heap.awaiting_metadata -= metadata;
         for b in self.code.take().into_iter().chain(self.data.take()) {
             if retired {
                 heap.free_retired(b);

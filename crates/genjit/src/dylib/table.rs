@@ -54,9 +54,6 @@ impl Definition {
 #[derive(Default)]
 pub(crate) struct State {
     pub(super) modules: HashMap<u64, Arc<LoadedModule>>,
-    /// How many names of the table each module currently defines; a module that drops to zero is
-    /// superseded and retired.
-    pub(super) published: HashMap<u64, usize>,
     /// Weak definitions that lost to an existing one, by name: the fallback if the winner is removed.
     pub(super) alternates: HashMap<Arc<str>, Vec<(Arc<LoadedModule>, DefinedSymbol)>>,
     /// Entries of names removed by force while still imported: reused if the name is defined again.
@@ -67,12 +64,15 @@ pub(crate) struct State {
     pub(super) closed: bool,
     /// Heap bytes of the live modules' code and data blocks (kept with `modules`).
     heap_bytes: (usize, usize),
+    /// Estimated malloc bytes of the live modules (kept with `modules`).
+    metadata: usize,
 }
 
 impl State {
     pub(super) fn insert_module(&mut self, m: Arc<LoadedModule>) {
         let (code, data) = m.heap_bytes();
         self.heap_bytes = (self.heap_bytes.0 + code, self.heap_bytes.1 + data);
+        self.metadata += m.metadata_bytes();
         self.modules.insert(m.serial, m);
     }
 
@@ -80,6 +80,7 @@ impl State {
         let m = self.modules.remove(&serial)?;
         let (code, data) = m.heap_bytes();
         self.heap_bytes = (self.heap_bytes.0 - code, self.heap_bytes.1 - data);
+        self.metadata -= m.metadata_bytes();
         Some(m)
     }
 }
@@ -160,7 +161,6 @@ impl DylibShared {
             let garbage: Vec<Definition> = self.symbols.write().drain().map(|(_, d)| d).collect();
             let orphans: Vec<Arc<Entry>> = state.orphans.drain().map(|(_, e)| e).collect();
             state.alternates.clear();
-            state.published.clear();
             state.heap_bytes = (0, 0);
             let mut modules: Vec<_> = state.modules.drain().map(|(_, m)| m).collect();
             modules.sort_by_key(|m| std::cmp::Reverse(m.serial));
@@ -205,11 +205,18 @@ impl DylibShared {
     }
 
     pub(crate) fn stats(&self) -> DylibStats {
-        let (modules, (code, data)) = {
+        use std::mem::size_of;
+        let (modules, (code, data), mut metadata) = {
             let state = self.state.lock();
-            (state.modules.len(), state.heap_bytes)
+            let map = state.modules.capacity() * (size_of::<(u64, Arc<LoadedModule>)>() + 1);
+            (state.modules.len(), state.heap_bytes, state.metadata + map)
         };
-        DylibStats::new(&self.name, modules, self.symbols.read().len(), code, data)
+        let symbols = {
+            let table = self.symbols.read();
+            metadata += table.capacity() * (size_of::<(Arc<str>, Definition)>() + 1);
+            table.len()
+        };
+        DylibStats::new(&self.name, modules, symbols, code, data, metadata)
     }
 }
 

@@ -43,6 +43,28 @@ pub(crate) struct Change {
     pub(crate) initializers: bool,
 }
 
+/// A retired value counted in `Stats::awaiting_metadata_bytes` until it is dropped.
+struct Weighed<T> {
+    value: T,
+    bytes: usize,
+    heap: Arc<parking_lot::Mutex<crate::heap::Heap>>,
+}
+
+impl<T> Weighed<T> {
+    fn new(value: T, bytes: usize, heap: &Arc<parking_lot::Mutex<crate::heap::Heap>>) -> Weighed<T> {
+        heap.lock().awaiting_metadata += bytes;
+        Weighed { value, bytes, heap: heap.clone() }
+    }
+}
+
+impl<T> Drop for Weighed<T> {
+    fn drop(&mut self) {
+        self.heap.lock().awaiting_metadata -= self.bytes;
+        // `value` drops after this, taking the heap's lock again per module.
+        let _ = &self.value;
+    }
+}
+
 /// What a commit leaves for after the locks are released.
 struct Done {
     retired: Vec<Arc<LoadedModule>>,
@@ -87,7 +109,13 @@ impl Dylib {
             // Boxed slices: no spare capacity waits with them.
             let retiring: (Box<[_]>, Box<[_]>, Box<[_]>, Box<[_]>) =
                 (retired.into(), deps.into(), garbage.into(), orphans.into());
-            crate::runtime::reclaim::retire(retiring, Some(self.session.lag.clone()));
+            let bytes = std::mem::size_of_val(&retiring)
+                + 8 * (retiring.0.len() + retiring.1.len() + retiring.3.len())
+                + std::mem::size_of::<Definition>() * retiring.2.len()
+                + 5 * 16
+                + crate::runtime::reclaim::RECORD_BYTES;
+            let weighed = Weighed::new(retiring, bytes, &self.session.heap);
+            crate::runtime::reclaim::retire(weighed, Some(self.session.lag.clone()));
             Ok(new)
         })?;
         for m in &new {
@@ -129,7 +157,7 @@ impl Dylib {
             let mut new_entry = None;
             match next {
                 Next::Module(module, s) => {
-                    *state.published.entry(module.serial).or_default() += 1;
+                    module.publish_one();
                     if let Some(alts) = state.alternates.get_mut(&name) {
                         alts.retain(|(m, _)| !Arc::ptr_eq(m, &module));
                     }
@@ -152,9 +180,7 @@ impl Dylib {
                 tombstoned.push((name.clone(), e));
             }
             if let Some(m) = old.as_ref().and_then(|d| d.module()) {
-                let count = state.published.entry(m.serial).or_default();
-                *count = count.saturating_sub(1);
-                if *count == 0 {
+                if m.unpublish_one() == 0 {
                     // Every name the module defined now comes from elsewhere: it is superseded.
                     removing.insert(m.serial);
                 }
@@ -167,7 +193,6 @@ impl Dylib {
         let mut retired: Vec<Arc<LoadedModule>> =
             removing.iter().filter_map(|serial| state.remove_module(*serial)).collect();
         for m in &retired {
-            state.published.remove(&m.serial);
             imports.forget(m.serial);
         }
         state.alternates.retain(|_, alts| {

@@ -84,11 +84,11 @@ impl Generation {
 /// An exclusive claim on `len` bytes of one generation.
 #[derive(Debug)]
 pub struct Block {
-    gen: usize,
-    offset: usize,
-    len: usize,
     addr: usize,
     write: SendSyncPtr,
+    /// At most a generation's length, which the heap's 2 GiB span bounds.
+    len: u32,
+    gen: u32,
 }
 
 impl Block {
@@ -99,7 +99,7 @@ impl Block {
 
     /// Length in bytes.
     pub fn len(&self) -> usize {
-        self.len
+        self.len as usize
     }
 
     /// The block's bytes, through the writable view.
@@ -107,7 +107,7 @@ impl Block {
         // SAFETY: the heap handed this range to this block alone (FreeList never hands a range out twice),
         // the generation stays mapped while any block of it is live (it is released only when empty), and
         // `&mut self` makes this the only live view of the bytes through the writable mapping.
-        unsafe { std::slice::from_raw_parts_mut(self.write.as_ptr(), self.len) }
+        unsafe { std::slice::from_raw_parts_mut(self.write.as_ptr(), self.len()) }
     }
 }
 
@@ -164,6 +164,9 @@ pub struct Heap {
     released: u64,
     freed: u64,
     punched: u64,
+    /// Estimated malloc bytes of the retired modules whose blocks are awaiting reclamation (kept here
+    /// because retiring and freeing a module both take the heap's lock anyway).
+    pub(crate) awaiting_metadata: usize,
 }
 
 /// `x` rounded up to a multiple of `align` (a power of two or any non-zero granule).
@@ -192,6 +195,7 @@ impl Heap {
             released: 0,
             freed: 0,
             punched: 0,
+            awaiting_metadata: 0,
         })
     }
 
@@ -227,7 +231,8 @@ impl Heap {
         g.blocks += 1;
         let addr = g.exec_base(&self.reservation) + offset;
         let write = g.write_base(&self.reservation).offset(offset);
-        Block { gen, offset, len, addr, write }
+        let len = u32::try_from(len).expect("a block fits the 2 GiB heap");
+        Block { addr, write, len, gen: u32::try_from(gen).expect("fewer than 2^32 generations") }
     }
 
     fn new_generation(&mut self, kind: Kind, min_len: usize) -> io::Result<usize> {
@@ -262,7 +267,7 @@ impl Heap {
     /// all the code its FDEs describe; neither changes until the block is freed.
     pub unsafe fn register_unwind(&mut self, block: &Block, section: usize) {
         assert!(
-            (block.addr..block.addr + block.len).contains(&section),
+            (block.addr..block.addr + block.len()).contains(&section),
             "an .eh_frame outside its module's code block"
         );
         // SAFETY: the caller's contract; blocks are disjoint, and `free` removes the section first.
@@ -284,12 +289,12 @@ impl Heap {
     ///
     /// [`free_retired`]: Heap::free_retired
     pub fn mark_retired(&mut self, block: &Block) {
-        self.gens[block.gen].awaiting += block.len;
+        self.gens[block.gen as usize].awaiting += block.len();
     }
 
     /// Frees a block previously passed to [`mark_retired`](Heap::mark_retired).
     pub fn free_retired(&mut self, block: Block) {
-        self.gens[block.gen].awaiting -= block.len;
+        self.gens[block.gen as usize].awaiting -= block.len();
         self.free(block);
     }
 
@@ -301,24 +306,25 @@ impl Heap {
     /// free data memory is always zero (a later block's `.bss` relies on it). An empty generation other than
     /// the youngest of its kind is unmapped.
     pub fn free(&mut self, mut block: Block) {
-        self.freed += block.len as u64;
+        let (gen, block_len) = (block.gen as usize, block.len());
+        self.freed += block_len as u64;
         // The unwinder must stop reading the block before it is overwritten.
-        self.unwind.remove_range(block.addr, block.addr + block.len);
-        let g = &mut self.gens[block.gen];
-        g.alloc.free(block.offset, block.len);
+        self.unwind.remove_range(block.addr, block.addr + block_len);
+        let offset = block.addr - self.gens[gen].exec_base(&self.reservation);
+        let g = &mut self.gens[gen];
+        g.alloc.free(offset, block_len);
         g.blocks -= 1;
         let empty = g.alloc.is_empty();
         debug_assert_eq!(empty, g.blocks == 0);
-        if empty && !self.youngest.contains(&Some(block.gen)) {
-            self.release_generation(block.gen);
+        if empty && !self.youngest.contains(&Some(gen)) {
+            self.release_generation(gen);
             return;
         }
         // Whole pages of the merged free range that the block touches.
-        let (start, len) = g.alloc.extent(block.offset).expect("a block just freed is free");
-        let lo = (start.div_ceil(PAGE) * PAGE).max(block.offset / PAGE * PAGE);
-        let hi = ((start + len) / PAGE * PAGE).min((block.offset + block.len).div_ceil(PAGE) * PAGE);
+        let (start, len) = g.alloc.extent(offset).expect("a block just freed is free");
+        let lo = (start.div_ceil(PAGE) * PAGE).max(offset / PAGE * PAGE);
+        let hi = ((start + len) / PAGE * PAGE).min((offset + block_len).div_ceil(PAGE) * PAGE);
         let fill = if g.kind == Kind::Code { TRAP_BYTE } else { 0 };
-        let offset = block.offset;
         let bytes = block.bytes_mut();
         if lo < hi {
             let (a, b) = (lo.saturating_sub(offset), (hi - offset).min(bytes.len()));

@@ -30,7 +30,7 @@ use parking_lot::Mutex;
 use slab::Slab;
 use std::any::Any;
 use std::ptr::NonNull;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 const PER_CHUNK: usize = 64;
 /// Bytes per stub.
@@ -130,25 +130,32 @@ impl Drop for Entry {
     fn drop(&mut self) {
         // The index goes back only after a grace period: a thread pinned now may still be about to jump
         // through this stub (a stale call lands on the tombstone, never on a reused stub).
-        struct Release(Arc<Mutex<EntryTable>>, usize, usize);
+        struct Release(Arc<Mutex<EntryTable>>, usize);
         impl Drop for Release {
             fn drop(&mut self) {
-                NAMES.lock().remove(&self.2);
-                self.0.lock().indices.remove(self.1);
+                let mut table = self.0.lock();
+                table.names[self.1] = None;
+                table.indices.remove(self.1);
             }
         }
         self.handoff.redirect(None, self.tombstone());
-        super::sync::retire(Release(self.table.clone(), self.index, self.stub));
+        super::sync::retire(Release(self.table.clone(), self.index));
     }
 }
 
-/// Names of live entries by stub address, for the tombstone's message.
-type Names = std::collections::BTreeMap<usize, (Arc<str>, Arc<str>)>;
-static NAMES: Mutex<Names> = Mutex::new(std::collections::BTreeMap::new());
+/// Every entry table of the process, so the tombstone can name the function a stub belonged to.
+static TABLES: Mutex<Vec<Weak<Mutex<EntryTable>>>> = Mutex::new(Vec::new());
 
 /// Where a tombstoned entry's calls end: report the function's name and abort (never run freed memory).
 extern "C" fn genjit_tombstone(stub: usize) -> ! {
-    let name = NAMES.try_lock().and_then(|n| n.get(&stub).cloned());
+    // `try_lock` throughout: the caller may hold any of these locks (a destructor calling a removed
+    // function); then the message goes without the name.
+    let name = TABLES.try_lock().and_then(|tables| {
+        tables
+            .iter()
+            .filter_map(Weak::upgrade)
+            .find_map(|table| table.try_lock().and_then(|t| t.name_of(stub)))
+    });
     match name {
         Some((dylib, name)) => {
             eprintln!(
@@ -170,11 +177,24 @@ pub(crate) struct EntryTable {
     heap: Arc<Mutex<Heap>>,
     chunks: Vec<Chunk>,
     indices: Slab<()>,
+    /// `(dylib, function)` by entry index while the index is taken, for the tombstone's message: the
+    /// entry itself may be gone when a stale call lands there. (A process-wide map by stub address cost
+    /// ~80 bytes per entry; this costs 32 per slot.)
+    names: Vec<Option<(Arc<str>, Arc<str>)>>,
 }
 
 impl EntryTable {
     pub(crate) fn new(heap: Arc<Mutex<Heap>>) -> Arc<Mutex<EntryTable>> {
-        Arc::new(Mutex::new(EntryTable { heap, chunks: Vec::new(), indices: Slab::new() }))
+        let table = Arc::new(Mutex::new(EntryTable {
+            heap,
+            chunks: Vec::new(),
+            indices: Slab::new(),
+            names: Vec::new(),
+        }));
+        let mut tables = TABLES.lock();
+        tables.retain(|t| t.strong_count() > 0);
+        tables.push(Arc::downgrade(&table));
+        table
     }
 
     /// Bytes of code and data the chunks occupy, and live entries.
@@ -212,7 +232,18 @@ impl EntryTable {
                 .copy_from_slice(&((stub + TOMBSTONE_OFFSET) as u64).to_le_bytes());
         }
         self.chunks.push(Chunk { code, data });
+        self.names.resize(self.chunks.len() * PER_CHUNK, None);
         Ok(())
+    }
+
+    /// The `(dylib, function)` whose entry has the stub `stub`, if it is still taken.
+    fn name_of(&self, stub: usize) -> Option<(Arc<str>, Arc<str>)> {
+        let (i, chunk) = self
+            .chunks
+            .iter()
+            .enumerate()
+            .find(|(_, c)| (c.code.addr()..c.code.addr() + PER_CHUNK * STUB_SIZE).contains(&stub))?;
+        self.names.get(i * PER_CHUNK + (stub - chunk.code.addr()) / STUB_SIZE)?.clone()
     }
 
     /// A fresh entry with no body.
@@ -230,8 +261,8 @@ impl EntryTable {
         let chunk = &t.chunks[index / PER_CHUNK];
         let stub = chunk.code.addr() + (index % PER_CHUNK) * STUB_SIZE;
         let slot = chunk.data.addr() + (index % PER_CHUNK) * 8;
+        t.names[index] = Some((dylib.clone(), name.clone()));
         drop(t);
-        NAMES.lock().insert(stub, (dylib.clone(), name.clone()));
         let slot = SlotRef(NonNull::new(slot as *mut AtomicUsize).expect("heap addresses are not null"));
         Ok(Arc::new(Entry {
             name,

@@ -45,6 +45,10 @@ static DRAINED: Condvar = Condvar::new();
 static CLOCK_MS: AtomicU64 = AtomicU64::new(1);
 static EPOCH_START: OnceLock<Instant> = OnceLock::new();
 
+/// What one pending retirement costs beyond its value: its record in the queues (which grow by
+/// doubling) and its number in the pending set, for `Stats::awaiting_metadata_bytes`.
+pub(crate) const RECORD_BYTES: usize = 2 * std::mem::size_of::<Retired>() + 32;
+
 /// Values retired since the reclaimer's last collection: their grace period has not started yet.
 static INCOMING: Mutex<Vec<Retired>> = Mutex::new(Vec::new());
 /// Values whose grace period has passed, waiting for the reclaimer to drop them.
