@@ -53,6 +53,11 @@ fn isolation() -> Result<genjit::Isolation, String> {
     Ok(genjit::Isolation::command(exe, ["compile-worker"]))
 }
 
+fn seconds(s: &str) -> Result<std::time::Duration, String> {
+    let secs: f64 = s.parse().map_err(|e| format!("{e}"))?;
+    std::time::Duration::try_from_secs_f64(secs).map_err(|e| format!("{e}"))
+}
+
 fn opt_level(s: &str) -> Result<OptLevel, String> {
     s.parse().map_err(|e: genjit::ParseOptLevelError| e.to_string())
 }
@@ -90,6 +95,9 @@ struct RunArgs {
     /// Compile in a worker process: a fatal LLVM error becomes an error message instead of an abort
     #[arg(long)]
     isolate: bool,
+    /// With --isolate: kill a compile that takes longer than this and fail instead of waiting
+    #[arg(long, value_name = "SECONDS", requires = "isolate", value_parser = seconds)]
+    compile_timeout: Option<std::time::Duration>,
     /// Print each module's phase timings (parse, verify, optimize, emit, link, publish, constructors) to stderr
     #[arg(long)]
     timings: bool,
@@ -177,7 +185,15 @@ fn run_program(args: RunArgs) -> Result<ExitCode, String> {
         timings: args.timings,
         perf_map: args.perf_map,
         gdb: args.gdb,
-        isolate: if args.isolate { Some(isolation()?) } else { None },
+        isolate: if args.isolate {
+            let isolation = isolation()?;
+            Some(match args.compile_timeout {
+                Some(limit) => isolation.timeout(limit),
+                None => isolation,
+            })
+        } else {
+            None
+        },
     };
     let code = run(&options).map_err(|e| e.to_string())?;
     // The program's own status, as lli exits with it (the low 8 bits, like the shell sees).

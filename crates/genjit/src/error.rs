@@ -114,6 +114,15 @@ pub enum Error {
         /// The worker's signal or exit status, and LLVM's last message if it printed one.
         reason: String,
     },
+    /// An isolated compile took longer than [`Isolation::timeout`](crate::Isolation::timeout); its worker
+    /// was killed and nothing was added.
+    #[error("module `{module}`: compilation took longer than {limit:?}; the compile worker was killed")]
+    CompileTimeout {
+        /// The module's name.
+        module: String,
+        /// The limit it exceeded.
+        limit: std::time::Duration,
+    },
     /// A thread-local variable is used in a way genjit cannot redirect to per-thread storage.
     #[error("module `{module}`: thread-local `{symbol}` {reason}")]
     UnsupportedThreadLocal {

@@ -272,4 +272,19 @@ fn isolate_turns_llvm_aborts_into_errors() {
     assert_eq!(aborted.status.signal(), Some(libc::SIGABRT), "the control: in-process LLVM aborts");
     let ok = write(&dir, "ok.ll", "define i32 @main() {\n  ret i32 3\n}\n");
     genjit().args(["run", "--isolate"]).arg(&ok).assert().code(3);
+    // `--compile-timeout`: a module that takes ~190 ms at O2 against a 20 ms limit fails fast with 125.
+    let mut huge = String::from("define i32 @main(i32 %x0) {\n");
+    for i in 0..40_000 {
+        huge += &format!("  %x{} = {} i32 %x{i}, {}\n", i + 1, ["add", "mul", "xor"][i % 3], i % 97 + 1);
+    }
+    huge += "  %r = and i32 %x40000, 63\n  ret i32 %r\n}\n";
+    let huge = write(&dir, "huge.ll", &huge);
+    genjit()
+        .args(["run", "-O2", "--isolate", "--compile-timeout", "0.02"])
+        .arg(&huge)
+        .assert()
+        .code(125)
+        .stderr(predicate::str::contains("compilation took longer than 20ms; the compile worker was killed"));
+    // Without --isolate there is no worker to kill: a usage error.
+    genjit().args(["run", "--compile-timeout", "1"]).arg(&ok).assert().code(2);
 }

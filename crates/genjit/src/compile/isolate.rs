@@ -45,6 +45,7 @@ pub struct Isolation {
     envs: Vec<(OsString, OsString)>,
     workers: usize,
     recycle_after: usize,
+    timeout: Option<std::time::Duration>,
 }
 
 impl Isolation {
@@ -57,6 +58,7 @@ impl Isolation {
             envs: Vec::new(),
             workers: 1,
             recycle_after: 100,
+            timeout: None,
         }
     }
 
@@ -75,6 +77,14 @@ impl Isolation {
     /// How many modules a worker compiles before it is replaced (at least 1).
     pub fn recycle_after(mut self, n: usize) -> Self {
         self.recycle_after = n.max(1);
+        self
+    }
+
+    /// The longest one compile may take: a worker that has not answered by then is killed and the add
+    /// fails with [`Error::CompileTimeout`] (a pathological module, or LLVM stuck in a loop, cannot hang
+    /// the caller). No limit by default.
+    pub fn timeout(mut self, limit: std::time::Duration) -> Self {
+        self.timeout = Some(limit);
         self
     }
 }
@@ -303,9 +313,14 @@ impl Worker {
         Ok(())
     }
 
-    fn round_trip(&mut self, request: &[u8]) -> io::Result<Option<Vec<u8>>> {
+    fn round_trip(
+        &mut self,
+        request: &[u8],
+        timeout: Option<std::time::Duration>,
+    ) -> io::Result<Option<Vec<u8>>> {
         write_frame(&mut self.stdin, request)?;
-        read_frame(&mut self.stdout)
+        let until = timeout.map(|t| std::time::Instant::now() + t);
+        read_frame(&mut Deadline { stdout: &mut self.stdout, until })
     }
 
     /// Why the worker is gone: its signal or exit status, and the last line LLVM printed.
@@ -318,6 +333,37 @@ impl Worker {
             Some(last) => format!("{status}: {}", last.trim()),
             None => status,
         }
+    }
+}
+
+/// The worker's stdout, read with a deadline: each read first polls until the data comes or time is up
+/// (`ErrorKind::TimedOut`).
+struct Deadline<'a> {
+    stdout: &'a mut ChildStdout,
+    until: Option<std::time::Instant>,
+}
+
+impl Read for Deadline<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(until) = self.until {
+            use rustix::event::{poll, PollFd, PollFlags, Timespec};
+            loop {
+                let left = until.saturating_duration_since(std::time::Instant::now());
+                if left.is_zero() {
+                    return Err(io::Error::new(io::ErrorKind::TimedOut, "the compile worker did not answer"));
+                }
+                let timeout =
+                    Timespec { tv_sec: left.as_secs() as i64, tv_nsec: i64::from(left.subsec_nanos()) };
+                let mut fds = [PollFd::new(&*self.stdout, PollFlags::IN)];
+                match poll(&mut fds, Some(&timeout)) {
+                    Ok(0) => continue,
+                    Ok(_) => break,
+                    Err(rustix::io::Errno::INTR) => continue,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        self.stdout.read(buf)
     }
 }
 
@@ -401,12 +447,18 @@ impl Pool {
         let crashed = |reason: String| Error::CompilerCrashed { module: name.clone(), reason };
         let mut worker = self.take().map_err(|e| crashed(format!("cannot start a compile worker: {e}")))?;
         worker.compiles += 1;
-        match worker.round_trip(&encode_request(&name, level, kind, &bytes)) {
+        match worker.round_trip(&encode_request(&name, level, kind, &bytes), self.config.timeout) {
             Ok(Some(frame)) => {
                 self.give_back(Some(worker));
                 let mut compiled = decode_response(&frame).map_err(|e| crashed(e.to_string()))??;
                 compiled.name = name;
                 Ok(compiled)
+            }
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                // Dropping the worker kills it; a fresh one serves the next compile.
+                drop(worker);
+                self.give_back(None);
+                Err(Error::CompileTimeout { module: name, limit: self.config.timeout.unwrap_or_default() })
             }
             // End of stream or a broken pipe: the worker died on this module.
             Ok(None) | Err(_) => {
