@@ -11,19 +11,7 @@ use genjit::{Error, Jit, Source};
 use object::write::{Object, Relocation, StandardSection, Symbol, SymbolSection};
 use object::{Architecture, BinaryFormat, Endianness, RelocationFlags, SymbolFlags, SymbolKind, SymbolScope};
 
-/// What must not change when an add fails (or when a successful add is undone).
-#[derive(Debug, PartialEq)]
-struct Snapshot {
-    live_bytes: usize,
-    modules: usize,
-    symbols: usize,
-}
-
-fn snapshot(jit: &Jit) -> Snapshot {
-    assert!(jit.reclaim(std::time::Duration::from_secs(10)));
-    let s = jit.stats();
-    Snapshot { live_bytes: s.heap.live_bytes() - s.entry_bytes, modules: s.modules, symbols: s.symbols }
-}
+use crate::snapshot;
 
 /// A JIT with one working module and the host symbol `ext` the hostile objects import.
 fn setup() -> (Jit, genjit::Dylib) {

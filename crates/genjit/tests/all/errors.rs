@@ -2,24 +2,7 @@
 
 use genjit::{Definer, Error, Jit, JitSignature, Source};
 
-/// What must not change when an add fails.
-#[derive(Debug, PartialEq)]
-struct Snapshot {
-    live_bytes: usize,
-    modules: usize,
-    symbols: usize,
-}
-
-fn snapshot(jit: &Jit) -> Snapshot {
-    let s = jit.stats();
-    Snapshot {
-        // Entry chunks are a pool that grows on first use; module space is what must not change.
-        // and retired modules free themselves in the background.
-        live_bytes: s.heap.live_bytes() - s.entry_bytes - s.awaiting_bytes,
-        modules: s.modules,
-        symbols: s.symbols,
-    }
-}
+use crate::snapshot;
 
 fn setup() -> (Jit, genjit::Dylib) {
     let jit = Jit::new().unwrap();

@@ -88,3 +88,22 @@ pub(crate) fn renamed(template: &[u8], i: usize) -> Vec<u8> {
     object[at..at + 8].copy_from_slice(name.as_bytes());
     object
 }
+
+/// What must not change when an add fails (or when a successful add is undone): module space (entry
+/// chunks are a pool that grows on first use), modules and symbols, once reclamation has settled.
+#[derive(Debug, PartialEq)]
+pub(crate) struct Snapshot {
+    live_bytes: usize,
+    modules: usize,
+    symbols: usize,
+}
+
+pub(crate) fn snapshot(jit: &genjit::Jit) -> Snapshot {
+    assert!(jit.reclaim(std::time::Duration::from_secs(10)), "reclamation stalled");
+    let s = jit.stats();
+    Snapshot {
+        live_bytes: s.heap.live_bytes() - s.entry_bytes - s.awaiting_bytes,
+        modules: s.modules,
+        symbols: s.symbols,
+    }
+}
