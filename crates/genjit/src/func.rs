@@ -111,7 +111,8 @@ impl<S: JitSignature> Func<S> {
     fn removed(&self) -> ! {
         match &self.callee {
             Callee::Entry(e) => {
-                panic!("genjit: `{}` of dylib `{}` was removed; it can no longer be called", e.name, e.dylib)
+                let (dylib, name) = e.names();
+                panic!("genjit: `{name}` of dylib `{dylib}` was removed; it can no longer be called")
             }
             Callee::Host(_) => unreachable!("host functions are never removed"),
         }

@@ -94,7 +94,7 @@ mod metadata {
     fn records_stay_small() {
         use std::mem::size_of;
         assert!(size_of::<crate::dylib::module::LoadedModule>() <= 216);
-        assert!(size_of::<crate::runtime::entry::Entry>() <= 128);
+        assert!(size_of::<crate::runtime::entry::Entry>() <= 48);
         assert!(size_of::<crate::dylib::table::Definition>() <= 24);
         assert!(size_of::<crate::link::DefinedSymbol>() <= 32);
     }

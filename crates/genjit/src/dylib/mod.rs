@@ -378,7 +378,7 @@ impl Dylib {
         let expected = S::signature();
         let (func, found) = match self.definition(name)? {
             Definition::Function { entry, .. } => {
-                let sig = entry.signature.clone();
+                let sig = entry.signature().cloned();
                 (Func::entry(entry), sig)
             }
             Definition::Host { addr, signature } => (Func::host(addr), signature.map(|s| *s)),
@@ -398,7 +398,7 @@ impl Dylib {
     /// The IR signature of the function `name`, if it is known.
     pub fn signature(&self, name: &str) -> Result<Option<Signature>> {
         Ok(match self.definition(name)? {
-            Definition::Function { entry, .. } => entry.signature.clone(),
+            Definition::Function { entry, .. } => entry.signature().cloned(),
             Definition::Data { .. } => None,
             Definition::Host { signature, .. } => signature.map(|s| *s),
         })

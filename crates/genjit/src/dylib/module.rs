@@ -44,10 +44,6 @@ pub(crate) struct LoadedModule {
     /// code. Modules of one batch may reference each other's data (a cycle of `Arc`s), so `retire` hands
     /// the list over to be dropped with the module's grace period, which breaks any cycle.
     deps: Mutex<Vec<Arc<LoadedModule>>>,
-    /// The entries of the functions this one imports: held so their stubs are never reused while this
-    /// module's code can jump to them (a forced removal leaves them tombstoned, not freed).
-    #[allow(dead_code)] // held for ownership, never read
-    entries: Box<[Arc<Entry>]>,
     retired: AtomicBool,
     /// How many names of its dylib's table this module currently defines; one that drops to zero is
     /// superseded and retired. Changed only under the dylib's link lock.
@@ -60,6 +56,10 @@ pub(crate) struct LoadedModule {
 /// What few modules have.
 #[derive(Debug, Default)]
 struct Cold {
+    /// The entries of the functions this one imports: held so their stubs are never reused while this
+    /// module's code can jump to them (a forced removal leaves them tombstoned, not freed).
+    #[allow(dead_code)] // held for ownership, never read
+    entries: Box<[Arc<Entry>]>,
     init: Box<[usize]>,
     fini: Box<[usize]>,
     /// Kept for relinking at another address, when the linker was asked for them.
@@ -125,13 +125,17 @@ impl LoadedModule {
             retire_unwind_objects(&mut heap);
         }
         let cold = Cold {
+            entries: entries.into(),
             init: linked.init.into(),
             fini: linked.fini.into(),
             relocs: linked.relocs.into(),
             gdb: linked.debug_object.map(sys::gdb::Registration::new),
         };
-        let has_cold =
-            !cold.init.is_empty() || !cold.fini.is_empty() || !cold.relocs.is_empty() || cold.gdb.is_some();
+        let has_cold = !cold.entries.is_empty()
+            || !cold.init.is_empty()
+            || !cold.fini.is_empty()
+            || !cold.relocs.is_empty()
+            || cold.gdb.is_some();
         LoadedModule {
             name: name.into(),
             serial,
@@ -140,7 +144,6 @@ impl LoadedModule {
             heap,
             symbols: linked.symbols.into(),
             deps: Mutex::new(deps),
-            entries: entries.into(),
             retired: AtomicBool::new(false),
             published: AtomicU32::new(0),
             timings: Timings::new(&timings),
@@ -159,17 +162,14 @@ impl LoadedModule {
         let symbols: usize =
             self.symbols.iter().map(|s| size_of::<DefinedSymbol>() + ARC + CHUNK + s.name.len()).sum();
         let functions = self.symbols.iter().filter(|s| s.is_function).count();
-        // The entry and its target (two `Arc`s), the parameter list of its signature (one allocation, a
-        // few bytes), and its slot in the entry table's name list.
-        let per_function = size_of::<Entry>()
-            + size_of::<crate::runtime::entry::Target>()
-            + 2 * (ARC + CHUNK)
-            + 2 * CHUNK
-            + 32;
+        // The entry and its target (two `Arc`s; signatures are interned, shared by equal ones) and its
+        // slot in the entry table's name list.
+        let per_function =
+            size_of::<Entry>() + size_of::<crate::runtime::entry::Target>() + 2 * (ARC + CHUNK) + 32;
         let cold = self.cold.as_ref().map_or(0, |c| {
             size_of::<Cold>()
                 + CHUNK
-                + 8 * (c.init.len() + c.fini.len())
+                + 8 * (c.entries.len() + c.init.len() + c.fini.len())
                 + c.relocs.len() * size_of::<RelocRecord>()
         });
         size_of::<LoadedModule>()
@@ -180,7 +180,6 @@ impl LoadedModule {
             + symbols
             + CHUNK
             + functions * per_function
-            + 8 * self.entries.len()
             + cold
     }
 

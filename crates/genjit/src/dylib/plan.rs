@@ -184,7 +184,7 @@ impl Dylib {
                 let signature = compiled.signatures.get(&*d.name);
                 // A typed entry's `Func` handles call through it safely only while every body has its
                 // signature: code of unknown signature (an object) may not take it over.
-                let changed = |e: &Entry| match (&e.signature, signature) {
+                let changed = |e: &Entry| match (e.signature(), signature) {
                     (Some(old), Some(new)) if old != new => Some((old.clone(), Some(new.clone()))),
                     (Some(old), None) => Some((old.clone(), None)),
                     _ => None,

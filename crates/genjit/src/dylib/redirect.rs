@@ -54,7 +54,8 @@ impl Dylib {
         } else {
             match (existing, state.redirectables.contains_key(name)) {
                 (Some(Definition::Function { entry, .. }), true) => {
-                    if let Some(expected) = entry.signature.clone().filter(|s| Some(s) != signature.as_ref())
+                    if let Some(expected) =
+                        entry.signature().cloned().filter(|s| Some(s) != signature.as_ref())
                     {
                         let (expected, found) = (Box::new(expected), signature.map(Box::new));
                         return Err(refuse(RedirectRefusal::SignatureMismatch { expected, found }));
@@ -97,7 +98,7 @@ impl Dylib {
                     Resolved {
                         addr: entry.stub(),
                         owner: Owner::Entry(entry.clone()),
-                        signature: entry.signature.clone(),
+                        signature: entry.signature().cloned(),
                         import: Some((dylib.shared.id, symbol.to_string())),
                     }
                 }
@@ -111,7 +112,8 @@ impl Dylib {
     fn leads_back(&self, entry: &Arc<Entry>, name: &str) -> bool {
         let mut hop = Some(entry.clone());
         while let Some(e) = hop {
-            if *e.name == *name && e.dylib == self.shared.name {
+            let (dylib, own) = e.names();
+            if *own == *name && dylib == self.shared.name {
                 return true;
             }
             hop = e.target().and_then(|t| match &t.owner {

@@ -80,9 +80,8 @@ impl std::ops::Deref for SlotRef {
 
 /// A stable, redirectable function entry (see the module docs).
 pub struct Entry {
-    pub(crate) name: Arc<str>,
-    pub(crate) dylib: Arc<str>,
-    pub(crate) signature: Option<Signature>,
+    /// Interned: functions with equal signatures share one (see [`intern`]).
+    sig: Option<Arc<Signature>>,
     index: usize,
     stub: usize,
     handoff: Handoff<SlotRef, Target>,
@@ -91,10 +90,7 @@ pub struct Entry {
 
 impl std::fmt::Debug for Entry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Entry")
-            .field("name", &self.name)
-            .field("stub", &format_args!("{:#x}", self.stub))
-            .finish()
+        f.debug_struct("Entry").field("stub", &format_args!("{:#x}", self.stub)).finish()
     }
 }
 
@@ -107,6 +103,16 @@ impl Entry {
     /// Where the slot points while the entry has no body.
     pub(crate) fn tombstone(&self) -> usize {
         self.stub + TOMBSTONE_OFFSET
+    }
+
+    /// The function's IR signature, if known.
+    pub(crate) fn signature(&self) -> Option<&Signature> {
+        self.sig.as_deref()
+    }
+
+    /// `(dylib, function)` of this entry (kept in the entry table, where the tombstone finds it too).
+    pub(crate) fn names(&self) -> (Arc<str>, Arc<str>) {
+        self.table.lock().names[self.index].clone().expect("a live entry's index is taken")
     }
 
     /// The current target, if the entry has a body.
@@ -141,6 +147,33 @@ impl Drop for Entry {
         self.handoff.redirect(None, self.tombstone());
         super::sync::retire(Release(self.table.clone(), self.index));
     }
+}
+
+/// One shared copy of each signature in use: query engines compile thousands of expressions with the
+/// same few signatures, and a signature is ~90 bytes with its parameter list. The set holds a reference
+/// too; copies nobody else holds are dropped whenever the set has doubled since the last sweep.
+static SIGNATURES: Mutex<Interned> = Mutex::new(Interned { set: None, swept_at: 0 });
+
+struct Interned {
+    set: Option<std::collections::HashSet<Arc<Signature>>>,
+    swept_at: usize,
+}
+
+/// The shared copy of `signature`.
+pub(crate) fn intern(signature: Signature) -> Arc<Signature> {
+    let mut interned = SIGNATURES.lock();
+    let Interned { set, swept_at } = &mut *interned;
+    let set = set.get_or_insert_with(Default::default);
+    if let Some(shared) = set.get(&signature) {
+        return shared.clone();
+    }
+    if set.len() >= 2 * (*swept_at).max(32) {
+        set.retain(|s| Arc::strong_count(s) > 1);
+        *swept_at = set.len();
+    }
+    let shared = Arc::new(signature);
+    set.insert(shared.clone());
+    shared
 }
 
 /// Every entry table of the process, so the tombstone can name the function a stub belonged to.
@@ -232,7 +265,10 @@ impl EntryTable {
                 .copy_from_slice(&((stub + TOMBSTONE_OFFSET) as u64).to_le_bytes());
         }
         self.chunks.push(Chunk { code, data });
+        // Exact growth: a chunk's worth of slots at a time, with no doubling slack.
+        self.names.reserve_exact(PER_CHUNK);
         self.names.resize(self.chunks.len() * PER_CHUNK, None);
+        self.indices.reserve_exact(PER_CHUNK);
         Ok(())
     }
 
@@ -261,13 +297,11 @@ impl EntryTable {
         let chunk = &t.chunks[index / PER_CHUNK];
         let stub = chunk.code.addr() + (index % PER_CHUNK) * STUB_SIZE;
         let slot = chunk.data.addr() + (index % PER_CHUNK) * 8;
-        t.names[index] = Some((dylib.clone(), name.clone()));
+        t.names[index] = Some((dylib.clone(), name));
         drop(t);
         let slot = SlotRef(NonNull::new(slot as *mut AtomicUsize).expect("heap addresses are not null"));
         Ok(Arc::new(Entry {
-            name,
-            dylib: dylib.clone(),
-            signature,
+            sig: signature.map(intern),
             index,
             stub,
             handoff: Handoff::new(slot, stub + TOMBSTONE_OFFSET),
