@@ -45,9 +45,9 @@ static DRAINED: Condvar = Condvar::new();
 static CLOCK_MS: AtomicU64 = AtomicU64::new(1);
 static EPOCH_START: OnceLock<Instant> = OnceLock::new();
 
-/// What one pending retirement costs beyond its value: its record in the queues (which grow by
-/// doubling) and its number in the pending set, for `Stats::awaiting_metadata_bytes`.
-pub(crate) const RECORD_BYTES: usize = 2 * std::mem::size_of::<Retired>() + 32;
+/// What one pending retirement costs beyond its value: its record in the deferred batch and its number
+/// in the pending set, for `Stats::awaiting_metadata_bytes`.
+pub(crate) const RECORD_BYTES: usize = std::mem::size_of::<Retired>() + 32;
 
 /// Values retired since the reclaimer's last collection: their grace period has not started yet.
 static INCOMING: Mutex<Vec<Retired>> = Mutex::new(Vec::new());
@@ -188,8 +188,14 @@ impl LagStats {
 struct Retired {
     number: u64,
     value: Box<dyn Send>,
-    at: Instant,
+    /// Nanoseconds since [`EPOCH_START`] (8 bytes where an `Instant` takes 16).
+    at: u64,
     lag: Option<Arc<LagStats>>,
+}
+
+/// Nanoseconds since the process's first `Jit`, for retirement times.
+fn now_ns() -> u64 {
+    EPOCH_START.get_or_init(Instant::now).elapsed().as_nanos() as u64
 }
 
 /// Hands `value` to epoch reclamation; it is dropped by the reclaimer after every thread pinned now has
@@ -224,7 +230,7 @@ fn retire_boxed(value: Box<dyn Send>, lag: Option<Arc<LagStats>>) {
         pending.numbers.insert(number);
         number
     };
-    INCOMING.lock().push(Retired { number, value, at: Instant::now(), lag });
+    INCOMING.lock().push(Retired { number, value, at: now_ns(), lag });
     // No system call unless the reclaimer is waiting.
     WAKE.notify_one();
 }
@@ -267,10 +273,12 @@ pub(crate) fn batched<R>(f: impl FnOnce() -> R) -> R {
 
 /// Starts the grace period of everything retired since the last call: one deferred function, one bag.
 fn defer_incoming() {
-    let batch = std::mem::take(&mut *INCOMING.lock());
+    let mut batch = std::mem::take(&mut *INCOMING.lock());
     if batch.is_empty() {
         return;
     }
+    // It may wait long (a pinned thread): without the list's doubling slack.
+    batch.shrink_to_fit();
     let guard = epoch::pin();
     guard.defer(move || QUEUE.lock().extend(batch));
     // Move the deferred function to the global queue now, so the next collection can run it (otherwise it
@@ -294,7 +302,7 @@ fn drain() -> usize {
             let Retired { number, value, at, lag } = r;
             drop(value);
             if let Some(lag) = lag {
-                lag.record(at.elapsed());
+                lag.record(Duration::from_nanos(now_ns().saturating_sub(at)));
             }
             numbers.push(number);
         }
