@@ -45,6 +45,7 @@ pub(crate) struct Change {
 
 /// A retired value counted in `Stats::awaiting_metadata_bytes` until it is dropped.
 struct Weighed<T> {
+    #[allow(dead_code)] // held to be dropped (after `Drop::drop`, which takes the heap's lock first)
     value: T,
     bytes: usize,
     heap: Arc<parking_lot::Mutex<crate::heap::Heap>>,
@@ -60,8 +61,6 @@ impl<T> Weighed<T> {
 impl<T> Drop for Weighed<T> {
     fn drop(&mut self) {
         self.heap.lock().awaiting_metadata -= self.bytes;
-        // `value` drops after this, taking the heap's lock again per module.
-        let _ = &self.value;
     }
 }
 
