@@ -2,27 +2,26 @@
 
 use std::cell::Cell;
 
-pub(crate) use crossbeam_epoch as epoch;
-pub(crate) use loom::sync::atomic::{AtomicUsize, Ordering};
+pub(crate) use loom::sync::atomic::{fence, AtomicU64, AtomicUsize, Ordering};
 pub(crate) use loom::sync::Arc;
 
 thread_local! {
-    /// Negative control: when set, `retire` drops at once instead of after the grace period (what LLVM's
-    /// ResourceTracker removal does). A model that cannot fail with this set proves nothing.
+    /// Negative control: when set, the reclaimer drops retirements at once instead of after the grace
+    /// period (what LLVM's ResourceTracker removal does). A model that cannot fail with this set proves
+    /// nothing.
     pub(crate) static FREE_AT_ONCE: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Drops `value` once no thread pinned now can still use it. genjit defers to a queue its reclaimer thread
-/// drains; here the deferred function drops directly (the queue adds no ordering: it is only reached
-/// after crossbeam decided the grace period is over).
-pub(crate) fn retire<T: Send + 'static>(value: T) {
-    if FREE_AT_ONCE.with(Cell::get) {
-        drop(value);
-        return;
-    }
-    let guard = epoch::pin();
-    guard.defer(move || drop(value));
-    guard.flush();
+/// The reader's side of the fence pair. genjit's is a compiler fence that the reclaimer's membarrier
+/// upgrades to a full fence at some point of the reader's execution; loom cannot model a membarrier, so
+/// both sides are the full fence that pair amounts to.
+pub(crate) fn light_fence() {
+    loom::sync::atomic::fence(Ordering::SeqCst);
+}
+
+/// The reclaimer's side (membarrier in genjit).
+pub(crate) fn heavy_fence() {
+    loom::sync::atomic::fence(Ordering::SeqCst);
 }
 
 /// The owner cell: genjit uses an `ArcSwapOption`, whose loads and swaps are linearizable; a loom mutex

@@ -4,7 +4,8 @@
 //! - `call`: one call of `i64 f(i64)` (an `add`): `direct` jumps to the body's address (what a caller of
 //!   an LLJIT or MCJIT symbol does), `entry stub` calls the entry's stub (what JIT code and `&f` use: one
 //!   more indirect jump), `call_pinned` is a typed Rust call under a pin the loop holds, `call` pins for
-//!   each call (the safe default).
+//!   each call (the safe default); `direct` and `call` again with two threads calling at once (time per
+//!   call per thread: a pin shares no cache line between threads).
 //! - `redefine`: replacing a function's code from a ready object (no compilation): genjit redirects the
 //!   entry and retires the old module (`add_module` of the same name); LLJIT removes the old module's
 //!   resource tracker and adds the new one (it cannot define a name twice), then looks it up.
@@ -26,7 +27,7 @@ use common::{contest, contest_timed, Contestant};
 use genjit::inkwell::context::Context;
 use genjit::inkwell::memory_buffer::MemoryBuffer;
 use genjit::inkwell::targets::FileType;
-use genjit::{pin, Jit, OptLevel, RedirectTarget, Source};
+use genjit::{Jit, OptLevel, RedirectTarget, Source};
 use genjit_cli::churn::{churn, ChurnOptions, Engine};
 use genjit_cli::peer::LlJit;
 use std::hint::black_box;
@@ -49,7 +50,7 @@ fn calls() {
         .add_module(Source::ir_text("define i64 @f(i64 %x) {\n  %r = add i64 %x, 1\n  ret i64 %r\n}\n"))
         .unwrap();
     let f = dylib.lookup::<fn(i64) -> i64>("f").unwrap();
-    let held = pin();
+    let held = jit.pin();
     let body = f.current_address(&held).unwrap();
     // SAFETY: both addresses are `i64 f(i64)` (checked by the typed lookup above); the body stays mapped
     // while `held` lives (the whole function: nothing redefines `f`) and the stub while the dylib defines it.
@@ -69,7 +70,7 @@ fn calls() {
             }
         }),
         Contestant::new("call_pinned", || {
-            let pinned = pin();
+            let pinned = f.pin().unwrap();
             for _ in 0..N {
                 black_box(black_box(&f).call_pinned(&pinned, black_box(41)));
             }
@@ -78,6 +79,28 @@ fn calls() {
             for _ in 0..N {
                 black_box(black_box(&f).call(black_box(41)));
             }
+        }),
+        Contestant::new("direct, 2 threads", || {
+            let run = || {
+                for _ in 0..N {
+                    black_box(black_box(direct)(black_box(41)));
+                }
+            };
+            std::thread::scope(|s| {
+                s.spawn(run);
+                run();
+            })
+        }),
+        Contestant::new("call, 2 threads", || {
+            let run = || {
+                for _ in 0..N {
+                    black_box(black_box(&f).call(black_box(41)));
+                }
+            };
+            std::thread::scope(|s| {
+                s.spawn(run);
+                run();
+            })
         }),
     ];
     let results = contest("call i64 f(i64), per call", 40, 1, &mut contestants);
@@ -89,6 +112,9 @@ fn calls() {
     results.print(&["direct"]);
     let over = results.median("call") - results.median("direct");
     println!("  call over direct: {:.2} ns", over * 1e9);
+    let over2 = results.median("call, 2 threads") - results.median("direct, 2 threads");
+    println!("  call over direct, two threads calling: {:.2} ns", over2 * 1e9);
+    println!("  fenceless pins (membarrier): {}", jit.stats().fenceless_pins);
     drop(held);
 }
 

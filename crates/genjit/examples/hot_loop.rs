@@ -1,13 +1,14 @@
 //! A hot loop: hold one pin across many calls instead of pinning for each.
 //!
 //! `Func::call` pins the thread for the duration of the call so that the code cannot be freed under it.
-//! In a loop of millions of calls, `genjit::pin()` once and `call_pinned` avoids a fence per call. Keep
-//! such scopes short: while a thread is pinned, code retired after the pin cannot be freed.
+//! A pin is two plain stores, so the gain of pinning once (`Func::pin`) and calling with `call_pinned`
+//! in a loop of millions of calls is small. Keep such scopes short: while a thread is pinned, what its
+//! dylib can reach and what was retired after the pin began cannot be freed.
 //!
 //! `cargo run --release --example hot_loop` (an illustration; the measured comparison is
 //! `cargo bench -p genjit-cli --bench runtime call`).
 
-use genjit::{pin, Jit, OptLevel, Source};
+use genjit::{Jit, OptLevel, Source};
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -30,7 +31,7 @@ fn main() -> genjit::Result<()> {
     let start = Instant::now();
     let mut y = 1;
     {
-        let pinned = pin();
+        let pinned = step.pin().expect("a JIT function");
         for _ in 0..N {
             y = step.call_pinned(&pinned, black_box(y));
         }

@@ -4,9 +4,10 @@
 //! its IR signature when it was looked up (see [`Signature`](crate::Signature)). The entry's signature is fixed for its
 //! life (a redefinition may not change it), so the check stays true across redefinitions.
 //!
-//! A call pins the epoch (see [`Pinned`]), loads the entry's slot and calls the address: whatever
-//! body the slot held at that moment stays mapped until the call returns, even if another thread redefines
-//! or removes the function meanwhile. Calling a removed function panics (it never runs freed memory).
+//! A call pins the thread in the function's dylib (see [`Pinned`]: two plain stores), loads the entry's
+//! slot and calls the address: whatever body the slot held at that moment stays mapped until the call
+//! returns, even if another thread redefines or removes the function meanwhile. Calling a removed
+//! function panics (it never runs freed memory). Host functions need no pin.
 //!
 //! ```compile_fail
 //! // A handle's signature is fixed by its type: it cannot be called with other arguments.
@@ -14,14 +15,15 @@
 //! ```
 
 use crate::runtime::entry::Entry;
-use crate::runtime::reclaim::{pin, Pinned};
+use crate::runtime::reclaim::{Domain, Pinned};
 use crate::signature::{JitReturn, JitSignature, JitType};
 use std::marker::PhantomData;
 use std::sync::Arc;
 
 #[derive(Clone)]
 enum Callee {
-    Entry(Arc<Entry>),
+    /// A JIT function: its entry, and the JIT's reclamation domain a call pins (the entry's scope).
+    Entry(Arc<Entry>, Arc<Domain>),
     Host(usize),
 }
 
@@ -59,7 +61,7 @@ impl<S: JitSignature> Clone for Func<S> {
 impl<S: JitSignature> std::fmt::Debug for Func<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.callee {
-            Callee::Entry(e) => f.debug_struct("Func").field("entry", e).finish(),
+            Callee::Entry(e, _) => f.debug_struct("Func").field("entry", e).finish(),
             Callee::Host(a) => f.debug_struct("Func").field("host", &format_args!("{a:#x}")).finish(),
         }
     }
@@ -67,8 +69,8 @@ impl<S: JitSignature> std::fmt::Debug for Func<S> {
 
 impl<S: JitSignature> Func<S> {
     /// Only a lookup, after checking `S` against the entry's signature, creates a handle.
-    pub(crate) fn entry(entry: Arc<Entry>) -> Func<S> {
-        Func { callee: Callee::Entry(entry), _sig: PhantomData }
+    pub(crate) fn entry(entry: Arc<Entry>, domain: Arc<Domain>) -> Func<S> {
+        Func { callee: Callee::Entry(entry, domain), _sig: PhantomData }
     }
 
     /// Only a lookup, after checking `S` against the host function's recorded signature, creates a handle.
@@ -79,29 +81,48 @@ impl<S: JitSignature> Func<S> {
     /// The function's stable address (its entry's stub, which JIT code sees too).
     pub fn addr(&self) -> usize {
         match &self.callee {
-            Callee::Entry(e) => e.stub(),
+            Callee::Entry(e, _) => e.stub(),
             Callee::Host(a) => *a,
         }
     }
 
+    /// Pins the calling thread for this function's dylib (and what it reaches), for many calls in a row
+    /// with [`call_pinned`](Self::call_pinned). `None` for a host function, which needs no pin.
+    pub fn pin(&self) -> Option<Pinned<'_>> {
+        match &self.callee {
+            Callee::Entry(e, domain) => Some(domain.pin(e.scope())),
+            Callee::Host(_) => None,
+        }
+    }
+
     /// The address of the body the function's entry points at now (`None` if removed). The body stays
-    /// mapped while `pinned` lives, even if the function is redefined meanwhile; after that the address
-    /// may be freed and reused. For profilers and debuggers, and for measuring the entry's cost: calling
-    /// it needs `unsafe` and the pin.
-    pub fn current_address(&self, pinned: &Pinned) -> Option<usize> {
-        self.target(pinned)
+    /// mapped while `pinned` lives, even if the function is redefined meanwhile, provided `pinned`
+    /// covers the function's dylib (a pin of another JIT, or of a dylib that cannot reach this one, does
+    /// not: then this takes its own pin and the address may be freed as soon as it returns). For profilers
+    /// and debuggers, and for measuring the entry's cost: calling it needs `unsafe`.
+    pub fn current_address(&self, pinned: &Pinned<'_>) -> Option<usize> {
+        match &self.callee {
+            Callee::Entry(e, domain) if !pinned.covers(domain, e.scope()) => {
+                self.target(&domain.pin(e.scope()))
+            }
+            _ => self.target(pinned),
+        }
     }
 
     /// Whether the function was removed (calls would panic).
     pub fn is_removed(&self) -> bool {
-        self.target(&pin()).is_none()
+        match &self.callee {
+            Callee::Entry(e, domain) => self.target(&domain.pin(e.scope())).is_none(),
+            Callee::Host(_) => false,
+        }
     }
 
-    /// The address to call under `pinned`, or `None` if the function was removed.
+    /// The address to call under `pinned`, or `None` if the function was removed. `pinned` must cover
+    /// the entry's scope.
     #[inline]
-    fn target(&self, pinned: &Pinned) -> Option<usize> {
+    fn target(&self, pinned: &Pinned<'_>) -> Option<usize> {
         match &self.callee {
-            Callee::Entry(e) => Some(e.enter(pinned.guard())).filter(|&a| a != e.tombstone()),
+            Callee::Entry(e, _) => Some(e.enter(pinned)).filter(|&a| a != e.tombstone()),
             Callee::Host(a) => Some(*a),
         }
     }
@@ -110,7 +131,7 @@ impl<S: JitSignature> Func<S> {
     #[inline(never)]
     fn removed(&self) -> ! {
         match &self.callee {
-            Callee::Entry(e) => {
+            Callee::Entry(e, _) => {
                 let (dylib, name) = e.names();
                 panic!("genjit: `{name}` of dylib `{dylib}` was removed; it can no longer be called")
             }
@@ -122,18 +143,21 @@ impl<S: JitSignature> Func<S> {
 macro_rules! func_call {
     ($($a:ident : $t:ident),*) => {
         impl<R: JitReturn, $($t: JitType),*> Func<fn($($t),*) -> R> {
-            /// Calls the function (pinning the thread for the call's duration).
+            /// Calls the function (pinning the thread in its dylib for the call's duration).
             ///
             /// # Panics
             /// If the function was removed.
             #[allow(clippy::too_many_arguments)]
             #[inline]
             pub fn call(&self, $($a: $t),*) -> R {
-                let pinned = pin();
-                self.call_pinned(&pinned, $($a),*)
+                match self.try_call($($a),*) {
+                    Some(r) => r,
+                    None => self.removed(),
+                }
             }
 
-            /// Calls the function under a pin the caller already holds (cheaper in a loop of calls).
+            /// Calls the function under a pin the caller already holds (cheaper in a loop of calls). A
+            /// pin that does not cover the function's dylib (see [`Func::pin`]) is widened for the call.
             ///
             /// # Panics
             /// If the function was removed.
@@ -151,19 +175,48 @@ macro_rules! func_call {
             #[allow(clippy::too_many_arguments)]
             #[inline]
             pub fn try_call(&self, $($a: $t),*) -> Option<R> {
-                let pinned = pin();
-                self.try_call_pinned(&pinned, $($a),*)
+                match &self.callee {
+                    Callee::Entry(e, domain) => {
+                        let pinned = domain.pin(e.scope());
+                        self.call_covered(&pinned, $($a),*)
+                    }
+                    Callee::Host(_) => self.call_host($($a),*),
+                }
             }
 
             /// [`try_call`](Self::try_call) under a pin the caller already holds.
             #[allow(clippy::too_many_arguments)]
             #[inline]
-            pub fn try_call_pinned(&self, pinned: &Pinned, $($a: $t),*) -> Option<R> {
+            pub fn try_call_pinned(&self, pinned: &Pinned<'_>, $($a: $t),*) -> Option<R> {
+                match &self.callee {
+                    Callee::Entry(e, domain) if !pinned.covers(domain, e.scope()) => {
+                        // Nested: widens this thread's pin in `domain` for the call.
+                        let own = domain.pin(e.scope());
+                        self.call_covered(&own, $($a),*)
+                    }
+                    Callee::Entry(..) => self.call_covered(pinned, $($a),*),
+                    Callee::Host(_) => self.call_host($($a),*),
+                }
+            }
+
+            #[allow(clippy::too_many_arguments)]
+            #[inline(always)]
+            fn call_covered(&self, pinned: &Pinned<'_>, $($a: $t),*) -> Option<R> {
                 let addr = self.target(pinned)?;
                 // SAFETY: the lookup checked that the entry's (fixed) IR signature is exactly this C
                 // signature (each `JitType` passes like its IR scalar), and every body an entry points at
-                // has the entry's signature (a redefinition cannot change it). `pinned` keeps the body at
-                // `addr` mapped until it returns. Host functions live as long as the process.
+                // has the entry's signature (a redefinition cannot change it). `pinned` covers the
+                // entry's scope, which keeps the body at `addr` mapped until it is dropped.
+                let f = unsafe { std::mem::transmute::<usize, extern "C" fn($($t),*) -> R>(addr) };
+                Some(f($($a),*))
+            }
+
+            #[allow(clippy::too_many_arguments)]
+            #[inline(always)]
+            fn call_host(&self, $($a: $t),*) -> Option<R> {
+                let Callee::Host(addr) = self.callee else { return None };
+                // SAFETY: the lookup checked the host function's recorded signature against this one;
+                // host functions live as long as the process.
                 let f = unsafe { std::mem::transmute::<usize, extern "C" fn($($t),*) -> R>(addr) };
                 Some(f($($a),*))
             }

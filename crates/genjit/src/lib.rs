@@ -77,7 +77,7 @@ pub use error::{Definer, Error, RedirectRefusal, Result};
 pub use func::{Func, HostFn};
 pub use heap::{GenerationStats, HeapStats, Kind as GenerationKind};
 pub use jit::{DylibStats, Jit, JitBuilder, Lag, Stats};
-pub use runtime::reclaim::{pin, Pinned};
+pub use runtime::reclaim::{reclaim_all, Pinned, Stall};
 pub use signature::{IrType, JitReturn, JitSignature, JitType, Signature, ValType};
 pub use timings::ModuleTimings;
 

@@ -38,7 +38,7 @@ pub(crate) mod table;
 mod txn;
 
 pub use imports::Importer;
-pub(crate) use session::{Config, Session};
+pub(crate) use session::{Config, Session, StallHook};
 pub(crate) use table::{Definition, DylibShared};
 pub(crate) use txn::{Change, Remove};
 
@@ -203,7 +203,16 @@ impl Dylib {
 
     /// Appends `other` to this dylib's link order: names not defined here are then looked up there.
     pub fn link_to(&self, other: &Dylib) {
+        // Recorded before the link is usable: a pin in this dylib holds back the other's code from now on.
+        self.shared.domain.link(self.shared.scope, other.shared.scope);
         self.shared.links.write().push(other.shared.clone());
+    }
+
+    /// Pins the calling thread for this dylib and every dylib it can reach (its links, transitively, and
+    /// the dylibs its symbols were redirected to): until the `Pinned` is dropped, none of their code the
+    /// thread could have reached is freed. Other dylibs' reclamation is not held back.
+    pub fn pin(&self) -> crate::Pinned<'_> {
+        self.shared.domain.pin(self.shared.scope)
     }
 
     fn compile(&self, source: Source) -> Result<Compiled> {
@@ -379,7 +388,7 @@ impl Dylib {
         let (func, found) = match self.definition(name)? {
             Definition::Function { entry, .. } => {
                 let sig = entry.signature().cloned();
-                (Func::entry(entry), sig)
+                (Func::entry(entry, self.session.domain.clone()), sig)
             }
             Definition::Host { addr, signature } => (Func::host(addr), signature.map(|s| *s)),
             Definition::Data { .. } => (Func::host(0), None),

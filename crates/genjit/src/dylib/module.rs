@@ -109,11 +109,12 @@ impl LoadedModule {
         name: String,
         serial: u64,
         linked: Linked,
-        heap: Arc<Mutex<Heap>>,
+        dylib: &super::DylibShared,
         deps: Vec<Arc<LoadedModule>>,
         entries: Vec<Arc<Entry>>,
         timings: ModuleTimings,
     ) -> LoadedModule {
+        let (heap, scope) = (dylib.heap.clone(), dylib.scope);
         // Filled only when the JIT was built with `perf_map(true)`.
         sys::perf::record(&name, &linked.functions);
         if let (Some(eh), Some(code)) = (linked.eh_frame, &linked.code) {
@@ -121,7 +122,7 @@ impl LoadedModule {
             // SAFETY: the linker placed the relocated `.eh_frame` at `eh` in this module's code block, next to
             // the code it describes, and zeroed the four bytes after it; the block is immutable from now on
             // and freeing it deregisters the section first.
-            unsafe { heap.register_unwind(code, eh) };
+            unsafe { heap.register_unwind(code, eh, scope) };
             retire_unwind_objects(&mut heap);
         }
         let cold = Cold {
@@ -284,10 +285,20 @@ impl Drop for LoadedModule {
     }
 }
 
-/// Hands the unwind objects the heap just replaced to epoch reclamation (see `sys::unwind`).
+/// Hands the unwind objects the heap just replaced to reclamation (see `sys::unwind`). A thread
+/// unwinding a frame the object covered may read it: one running code of one of the dylibs whose modules
+/// lay in its window, so it waits for the pins of each of those scopes (one shared reference per scope).
 fn retire_unwind_objects(heap: &mut Heap) {
     let retired = heap.take_retired_unwind();
-    if !retired.is_empty() {
-        crate::runtime::reclaim::retire(retired, None);
+    if retired.is_empty() {
+        return;
+    }
+    let domain = heap.domain.clone().expect("a heap with unwind registrations belongs to a JIT");
+    for object in retired {
+        let tags = object.tags.clone();
+        let object = Arc::new(object);
+        for &tag in tags.iter() {
+            domain.retire(tag, object.clone(), 0, false);
+        }
     }
 }

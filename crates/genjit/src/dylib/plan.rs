@@ -219,6 +219,7 @@ impl Dylib {
                     None => EntryTable::create(
                         &self.session.entries,
                         &self.shared.name,
+                        self.shared.scope,
                         d.name.clone(),
                         signature.cloned(),
                     )
@@ -300,9 +301,9 @@ impl Dylib {
                 // functions (checked as indirect functions by the linker), run as the dynamic loader would.
                 unsafe { l.resolve_ifuncs() };
             }
-            let heap = self.session.heap.clone();
             let timings = ModuleTimings { link: took, ..c.timings };
-            let module = LoadedModule::new(c.name, next_serial(), l, heap, found.deps, found.held, timings);
+            let module =
+                LoadedModule::new(c.name, next_serial(), l, &self.shared, found.deps, found.held, timings);
             added.push((Arc::new(module), found.recorded));
             batch_deps.push(found.batch_deps);
         }

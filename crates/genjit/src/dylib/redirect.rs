@@ -49,7 +49,8 @@ impl Dylib {
                     dylib: Some(self.shared.name.to_string()),
                 });
             }
-            EntryTable::create(&self.session.entries, &self.shared.name, name.into(), signature.clone())
+            let (entries, dylib) = (&self.session.entries, &self.shared.name);
+            EntryTable::create(entries, dylib, self.shared.scope, name.into(), signature.clone())
                 .map_err(Error::Heap)?
         } else {
             match (existing, state.redirectables.contains_key(name)) {
@@ -71,6 +72,10 @@ impl Dylib {
             let importer =
                 Importer::Redirectable { symbol: name.to_string(), dylib: self.shared.name.to_string() };
             imports.record(dylib, &symbol, serial, &importer);
+        }
+        if let Owner::Entry(target) = &owner {
+            // Before the redirection is visible: a pin in this dylib now reaches the target's dylib.
+            self.shared.domain.link(entry.scope(), target.scope());
         }
         entry.redirect(Some(Arc::new(Target { addr, owner })));
         if create {

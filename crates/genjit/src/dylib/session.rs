@@ -28,7 +28,7 @@ use crate::compile::{DumpKind, OptLevel};
 use crate::error::{Error, Result};
 use crate::heap::Heap;
 use crate::runtime::entry::EntryTable;
-use crate::runtime::reclaim::LagStats;
+use crate::runtime::reclaim::{Domain, StallCallback};
 use crate::runtime::tls;
 use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
@@ -47,6 +47,19 @@ pub(crate) struct Config {
     pub(crate) gdb: bool,
     /// Compile in worker processes.
     pub(crate) isolate: Option<crate::compile::Isolation>,
+    /// When a pin holding reclamation back is reported (default 10 s), and to whom besides `tracing`.
+    pub(crate) stall_after: Option<std::time::Duration>,
+    pub(crate) on_stall: Option<StallHook>,
+}
+
+/// The JIT's stall callback.
+#[derive(Clone)]
+pub(crate) struct StallHook(pub(crate) StallCallback);
+
+impl std::fmt::Debug for StallHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StallHook")
+    }
 }
 
 impl Config {
@@ -62,7 +75,8 @@ pub(crate) struct Session {
     pub(crate) entries: Arc<Mutex<EntryTable>>,
     pub(crate) imports: Mutex<Imports>,
     host: RwLock<HashMap<Arc<str>, Definition>>,
-    pub(crate) lag: Arc<LagStats>,
+    /// The JIT's reclamation domain: its pins, retirements and reclamation figures.
+    pub(crate) domain: Arc<Domain>,
     /// Compile workers, when compilation is isolated.
     pub(crate) pool: Option<crate::compile::Pool>,
     pub(crate) config: Config,
@@ -70,13 +84,17 @@ pub(crate) struct Session {
 
 impl Session {
     pub(crate) fn new(config: Config) -> Result<Session> {
-        let heap = Arc::new(Mutex::new(Heap::new().map_err(Error::Heap)?));
+        let stall_after = config.stall_after.unwrap_or(std::time::Duration::from_secs(10));
+        let domain = Domain::new(stall_after, config.on_stall.as_ref().map(|h| h.0.clone()));
+        let mut heap = Heap::new().map_err(Error::Heap)?;
+        heap.domain = Some(domain.clone());
+        let heap = Arc::new(Mutex::new(heap));
         Ok(Session {
-            entries: EntryTable::new(heap.clone()),
+            entries: EntryTable::new(heap.clone(), domain.clone()),
             heap,
             imports: Mutex::new(Imports::default()),
             host: RwLock::new(HashMap::new()),
-            lag: Arc::new(LagStats::default()),
+            domain,
             pool: config.isolate.clone().map(crate::compile::Pool::new),
             config,
         })

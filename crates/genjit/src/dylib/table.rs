@@ -10,6 +10,7 @@ use crate::heap::{Block, Heap, Kind};
 use crate::jit::DylibStats;
 use crate::link::DefinedSymbol;
 use crate::runtime::entry::{Entry, Target};
+use crate::runtime::reclaim::Domain;
 use crate::signature::Signature;
 use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
@@ -95,7 +96,10 @@ pub(crate) struct DylibShared {
     /// 16 bytes of the heap's data range: `__dso_handle` is referenced PC-relatively, so it must lie
     /// within 32-bit reach of the code, like everything else a module touches.
     dso_handle: Option<Block>,
-    heap: Arc<Mutex<Heap>>,
+    pub(super) heap: Arc<Mutex<Heap>>,
+    /// The JIT's reclamation domain, and this dylib's scope in it.
+    pub(crate) domain: Arc<Domain>,
+    pub(crate) scope: u32,
 }
 
 static NEXT_SERIAL: AtomicU64 = AtomicU64::new(1);
@@ -107,11 +111,14 @@ pub(crate) fn next_serial() -> u64 {
 }
 
 impl DylibShared {
-    pub(crate) fn new(name: &str, heap: Arc<Mutex<Heap>>) -> Result<DylibShared> {
+    pub(crate) fn new(name: &str, heap: Arc<Mutex<Heap>>, domain: Arc<Domain>) -> Result<DylibShared> {
         let dso_handle = Some(heap.lock().alloc(Kind::Data, 16, 16).map_err(Error::Heap)?);
+        let name: Arc<str> = name.into();
         Ok(DylibShared {
             id: next_serial(),
-            name: name.into(),
+            scope: domain.add_scope(name.clone()),
+            domain,
+            name,
             state: Mutex::new(State::default()),
             symbols: RwLock::new(HashMap::new()),
             links: RwLock::new(Vec::new()),
@@ -166,12 +173,14 @@ impl DylibShared {
             modules.sort_by_key(|m| std::cmp::Reverse(m.serial));
             (modules, garbage, orphans)
         };
+        let pinned = self.domain.pin(self.scope);
         for m in &modules {
             m.run_list(m.fini());
         }
         // SAFETY: the handle is this dylib's, and the destructors above ran but nothing was freed yet:
         // every handler's code is still mapped.
         unsafe { crate::sys::cxa_finalize(self.dso_handle()) };
+        drop(pinned);
         let mut tomb: Vec<(Arc<Entry>, Option<Arc<Target>>)> = Vec::new();
         for def in &garbage {
             if let Definition::Function { entry, .. } = def {
@@ -231,7 +240,7 @@ impl Drop for DylibShared {
                 }
             }
             self.heap.lock().mark_retired(&block);
-            crate::runtime::sync::retire(Free(self.heap.clone(), Some(block)));
+            self.domain.retire(self.scope, Free(self.heap.clone(), Some(block)), 16, false);
         }
     }
 }

@@ -86,7 +86,8 @@ impl Dylib {
         let initializers = change.initializers;
         let mut publish = Duration::ZERO;
         // Everything the change retires (old slot targets, modules, garbage) waits as one.
-        let new = crate::runtime::reclaim::batched(|| -> Result<_> {
+        let domain = &self.shared.domain;
+        let new = domain.batched(|| -> Result<_> {
             let done = {
                 let mut state = self.shared.state.lock();
                 if state.closed {
@@ -97,11 +98,14 @@ impl Dylib {
                 phase!(publish, "publish", self.commit(&mut state, &mut imports, plan))
             };
             // Destructors (and atexit handlers) run while the removed names' entries still reach their
-            // bodies: a destructor may call its own module's functions, through their entries.
+            // bodies: a destructor may call its own module's functions, through their entries. Pinned
+            // like any call: they may call functions of other modules that are being redefined.
+            let pinned = domain.pin(self.shared.scope);
             for m in &done.retired {
                 m.run_list(m.fini());
             }
             finalize();
+            drop(pinned);
             self.shared.tombstone(done.tombstones);
             let deps: Vec<Arc<LoadedModule>> = done.retired.iter().flat_map(|m| m.retire()).collect();
             let Done { retired, new, garbage, orphans, .. } = done;
@@ -113,10 +117,17 @@ impl Dylib {
                 + std::mem::size_of::<Definition>() * retiring.2.len()
                 + 5 * 16
                 + crate::runtime::reclaim::RECORD_BYTES;
+            // What a stall report says this change holds: the modules' heap and metadata bytes.
+            let modules = retiring.0.iter().map(|m| {
+                let (code, data) = m.heap_bytes();
+                code + data + m.metadata_bytes()
+            });
+            let held = modules.sum::<usize>() + bytes;
             let weighed = Weighed::new(retiring, bytes, &self.session.heap);
-            crate::runtime::reclaim::retire(weighed, Some(self.session.lag.clone()));
+            domain.retire(self.shared.scope, weighed, held, true);
             Ok(new)
         })?;
+        let pinned = domain.pin(self.shared.scope);
         for m in &new {
             let mut constructors = Duration::ZERO;
             if initializers {
@@ -124,6 +135,7 @@ impl Dylib {
             }
             m.finish_timings(publish, constructors);
         }
+        drop(pinned);
         Ok(new.iter().map(|m| self.handle(m)).collect())
     }
 

@@ -167,6 +167,9 @@ pub struct Heap {
     /// Estimated malloc bytes of the retired modules whose blocks are awaiting reclamation (kept here
     /// because retiring and freeing a module both take the heap's lock anyway).
     pub(crate) awaiting_metadata: usize,
+    /// The JIT's reclamation domain, into which replaced unwind objects are retired (set by the JIT that
+    /// owns the heap; a heap used on its own registers no unwind information).
+    pub(crate) domain: Option<std::sync::Arc<crate::runtime::reclaim::Domain>>,
 }
 
 /// `x` rounded up to a multiple of `align` (a power of two or any non-zero granule).
@@ -196,6 +199,7 @@ impl Heap {
             freed: 0,
             punched: 0,
             awaiting_metadata: 0,
+            domain: None,
         })
     }
 
@@ -260,18 +264,19 @@ impl Heap {
     }
 
     /// Registers the `.eh_frame` section at `section`, inside `block`, with the unwinder until the block is
-    /// freed (see [`crate::sys::unwind`]).
+    /// freed (see [`crate::sys::unwind`]). `tag` names who may run the code (a reclamation scope): the
+    /// unwind objects that covered it are retired with it.
     ///
     /// # Safety
     /// `section` is a complete, relocated `.eh_frame` section followed by four zero bytes, and `block` holds
     /// all the code its FDEs describe; neither changes until the block is freed.
-    pub unsafe fn register_unwind(&mut self, block: &Block, section: usize) {
+    pub unsafe fn register_unwind(&mut self, block: &Block, section: usize, tag: u32) {
         assert!(
             (block.addr..block.addr + block.len()).contains(&section),
             "an .eh_frame outside its module's code block"
         );
         // SAFETY: the caller's contract; blocks are disjoint, and `free` removes the section first.
-        unsafe { self.unwind.insert(section) }
+        unsafe { self.unwind.insert(section, tag) }
     }
 
     /// Unwind objects deregistered since the last call, to be freed after a grace period (see

@@ -19,10 +19,11 @@
 //!
 //! Entries are packed 64 to a *chunk* (one 2 KiB code block and one 520-byte data block), indexed by a
 //! [`Slab`]. A chunk is never moved or freed while its table lives; an index is reused only after the entry
-//! that held it was dropped *and* an epoch grace period passed, so a stale call in flight cannot land in an
-//! unrelated function's stub.
+//! that held it was dropped *and* a grace period passed (in the entry's scope: its dylib), so a stale call
+//! in flight cannot land in an unrelated function's stub.
 
 use super::handoff::{Body, Handoff};
+use super::reclaim::{Domain, Pinned};
 use super::sync::AtomicUsize;
 use crate::heap::{Block, Heap, Kind, TRAP_BYTE};
 use crate::signature::Signature;
@@ -82,7 +83,9 @@ impl std::ops::Deref for SlotRef {
 pub struct Entry {
     /// Interned: functions with equal signatures share one (see [`intern`]).
     sig: Option<Arc<Signature>>,
-    index: usize,
+    index: u32,
+    /// The reclamation scope of the entry's dylib (see `reclaim`).
+    scope: u32,
     stub: usize,
     handoff: Handoff<SlotRef, Target>,
     table: Arc<Mutex<EntryTable>>,
@@ -112,7 +115,12 @@ impl Entry {
 
     /// `(dylib, function)` of this entry (kept in the entry table, where the tombstone finds it too).
     pub(crate) fn names(&self) -> (Arc<str>, Arc<str>) {
-        self.table.lock().names[self.index].clone().expect("a live entry's index is taken")
+        self.table.lock().names[self.index as usize].clone().expect("a live entry's index is taken")
+    }
+
+    /// The reclamation scope of the entry's dylib.
+    pub(crate) fn scope(&self) -> u32 {
+        self.scope
     }
 
     /// The current target, if the entry has a body.
@@ -120,15 +128,20 @@ impl Entry {
         self.handoff.current()
     }
 
-    /// The address a call pinned by `guard` must jump to (possibly the tombstone).
+    /// The address a call under `_pinned` must jump to (possibly the tombstone). The pin must cover the
+    /// entry's scope (`Func` checks).
     #[inline]
-    pub(crate) fn enter(&self, guard: &crossbeam_epoch::Guard) -> usize {
-        self.handoff.enter(guard)
+    pub(crate) fn enter(&self, _pinned: &Pinned<'_>) -> usize {
+        self.handoff.enter()
     }
 
-    /// Points the entry at `target` (or at its tombstone). Callers hold the owning dylib's link lock.
+    /// Points the entry at `target` (or at its tombstone) and retires the previous target. Callers hold
+    /// the owning dylib's link lock.
     pub(crate) fn redirect(&self, target: Option<Arc<Target>>) {
-        self.handoff.redirect(target, self.tombstone());
+        if let Some(old) = self.handoff.redirect(target, self.tombstone()) {
+            let domain = self.table.lock().domain.clone();
+            domain.retire(self.scope, old, 0, false);
+        }
     }
 }
 
@@ -144,8 +157,9 @@ impl Drop for Entry {
                 table.indices.remove(self.1);
             }
         }
-        self.handoff.redirect(None, self.tombstone());
-        super::sync::retire(Release(self.table.clone(), self.index));
+        let old = self.handoff.redirect(None, self.tombstone());
+        let domain = self.table.lock().domain.clone();
+        domain.retire(self.scope, (old, Release(self.table.clone(), self.index as usize)), 0, false);
     }
 }
 
@@ -208,6 +222,7 @@ struct Chunk {
 /// Every entry of one JIT.
 pub(crate) struct EntryTable {
     heap: Arc<Mutex<Heap>>,
+    domain: Arc<Domain>,
     chunks: Vec<Chunk>,
     indices: Slab<()>,
     /// `(dylib, function)` by entry index while the index is taken, for the tombstone's message: the
@@ -217,9 +232,10 @@ pub(crate) struct EntryTable {
 }
 
 impl EntryTable {
-    pub(crate) fn new(heap: Arc<Mutex<Heap>>) -> Arc<Mutex<EntryTable>> {
+    pub(crate) fn new(heap: Arc<Mutex<Heap>>, domain: Arc<Domain>) -> Arc<Mutex<EntryTable>> {
         let table = Arc::new(Mutex::new(EntryTable {
             heap,
+            domain,
             chunks: Vec::new(),
             indices: Slab::new(),
             names: Vec::new(),
@@ -286,6 +302,7 @@ impl EntryTable {
     pub(crate) fn create(
         table: &Arc<Mutex<EntryTable>>,
         dylib: &Arc<str>,
+        scope: u32,
         name: Arc<str>,
         signature: Option<Signature>,
     ) -> std::io::Result<Arc<Entry>> {
@@ -302,7 +319,8 @@ impl EntryTable {
         let slot = SlotRef(NonNull::new(slot as *mut AtomicUsize).expect("heap addresses are not null"));
         Ok(Arc::new(Entry {
             sig: signature.map(intern),
-            index,
+            index: u32::try_from(index).expect("entries fit the 2 GiB heap: fewer than 2^26"),
+            scope,
             stub,
             handoff: Handoff::new(slot, stub + TOMBSTONE_OFFSET),
             table: table.clone(),

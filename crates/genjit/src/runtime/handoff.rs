@@ -6,18 +6,17 @@
 //! lock.
 //!
 //! ## Protocol
-//! - **Reader** (a call): pin the epoch, load the machine slot (`Acquire`), run the code at that address,
-//!   unpin. A caller never touches the owner.
+//! - **Reader** (a call): pin (see `grace`), load the machine slot (`Acquire`), run the code at that
+//!   address, unpin. A caller never touches the owner.
 //! - **Writer** (a redirect): store the new address into the machine slot (`Release`, so a reader that sees
-//!   it also sees the new body's bytes), swap the owner, and *retire* the old owner: hand it to
-//!   crossbeam-epoch, which drops it only once every thread pinned at that moment has unpinned.
+//!   it also sees the new body's bytes), swap the owner, and hand the old owner back to the caller, who
+//!   *retires* it: it is dropped only after a grace period (`grace`) that began after the store.
 //!
 //! A reader that loaded the old address was pinned before the writer's store became visible to it, hence
-//! before the retirement, so the old body outlives its call. A reader pinned after the retirement loads the
-//! new address (the store precedes the retirement in the writer's program order and crossbeam's pin is a
-//! `SeqCst` fence), so it can never reach the old body.
+//! holds the retirement back, so the old body outlives its call. A reader pinned after the retirement's
+//! grace period began loads the new address, so it can never reach the old body.
 
-use super::sync::{epoch, retire, Arc, AtomicUsize, Ordering, OwnerCell};
+use super::sync::{Arc, AtomicUsize, Ordering, OwnerCell};
 use std::ops::Deref;
 
 /// What a slot can point at: anything with a code address whose drop releases that code.
@@ -44,20 +43,19 @@ impl<M: Deref<Target = AtomicUsize>, B: Body> Handoff<M, B> {
         self.owner.load_full()
     }
 
-    /// The address a call made under `_guard` must jump to. The guard proves the caller is pinned, which
-    /// keeps whatever body the address belongs to alive until the guard is dropped.
+    /// The address a call must jump to. The caller must be pinned: that keeps whatever body the address
+    /// belongs to alive until it unpins.
     #[inline]
-    pub(crate) fn enter(&self, _guard: &epoch::Guard) -> usize {
+    pub(crate) fn enter(&self) -> usize {
         self.machine.load(Ordering::Acquire)
     }
 
-    /// Points the slot at `body` (or at `vacant` when `None`) and retires the previous body. Writers must be
-    /// serialized by the caller.
-    pub(crate) fn redirect(&self, body: Option<Arc<B>>, vacant: usize) {
+    /// Points the slot at `body` (or at `vacant` when `None`) and returns the previous body, which the
+    /// caller must retire (never drop: a call may be running it). Writers must be serialized by the caller.
+    #[must_use = "the previous body must be retired, not dropped"]
+    pub(crate) fn redirect(&self, body: Option<Arc<B>>, vacant: usize) -> Option<Arc<B>> {
         let addr = body.as_ref().map_or(vacant, |b| b.addr());
         self.machine.store(addr, Ordering::Release);
-        if let Some(old) = self.owner.swap(body) {
-            retire(old);
-        }
+        self.owner.swap(body)
     }
 }

@@ -11,6 +11,7 @@
 //! owner, so the layers above (the dylib's transactions) decide what owns what.
 
 pub(crate) mod entry;
+mod grace;
 mod handoff;
 pub(crate) mod reclaim;
 pub(crate) mod sync;

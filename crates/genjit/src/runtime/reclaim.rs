@@ -1,157 +1,88 @@
-//! Epoch pinning for calls into JIT code, and the background reclaimer that frees retired code.
+//! Reclamation domains: pins, retirement, the background reclaimer, and what holds memory back.
+//!
+//! ## Domains and scopes
+//! Every `Jit` has its own [`Domain`]: its own epoch, its own readers, its own retirements. A thread
+//! pinned in one JIT never delays another. Within a domain, every dylib is a *scope*, and the domain
+//! knows which scopes' code each scope can reach (its link order, transitively, and redirections to
+//! other dylibs' symbols; the graph only grows). A pin names the scope it runs (`Func::call` the callee's
+//! dylib; [`Jit::pin`](crate::Jit::pin) every scope); a retirement names the scope it came from. A
+//! thread that has run in dylib A for an hour holds back only what A can reach.
 //!
 //! ## Pinning
-//! Every Rust call into JIT code runs under a [`Pinned`] scope: a crossbeam-epoch guard (on the process-wide
-//! default collector) plus a note of when the thread's outermost pin began, so [`oldest_pin_age`] can say
-//! which thread is holding reclamation back. Pins nest; only the outermost one is timed. The time is read
-//! from a coarse clock the reclaimer advances every [`TICK`], so pinning costs no system call.
+//! A pin is two plain stores into the thread's reader word and compiler fences (`grace`); the reclaimer
+//! pays for the ordering with `membarrier`. The thread's reader for a domain is found through a
+//! one-entry thread-local cache (the last domain used), so a call costs no lookup. Pins nest; a nested
+//! pin in another scope widens the outer one to every scope.
 //!
-//! ## Retiring
-//! [`retire`] appends a value to a list; at its next collection the reclaimer hands the whole list to
-//! crossbeam-epoch as one deferred function (one bag per batch, not per value: see [`retire`]) that does
-//! *not* drop the values: it only moves them to the reclaimer's queue. So whichever thread happens to run crossbeam's collection (possibly a
-//! caller inside `Func::call`) pays a push, never the cost of freeing a module (heap lock, `int3` fill, hole
-//! punching, unwinder deregistration). The reclaimer thread drops queued values and records how long each
-//! waited between retirement and release (the *reclamation lag*).
+//! ## Retiring and reclaiming
+//! [`Domain::retire`] stamps a value with the epoch and queues it. One process-wide reclaimer thread
+//! runs a *pass* per domain every [`TICK`] while anything is queued: it takes the new retirements,
+//! advances the epoch, runs the heavy fence, observes every reader, and drops each retirement no reader
+//! can still be using (see [`grace::holds`]). Retirements held back by a reader wait in a second list
+//! that is looked at again only when some reader's pin changes, so a long stall costs a pass nothing per
+//! waiting value. Values are dropped on the reclaimer thread, outside every lock; each retirement's
+//! time to release is the *reclamation lag*.
 //!
-//! ## The reclaimer
-//! One thread per process, started with the first `Jit`. While anything retired is still pending it wakes
-//! every [`TICK`] (2 ms): it advances the coarse clock, pins and flushes (which lets crossbeam advance the
-//! global epoch and run due deferred functions), and drops what is queued. When nothing is pending it
-//! sleeps on a condition variable that [`retire`] signals, waking otherwise only once a second to advance
-//! the clock: an idle JIT costs no measurable CPU (it used to wake every 2 ms forever, ~2% of a core). Pin
-//! ages are therefore exact to the tick while reclamation is under way and to a second while idle. Users
-//! never need to call anything for memory to come back; [`reclaim_now`] exists for tests and for callers
-//! that want the memory back before they continue.
+//! ## Stalls
+//! A reader whose pin began in an epoch before the current one and that holds a retirement back is a
+//! *stall*: [`Domain::stalls`] names the thread, how long it has been pinned (from when its epoch began;
+//! epochs advance at least once a second), the scopes it runs and what it holds. A stall older than the
+//! domain's threshold is reported once per pin, as a `tracing` warning and to the JIT's callback.
 
-use crossbeam_epoch as epoch;
+use super::grace::{self, Epoch, ReaderState, ANY};
 use parking_lot::{Condvar, Mutex};
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Once, OnceLock};
 use std::time::{Duration, Instant};
 
-/// How often the reclaimer collects while something waits for its grace period.
+/// How often the reclaimer passes while something waits for its grace period.
 pub(crate) const TICK: Duration = Duration::from_millis(2);
-/// How often an idle reclaimer wakes, only to advance the clock pin ages are read from.
+/// How often an idle reclaimer wakes: to advance the epochs pin ages are read from, and to report stalls.
 const IDLE_TICK: Duration = Duration::from_secs(1);
-/// Signalled by [`retire`]: there is work for an idle reclaimer.
+/// Signalled by [`Domain::retire`]: there is work for an idle reclaimer.
 static WAKE: Condvar = Condvar::new();
-/// Signalled by the reclaimer after it dropped a batch, for [`reclaim_now`].
+static WAKE_LOCK: Mutex<bool> = Mutex::new(false);
+/// Signalled by the reclaimer after a pass dropped something, for [`Domain::reclaim_now`].
 static DRAINED: Condvar = Condvar::new();
+static DRAINED_LOCK: Mutex<()> = Mutex::new(());
+/// Every domain with a `Jit` or with retirements left.
+static DOMAINS: Mutex<Vec<Arc<Domain>>> = Mutex::new(Vec::new());
+static START: OnceLock<Instant> = OnceLock::new();
+static NEXT_DOMAIN: AtomicU64 = AtomicU64::new(1);
 
-/// Milliseconds since [`start`] first ran, advanced by the reclaimer (a coarse clock for pin ages).
-static CLOCK_MS: AtomicU64 = AtomicU64::new(1);
-static EPOCH_START: OnceLock<Instant> = OnceLock::new();
+/// The scope of a pin or retirement that concerns every dylib of a JIT.
+pub(crate) const ANY_SCOPE: u32 = ANY;
 
-/// What one pending retirement costs beyond its value: its record in the deferred batch and its number
-/// in the pending set, for `Stats::awaiting_metadata_bytes`.
-pub(crate) const RECORD_BYTES: usize = std::mem::size_of::<Retired>() + 32;
+/// What one pending retirement costs beyond its value (its record), for `Stats::awaiting_metadata_bytes`.
+pub(crate) const RECORD_BYTES: usize = std::mem::size_of::<Retired>();
 
-/// Values retired since the reclaimer's last collection: their grace period has not started yet.
-static INCOMING: Mutex<Vec<Retired>> = Mutex::new(Vec::new());
-/// Values whose grace period has passed, waiting for the reclaimer to drop them.
-static QUEUE: Mutex<Vec<Retired>> = Mutex::new(Vec::new());
-/// Retired values not yet dropped (queued or still waiting for their grace period), by retirement number,
-/// so [`reclaim_now`] can wait for what was retired before it was called and not for later retirements
-/// (which, under a steady stream of them, may never all be gone at once).
-static PENDING: Mutex<Pending> = Mutex::new(Pending { next: 0, numbers: BTreeSet::new() });
-
-struct Pending {
-    next: u64,
-    numbers: BTreeSet<u64>,
+/// Nanoseconds since the process's first domain.
+fn now_ns() -> u64 {
+    START.get_or_init(Instant::now).elapsed().as_nanos() as u64
 }
 
-/// Where each thread publishes when its outermost pin began (0: not pinned).
-static PIN_STARTS: Mutex<Vec<Arc<AtomicU64>>> = Mutex::new(Vec::new());
-
-struct PinSlot {
-    depth: Cell<usize>,
-    since: Arc<AtomicU64>,
+/// A thread reported as holding memory back (see [`Domain::stalls`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
+pub struct Stall {
+    /// The thread's name, or `tid <n>` if it has none.
+    pub thread: String,
+    /// Its kernel thread id.
+    pub tid: i32,
+    /// How long its pin has lasted (to the epoch: within [`TICK`] while reclamation is under way, a
+    /// second otherwise).
+    pub pinned_for: Duration,
+    /// The dylibs whose code it may be running (`["*"]`: any dylib of the JIT).
+    pub dylibs: Vec<String>,
+    /// Retirements (each a change's removed modules and replaced bodies, or smaller pieces) it holds.
+    pub retirements: usize,
+    /// Heap and metadata bytes of those retirements.
+    pub bytes: usize,
 }
 
-impl PinSlot {
-    fn new() -> PinSlot {
-        let since = Arc::new(AtomicU64::new(0));
-        PIN_STARTS.lock().push(since.clone());
-        PinSlot { depth: Cell::new(0), since }
-    }
-}
-
-impl Drop for PinSlot {
-    fn drop(&mut self) {
-        PIN_STARTS.lock().retain(|s| !Arc::ptr_eq(s, &self.since));
-    }
-}
-
-thread_local! {
-    static PIN_SLOT: PinSlot = PinSlot::new();
-}
-
-/// A pinned scope: while it lives, no code this thread can reach through genjit is freed.
-///
-/// `Func::call` pins for the duration of one call; hold a `Pinned` yourself to make many calls under one pin
-/// ([`Func::call_pinned`](crate::Func)). Keep scopes short: a thread that stays pinned holds back the
-/// reclamation of everything retired after it pinned (see [`crate::Stats::oldest_pin`]).
-///
-/// ```compile_fail
-/// // A pin belongs to its thread.
-/// fn needs_send<T: Send>(_: T) {}
-/// needs_send(genjit::pin());
-/// ```
-pub struct Pinned {
-    guard: epoch::Guard,
-}
-
-impl std::fmt::Debug for Pinned {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Pinned")
-    }
-}
-
-impl Pinned {
-    pub(crate) fn guard(&self) -> &epoch::Guard {
-        &self.guard
-    }
-}
-
-/// Pins the calling thread (see [`Pinned`]).
-#[inline]
-pub fn pin() -> Pinned {
-    // `try_with`: during thread teardown the slot may be gone; the pin itself still protects.
-    let _ = PIN_SLOT.try_with(|slot| {
-        let depth = slot.depth.get();
-        if depth == 0 {
-            // Relaxed: the value is a diagnostic read by `oldest_pin_age`, not a synchronization point.
-            slot.since.store(CLOCK_MS.load(Ordering::Relaxed), Ordering::Relaxed);
-        }
-        slot.depth.set(depth + 1);
-    });
-    Pinned { guard: epoch::pin() }
-}
-
-impl Drop for Pinned {
-    #[inline]
-    fn drop(&mut self) {
-        let _ = PIN_SLOT.try_with(|slot| {
-            let depth = slot.depth.get() - 1;
-            slot.depth.set(depth);
-            if depth == 0 {
-                slot.since.store(0, Ordering::Relaxed);
-            }
-        });
-    }
-}
-
-/// How long the longest-pinned thread has been pinned (to the reclaimer's tick), if any thread is pinned.
-pub(crate) fn oldest_pin_age() -> Option<Duration> {
-    let now = CLOCK_MS.load(Ordering::Relaxed);
-    let oldest = PIN_STARTS.lock().iter().map(|s| s.load(Ordering::Relaxed)).filter(|&s| s != 0).min()?;
-    Some(Duration::from_millis(now.saturating_sub(oldest)))
-}
-
-/// Reclamation figures shared by one JIT's retirements.
+/// Reclamation figures of one domain's timed retirements.
 #[derive(Debug, Default)]
 pub(crate) struct LagStats {
     samples: Mutex<Vec<u32>>,
@@ -185,196 +116,664 @@ impl LagStats {
     }
 }
 
+/// One retired value waiting for its grace period.
 struct Retired {
-    number: u64,
     value: Box<dyn Send>,
-    /// Nanoseconds since [`EPOCH_START`] (8 bytes where an `Instant` takes 16).
+    /// Retirement order in the domain, for [`Domain::reclaim_now`].
+    number: u64,
+    stamp: u64,
+    /// Nanoseconds since [`START`] at retirement (8 bytes where an `Instant` takes 16).
     at: u64,
-    lag: Option<Arc<LagStats>>,
+    /// Heap and metadata bytes it holds, for stall reports (saturating).
+    bytes: u32,
+    scope: u32,
+    /// Whether its lag is recorded (changes to dylibs; not the reclaimer's own follow-ups).
+    timed: bool,
 }
 
-/// Nanoseconds since the process's first `Jit`, for retirement times.
-fn now_ns() -> u64 {
-    EPOCH_START.get_or_init(Instant::now).elapsed().as_nanos() as u64
+/// A thread's reader in one domain. Aligned to two cache lines: readers of different threads are written
+/// on every call and must not share a line (or its prefetched neighbour).
+#[repr(align(128))]
+pub(crate) struct Reader {
+    state: ReaderState,
+    /// Pins in progress; touched only by the owning thread.
+    depth: AtomicU32,
+    /// Set when the thread's thread-locals are torn down: the domain forgets the reader once unpinned.
+    dead: AtomicBool,
+    domain: u64,
+    thread: Box<str>,
+    tid: i32,
 }
 
-/// Hands `value` to epoch reclamation; it is dropped by the reclaimer after every thread pinned now has
-/// unpinned. `lag` records how long that took.
-///
-/// The value only joins [`INCOMING`]; the reclaimer defers the whole batch to crossbeam at its next
-/// collection. Deferring later than the retirement only makes the grace period longer (every thread pinned
-/// at retirement is still pinned, or has unpinned, when the batch is deferred). Deferring each value with
-/// its own flush, as genjit first did, sealed one crossbeam bag (64 slots, ~2 KiB) per retirement: about
-/// 6 KiB held per removed module while it waited, three times the module's own metadata.
-pub(crate) fn retire<T: Send + 'static>(value: T, lag: Option<Arc<LagStats>>) {
-    let mut value = Some(Box::new(value) as Box<dyn Send>);
-    // Inside `batched`, join the batch; otherwise (or while the thread is being torn down) go alone.
-    let _ = BATCH.try_with(|b| {
-        if let Some(batch) = b.borrow_mut().as_mut() {
-            batch.values.extend(value.take());
-            if batch.lag.is_none() {
-                batch.lag = lag.clone();
-            }
+impl Reader {
+    fn new(domain: u64) -> Reader {
+        let tid = rustix::thread::gettid().as_raw_nonzero().get();
+        let thread = match std::thread::current().name() {
+            Some(name) => name.into(),
+            None => format!("tid {tid}").into(),
+        };
+        Reader {
+            state: ReaderState::default(),
+            depth: AtomicU32::new(0),
+            dead: AtomicBool::new(false),
+            domain,
+            thread,
+            tid,
         }
-    });
-    if let Some(value) = value {
-        retire_boxed(value, lag);
     }
 }
 
-fn retire_boxed(value: Box<dyn Send>, lag: Option<Arc<LagStats>>) {
-    let number = {
-        let mut pending = PENDING.lock();
-        let number = pending.next;
-        pending.next += 1;
-        pending.numbers.insert(number);
-        number
-    };
-    INCOMING.lock().push(Retired { number, value, at: now_ns(), lag });
-    // No system call unless the reclaimer is waiting.
-    WAKE.notify_one();
-}
-
-/// Values retired on this thread inside [`batched`], not yet handed over.
+/// The scopes (dylibs) of a domain and which can reach which.
 #[derive(Default)]
-struct Batch {
-    values: Vec<Box<dyn Send>>,
-    lag: Option<Arc<LagStats>>,
+struct Scopes {
+    names: Vec<Arc<str>>,
+    /// `links[a]`: scopes whose code scope `a`'s code may call or read directly.
+    links: Vec<Vec<u32>>,
 }
 
-thread_local! {
-    static BATCH: RefCell<Option<Batch>> = const { RefCell::new(None) };
+impl Scopes {
+    /// Every scope `from` reaches (itself included), as a membership table.
+    fn reach(&self, from: u32) -> Vec<bool> {
+        let mut seen = vec![false; self.names.len()];
+        let mut stack = vec![from];
+        while let Some(s) = stack.pop() {
+            let Some(slot) = seen.get_mut(s as usize) else { continue };
+            if !std::mem::replace(slot, true) {
+                stack.extend(self.links[s as usize].iter().copied());
+            }
+        }
+        seen
+    }
 }
 
-/// Runs `f`; everything this thread retires meanwhile is retired as one value when `f` returns (or
-/// unwinds). One change to a dylib retires its modules, its old slot targets and its garbage together,
-/// and one reclaimer pass retires every entry index it frees together: one pending record instead of one
-/// per value (each costs ~100 bytes while it waits). Retiring later only lengthens the grace period.
-pub(crate) fn batched<R>(f: impl FnOnce() -> R) -> R {
-    struct End;
-    impl Drop for End {
-        fn drop(&mut self) {
-            if let Some(mut batch) = BATCH.with(|b| b.borrow_mut().take()) {
-                match batch.values.len() {
-                    0 => {}
-                    1 => retire_boxed(batch.values.pop().expect("one value"), batch.lag),
-                    _ => retire_boxed(Box::new(batch.values.into_boxed_slice()), batch.lag),
+#[derive(Default)]
+struct Queues {
+    next: u64,
+    /// Retired since the last pass.
+    incoming: Vec<Retired>,
+    /// Held back at the last pass; looked at again when a reader's pin changes.
+    held: Vec<Retired>,
+    /// The smallest number a running pass took out of the lists, until it put back what it kept.
+    in_pass: Option<u64>,
+}
+
+/// What the last pass observed: the pinned readers (by address, epoch and scope).
+#[derive(Default)]
+struct PassMemory {
+    observed: Vec<(usize, u64, u32)>,
+    /// Start times of the epochs pinned readers sit at, and of the current one.
+    starts: Vec<(u64, u64)>,
+    /// Pins already reported as stalls, by reader address and epoch.
+    reported: Vec<(usize, u64)>,
+}
+
+/// What a stall report calls.
+pub(crate) type StallCallback = Arc<dyn Fn(&Stall) + Send + Sync>;
+
+/// One JIT's reclamation domain (see the module docs).
+pub(crate) struct Domain {
+    id: u64,
+    epoch: Epoch,
+    readers: Mutex<Vec<Arc<Reader>>>,
+    queues: Mutex<Queues>,
+    scopes: Mutex<Scopes>,
+    pass: Mutex<PassMemory>,
+    pub(crate) lag: LagStats,
+    stall_after: Duration,
+    on_stall: Option<StallCallback>,
+}
+
+impl std::fmt::Debug for Domain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Domain").field("id", &self.id).finish()
+    }
+}
+
+impl Domain {
+    /// A domain, registered with the reclaimer (started with the first one).
+    pub(crate) fn new(stall_after: Duration, on_stall: Option<StallCallback>) -> Arc<Domain> {
+        super::sync::init_fences();
+        start();
+        let domain = Arc::new(Domain {
+            id: NEXT_DOMAIN.fetch_add(1, Ordering::Relaxed),
+            epoch: Epoch::new(),
+            readers: Mutex::new(Vec::new()),
+            queues: Mutex::new(Queues::default()),
+            scopes: Mutex::new(Scopes::default()),
+            pass: Mutex::new(PassMemory { starts: vec![(1, now_ns())], ..Default::default() }),
+            lag: LagStats::default(),
+            stall_after,
+            on_stall,
+        });
+        DOMAINS.lock().push(domain.clone());
+        domain
+    }
+
+    /// A new scope for the dylib `name` ([`ANY`] once 2^24 - 1 were made: always held, never wrong).
+    pub(crate) fn add_scope(&self, name: Arc<str>) -> u32 {
+        let mut scopes = self.scopes.lock();
+        let id = scopes.names.len() as u32;
+        if id >= ANY {
+            return ANY;
+        }
+        scopes.names.push(name);
+        scopes.links.push(Vec::new());
+        id
+    }
+
+    /// Records that code of scope `from` may reach code of scope `to` (a link or a redirection).
+    pub(crate) fn link(&self, from: u32, to: u32) {
+        if from == to || from == ANY || to == ANY {
+            return;
+        }
+        let mut scopes = self.scopes.lock();
+        let links = &mut scopes.links[from as usize];
+        if !links.contains(&to) {
+            links.push(to);
+        }
+    }
+
+    /// Pins the calling thread in `scope` of this domain (see [`Pinned`]).
+    #[inline]
+    pub(crate) fn pin(&self, scope: u32) -> Pinned<'_> {
+        let (id, reader) = CURRENT.with(Cell::get);
+        let reader = if id == self.id && !reader.is_null() { reader } else { self.reader() };
+        // SAFETY: `reader` points into an `Arc<Reader>` held by this thread's `OWNED` list (the cache is
+        // cleared before that list is dropped) or, during thread teardown, by the domain's list, which
+        // keeps it while it is pinned (see `reader`).
+        let r = unsafe { &*reader };
+        let depth = r.depth.load(Ordering::Relaxed);
+        if depth == 0 {
+            r.state.enter(&self.epoch, scope);
+        } else {
+            r.state.widen(scope);
+        }
+        r.depth.store(depth + 1, Ordering::Relaxed);
+        Pinned { reader, domain: self, scope }
+    }
+
+    /// The slow path of [`pin`](Self::pin): this thread's reader for this domain, registered on first use.
+    #[cold]
+    #[inline(never)]
+    fn reader(&self) -> *const Reader {
+        let found = OWNED.try_with(|owned| {
+            let mut owned = owned.0.borrow_mut();
+            let reader = match owned.iter().find(|r| r.domain == self.id) {
+                Some(r) => r.clone(),
+                None => {
+                    let r = self.register();
+                    // Forget readers of domains that are gone.
+                    owned.retain(|r| DOMAINS.lock().iter().any(|d| d.id == r.domain));
+                    owned.push(r.clone());
+                    r
+                }
+            };
+            let ptr = Arc::as_ptr(&reader);
+            CURRENT.with(|c| c.set((self.id, ptr)));
+            ptr
+        });
+        // While the thread's thread-locals are torn down: a reader for this pin only, already marked
+        // dead. Only the domain's list holds it, and the domain forgets dead readers only once they are
+        // unpinned (the pin's last access is the store that unpins it).
+        found.unwrap_or_else(|_| {
+            let r = self.register();
+            r.dead.store(true, Ordering::Relaxed);
+            Arc::as_ptr(&r)
+        })
+    }
+
+    fn register(&self) -> Arc<Reader> {
+        let reader = Arc::new(Reader::new(self.id));
+        let mut readers = self.readers.lock();
+        readers.retain(|r| !(r.dead.load(Ordering::Relaxed) && r.state.observe().is_none()));
+        readers.push(reader.clone());
+        reader
+    }
+
+    /// Drops `value` once no thread that is pinned now, in a scope that reaches `scope`, can still be
+    /// using it. `bytes` is what it holds (for stall reports); `timed` records its lag. The caller must
+    /// have unlinked it (no new pin can reach it) before calling.
+    pub(crate) fn retire<T: Send + 'static>(&self, scope: u32, value: T, bytes: usize, timed: bool) {
+        let mut value = Some(Box::new(value) as Box<dyn Send>);
+        // Inside `batched` on this domain, join the batch; otherwise (or during thread teardown) go alone.
+        let _ = BATCH.try_with(|b| {
+            if let Some(batch) = b.borrow_mut().as_mut().filter(|batch| batch.domain == self.id) {
+                match batch.groups.iter_mut().find(|g| g.scope == scope) {
+                    Some(g) => {
+                        g.values.extend(value.take());
+                        g.bytes += bytes;
+                        g.timed |= timed;
+                    }
+                    None => batch.groups.push(Group {
+                        scope,
+                        values: value.take().into_iter().collect(),
+                        bytes,
+                        timed,
+                    }),
+                }
+            }
+        });
+        if let Some(value) = value {
+            self.retire_boxed(scope, value, bytes, timed);
+        }
+    }
+
+    fn retire_boxed(&self, scope: u32, value: Box<dyn Send>, bytes: usize, timed: bool) {
+        let stamp = self.epoch.stamp();
+        let mut queues = self.queues.lock();
+        let number = queues.next;
+        queues.next += 1;
+        let bytes = u32::try_from(bytes).unwrap_or(u32::MAX);
+        queues.incoming.push(Retired { value, number, stamp, at: now_ns(), bytes, scope, timed });
+        drop(queues);
+        let mut work = WAKE_LOCK.lock();
+        if !*work {
+            *work = true;
+            WAKE.notify_one();
+        }
+    }
+
+    /// Runs `f`; everything this thread retires into this domain meanwhile waits as one retirement per
+    /// scope, stamped when `f` returns (or unwinds). One change to a dylib retires its modules, old slot
+    /// targets and garbage together: one record instead of one per value. A later stamp only lengthens
+    /// the grace period.
+    pub(crate) fn batched<R>(&self, f: impl FnOnce() -> R) -> R {
+        struct End<'a>(&'a Domain);
+        impl Drop for End<'_> {
+            fn drop(&mut self) {
+                if let Some(batch) = BATCH.with(|b| b.borrow_mut().take()) {
+                    for mut g in batch.groups {
+                        match g.values.len() {
+                            0 => {}
+                            1 => {
+                                let value = g.values.pop().expect("one value");
+                                self.0.retire_boxed(g.scope, value, g.bytes, g.timed)
+                            }
+                            _ => self.0.retire_boxed(
+                                g.scope,
+                                Box::new(g.values.into_boxed_slice()),
+                                g.bytes,
+                                g.timed,
+                            ),
+                        }
+                    }
                 }
             }
         }
-    }
-    if BATCH.with(|b| b.borrow().is_some()) {
-        return f();
-    }
-    BATCH.with(|b| *b.borrow_mut() = Some(Batch::default()));
-    let _end = End;
-    f()
-}
-
-/// Starts the grace period of everything retired since the last call: one deferred function, one bag.
-fn defer_incoming() {
-    let mut batch = std::mem::take(&mut *INCOMING.lock());
-    if batch.is_empty() {
-        return;
-    }
-    // It may wait long (a pinned thread): without the list's doubling slack.
-    batch.shrink_to_fit();
-    let guard = epoch::pin();
-    guard.defer(move || QUEUE.lock().extend(batch));
-    // Move the deferred function to the global queue now, so the next collection can run it (otherwise it
-    // waits in this thread's local bag until 64 more arrive).
-    guard.flush();
-}
-
-/// Drops everything whose grace period has passed; returns how many values were dropped.
-fn drain() -> usize {
-    let batch = std::mem::take(&mut *QUEUE.lock());
-    let n = batch.len();
-    if n == 0 {
-        return 0;
-    }
-    let _span = tracing::debug_span!("reclaim", values = n).entered();
-    let mut numbers = Vec::with_capacity(n);
-    // Values that retire others when dropped (an entry frees its index after a grace period of its own)
-    // retire them as one.
-    batched(|| {
-        for r in batch {
-            let Retired { number, value, at, lag } = r;
-            drop(value);
-            if let Some(lag) = lag {
-                lag.record(Duration::from_nanos(now_ns().saturating_sub(at)));
-            }
-            numbers.push(number);
+        if BATCH.with(|b| b.borrow().is_some()) {
+            return f();
         }
-    });
-    let mut pending = PENDING.lock();
-    for number in numbers {
-        pending.numbers.remove(&number);
+        BATCH.with(|b| *b.borrow_mut() = Some(Batch { domain: self.id, groups: Vec::new() }));
+        let _end = End(self);
+        f()
     }
-    DRAINED.notify_all();
-    n
+
+    /// Whether anything waits for its grace period.
+    fn busy(&self) -> bool {
+        let q = self.queues.lock();
+        !q.incoming.is_empty() || !q.held.is_empty()
+    }
+
+    /// One reclaimer pass (see the module docs); with nothing queued it only advances the epoch and
+    /// reports stalls.
+    fn pass(&self) {
+        let (incoming, recheck) = {
+            let mut q = self.queues.lock();
+            let incoming = std::mem::take(&mut q.incoming);
+            q.in_pass = incoming.first().map(|r| r.number);
+            (incoming, !q.held.is_empty())
+        };
+        let epoch = self.epoch.advance();
+        let now = now_ns();
+        if !incoming.is_empty() || recheck {
+            grace::heavy();
+        }
+        let observed = self.observe();
+        let reaches = self.reach_tables(&observed);
+        let holds = |r: &Retired| {
+            observed.iter().any(|&(_, e, s)| {
+                grace::holds((e, s), r.stamp, r.scope, |a, b| {
+                    reaches
+                        .iter()
+                        .find(|(from, _)| *from == a)
+                        .is_none_or(|(_, t)| t.get(b as usize).copied().unwrap_or(true))
+                })
+            })
+        };
+        let (mut free, mut keep): (Vec<Retired>, Vec<Retired>) =
+            incoming.into_iter().partition(|r| !holds(r));
+        let changed = {
+            let mut memory = self.pass.lock();
+            let changed = memory.observed != observed;
+            memory.observed.clone_from(&observed);
+            memory.starts.retain(|&(e, _)| observed.iter().any(|&(_, o, _)| o == e));
+            memory.starts.push((epoch, now));
+            memory.reported.retain(|&(r, e)| observed.iter().any(|&(o, oe, _)| o == r && oe == e));
+            changed
+        };
+        {
+            let mut q = self.queues.lock();
+            if changed && !q.held.is_empty() {
+                let (f, k): (Vec<Retired>, Vec<Retired>) =
+                    std::mem::take(&mut q.held).into_iter().partition(|r| !holds(r));
+                free.extend(f);
+                q.held = k;
+            }
+            if !keep.is_empty() {
+                q.held.append(&mut keep);
+                q.held.shrink_to_fit();
+            }
+            // What is about to be dropped still counts as pending for `reclaim_now`.
+            q.in_pass = free.iter().map(|r| r.number).min();
+        }
+        self.report_stalls(&observed, now);
+        if free.is_empty() {
+            return;
+        }
+        let _span = tracing::debug_span!("reclaim", values = free.len()).entered();
+        // Values that retire others when dropped (an entry frees its index after a grace period of its
+        // own) retire them together.
+        self.batched(|| {
+            for r in free {
+                let Retired { value, at, timed, .. } = r;
+                drop(value);
+                if timed {
+                    self.lag.record(Duration::from_nanos(now_ns().saturating_sub(at)));
+                }
+            }
+        });
+        self.queues.lock().in_pass = None;
+        let _lock = DRAINED_LOCK.lock();
+        DRAINED.notify_all();
+    }
+
+    /// The pinned readers, by address: `(reader, epoch, scope)`, sorted.
+    fn observe(&self) -> Vec<(usize, u64, u32)> {
+        let readers = self.readers.lock();
+        let mut observed: Vec<_> = readers
+            .iter()
+            .filter_map(|r| r.state.observe().map(|(e, s)| (Arc::as_ptr(r) as usize, e, s)))
+            .collect();
+        observed.sort_unstable();
+        observed
+    }
+
+    /// For every scope a pinned reader runs in, the scopes it reaches.
+    fn reach_tables(&self, observed: &[(usize, u64, u32)]) -> Vec<(u32, Vec<bool>)> {
+        let mut tables: Vec<(u32, Vec<bool>)> = Vec::new();
+        if observed.is_empty() {
+            return tables;
+        }
+        let scopes = self.scopes.lock();
+        for &(_, _, s) in observed {
+            if s != ANY && !tables.iter().any(|(from, _)| *from == s) {
+                tables.push((s, scopes.reach(s)));
+            }
+        }
+        tables
+    }
+
+    /// Threads holding retirements back (see [`Stall`]).
+    pub(crate) fn stalls(&self) -> Vec<Stall> {
+        let observed = self.observe();
+        self.stalls_of(&observed, now_ns()).into_iter().map(|(_, stall)| stall).collect()
+    }
+
+    /// The stalls among `observed`, each with its reader's `(address, epoch)`.
+    fn stalls_of(&self, observed: &[(usize, u64, u32)], now: u64) -> Vec<((usize, u64), Stall)> {
+        if observed.is_empty() {
+            return Vec::new();
+        }
+        let reaches = self.reach_tables(observed);
+        let started = |epoch: u64| {
+            let memory = self.pass.lock();
+            memory.starts.iter().filter(|&&(e, _)| e <= epoch).map(|&(_, t)| t).max().unwrap_or(0)
+        };
+        let readers: Vec<Arc<Reader>> = self.readers.lock().clone();
+        let q = self.queues.lock();
+        let scopes = self.scopes.lock();
+        let mut stalls = Vec::new();
+        for &(addr, epoch, scope) in observed {
+            let (mut retirements, mut bytes) = (0, 0);
+            for r in q.held.iter().chain(&q.incoming) {
+                let held = grace::holds((epoch, scope), r.stamp, r.scope, |a, b| {
+                    reaches
+                        .iter()
+                        .find(|(from, _)| *from == a)
+                        .is_none_or(|(_, t)| t.get(b as usize).copied().unwrap_or(true))
+                });
+                if held {
+                    retirements += 1;
+                    bytes += r.bytes as usize;
+                }
+            }
+            if retirements == 0 {
+                continue;
+            }
+            let Some(reader) = readers.iter().find(|r| Arc::as_ptr(r) as usize == addr) else { continue };
+            let dylibs = if scope == ANY {
+                vec!["*".to_string()]
+            } else {
+                scopes
+                    .reach(scope)
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, &r)| r)
+                    .map(|(i, _)| scopes.names[i].to_string())
+                    .collect()
+            };
+            let stall = Stall {
+                thread: reader.thread.to_string(),
+                tid: reader.tid,
+                pinned_for: Duration::from_nanos(now.saturating_sub(started(epoch))),
+                dylibs,
+                retirements,
+                bytes,
+            };
+            stalls.push(((addr, epoch), stall));
+        }
+        stalls
+    }
+
+    fn report_stalls(&self, observed: &[(usize, u64, u32)], now: u64) {
+        if observed.is_empty() {
+            return;
+        }
+        let oldest = {
+            let memory = self.pass.lock();
+            observed
+                .iter()
+                .filter(|&&(r, e, _)| !memory.reported.contains(&(r, e)))
+                .filter_map(|&(_, e, _)| memory.starts.iter().find(|&&(s, _)| s == e).map(|&(_, t)| t))
+                .min()
+        };
+        let Some(oldest) = oldest else { return };
+        if Duration::from_nanos(now.saturating_sub(oldest)) < self.stall_after {
+            return;
+        }
+        for (key, stall) in self.stalls_of(observed, now) {
+            if stall.pinned_for < self.stall_after {
+                continue;
+            }
+            {
+                let mut memory = self.pass.lock();
+                if memory.reported.contains(&key) {
+                    continue;
+                }
+                memory.reported.push(key);
+            }
+            tracing::warn!(
+                thread = %stall.thread,
+                pinned_for = ?stall.pinned_for,
+                dylibs = ?stall.dylibs,
+                retirements = stall.retirements,
+                bytes = stall.bytes,
+                "a thread pinned in genjit code holds back reclamation"
+            );
+            if let Some(callback) = &self.on_stall {
+                callback(&stall);
+            }
+        }
+    }
+
+    /// How long the longest-pinned thread of this domain has been pinned, if any is.
+    pub(crate) fn oldest_pin_age(&self) -> Option<Duration> {
+        let observed = self.observe();
+        let oldest = observed.iter().map(|&(_, e, _)| e).min()?;
+        let memory = self.pass.lock();
+        let started = memory.starts.iter().filter(|&&(e, _)| e <= oldest).map(|&(_, t)| t).max().unwrap_or(0);
+        Some(Duration::from_nanos(now_ns().saturating_sub(started)))
+    }
+
+    /// Waits until everything this domain retired before the call has been dropped, or `timeout`
+    /// passes; returns whether it all was. Threads pinned in reaching scopes hold it back; later
+    /// retirements do not.
+    pub(crate) fn reclaim_now(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let before = self.queues.lock().next;
+        loop {
+            {
+                let q = self.queues.lock();
+                let oldest =
+                    [q.in_pass, q.incoming.first().map(|r| r.number), q.held.iter().map(|r| r.number).min()]
+                        .into_iter()
+                        .flatten()
+                        .min();
+                if oldest.is_none_or(|n| n >= before) {
+                    return true;
+                }
+            }
+            {
+                let mut work = WAKE_LOCK.lock();
+                *work = true;
+                WAKE.notify_one();
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            let mut lock = DRAINED_LOCK.lock();
+            DRAINED.wait_for(&mut lock, TICK.min(deadline - now));
+        }
+    }
 }
 
-fn collect() {
-    defer_incoming();
-    // Each flush lets crossbeam advance the global epoch once and run up to eight sealed bags; a few per
-    // tick keep up with thousands of retirements a second.
-    for _ in 0..8 {
-        epoch::pin().flush();
+/// A pinned scope: while it lives, no code this thread may run through it is freed.
+///
+/// `Func::call` pins for the duration of one call; hold a `Pinned` yourself (from
+/// [`Jit::pin`](crate::Jit::pin), [`Dylib::pin`](crate::Dylib::pin) or [`Func::pin`](crate::Func::pin))
+/// to make many calls under one pin. A pin holds back the reclamation of what its scope can reach and
+/// was retired after it began: keep long ones narrow (see [`crate::Stats::stalls`]).
+///
+/// ```compile_fail
+/// // A pin belongs to its thread.
+/// fn needs_send<T: Send>(_: T) {}
+/// let jit = genjit::Jit::new().unwrap();
+/// needs_send(jit.pin());
+/// ```
+pub struct Pinned<'a> {
+    reader: *const Reader,
+    domain: &'a Domain,
+    scope: u32,
+}
+
+impl std::fmt::Debug for Pinned<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pinned").field("domain", &self.domain.id).field("scope", &self.scope).finish()
     }
-    drain();
+}
+
+impl Pinned<'_> {
+    /// Whether this pin protects code of `scope` in `domain`.
+    #[inline]
+    pub(crate) fn covers(&self, domain: &Domain, scope: u32) -> bool {
+        std::ptr::eq(self.domain, domain) && (self.scope == scope || self.scope == ANY)
+    }
+}
+
+impl Drop for Pinned<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        // SAFETY: as in `Domain::pin`.
+        let r = unsafe { &*self.reader };
+        let depth = r.depth.load(Ordering::Relaxed) - 1;
+        r.depth.store(depth, Ordering::Relaxed);
+        if depth == 0 {
+            r.state.exit();
+        }
+    }
+}
+
+struct Owned(RefCell<Vec<Arc<Reader>>>);
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        let _ = CURRENT.try_with(|c| c.set((0, std::ptr::null())));
+        for r in self.0.borrow().iter() {
+            r.dead.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+struct Group {
+    scope: u32,
+    values: Vec<Box<dyn Send>>,
+    bytes: usize,
+    timed: bool,
+}
+
+struct Batch {
+    domain: u64,
+    groups: Vec<Group>,
+}
+
+thread_local! {
+    /// The domain this thread pinned in last, and its reader there.
+    static CURRENT: Cell<(u64, *const Reader)> = const { Cell::new((0, std::ptr::null())) };
+    static OWNED: Owned = const { Owned(RefCell::new(Vec::new())) };
+    static BATCH: RefCell<Option<Batch>> = const { RefCell::new(None) };
 }
 
 /// Starts the process's reclaimer thread (once).
-pub(crate) fn start() {
-    static START: Once = Once::new();
-    START.call_once(|| {
-        let t0 = *EPOCH_START.get_or_init(Instant::now);
+fn start() {
+    static STARTED: Once = Once::new();
+    STARTED.call_once(|| {
+        START.get_or_init(Instant::now);
         std::thread::Builder::new()
             .name("genjit-reclaimer".to_string())
-            .spawn(move || loop {
+            .spawn(|| loop {
                 wait_for_work();
-                let ms = t0.elapsed().as_millis() as u64 + 1;
-                CLOCK_MS.store(ms, Ordering::Relaxed);
-                collect();
+                let domains: Vec<Arc<Domain>> = DOMAINS.lock().clone();
+                for d in &domains {
+                    d.pass();
+                }
+                drop(domains);
+                // A domain whose JIT is gone and that has nothing left is forgotten.
+                DOMAINS.lock().retain(|d| Arc::strong_count(d) > 1 || d.busy());
             })
             .expect("spawning the genjit reclaimer thread");
     });
 }
 
-/// Returns after a tick if anything is pending, else when [`retire`] signals or the idle tick passes.
+/// Returns after a tick if anything is queued, else when a retirement signals or the idle tick passes.
 fn wait_for_work() {
-    let mut pending = PENDING.lock();
-    if pending.numbers.is_empty() {
-        WAKE.wait_for(&mut pending, IDLE_TICK);
-    } else {
-        drop(pending);
+    let busy = DOMAINS.lock().iter().any(|d| d.busy());
+    let mut work = WAKE_LOCK.lock();
+    if busy || *work {
+        *work = false;
+        drop(work);
         std::thread::sleep(TICK);
+    } else {
+        WAKE.wait_for(&mut work, IDLE_TICK);
+        *work = false;
     }
 }
 
-/// Waits until everything retired before this call has been dropped, or `timeout` passes; returns whether
-/// it all was. Threads that stay pinned hold this back; later retirements do not.
-///
-/// The caller helps the epoch advance but leaves the dropping to the reclaimer thread: two threads freeing
-/// at once mostly fought over the allocator's locks (tearing down 100k modules took 25% longer).
-pub(crate) fn reclaim_now(timeout: Duration) -> bool {
+/// Waits until everything retired before the call, in every JIT of the process (dropped ones included),
+/// has been freed, or `timeout` passes; returns whether it all was. For hosts that drop a JIT and want
+/// its memory back before they go on (a JIT's memory outlives it until no thread can be running it).
+pub fn reclaim_all(timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
-    let before = PENDING.lock().next;
-    loop {
-        defer_incoming();
-        for _ in 0..8 {
-            epoch::pin().flush();
-        }
-        WAKE.notify_one();
-        let mut pending = PENDING.lock();
-        if pending.numbers.first().is_none_or(|&oldest| oldest >= before) {
-            return true;
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            return false;
-        }
-        DRAINED.wait_for(&mut pending, TICK.min(deadline - now));
-    }
+    let domains: Vec<Arc<Domain>> = DOMAINS.lock().clone();
+    domains.iter().all(|d| d.reclaim_now(deadline.saturating_duration_since(Instant::now())))
 }

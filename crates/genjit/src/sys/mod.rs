@@ -301,3 +301,33 @@ pub(crate) fn map_marker(file: &std::fs::File) {
         mm::mmap(std::ptr::null_mut(), PAGE, ProtFlags::READ | ProtFlags::EXEC, MapFlags::PRIVATE, file, 0)
     };
 }
+
+/// What .NET's `FlushProcessWriteBuffers` does without membarrier: revoking access to a dirty page makes
+/// the kernel interrupt every CPU that may cache its translation (every CPU running one of our threads) to
+/// flush its TLB, and an interrupt drains the store buffer.
+pub(crate) fn flush_store_buffers() {
+    use rustix::mm::{mmap_anonymous, mprotect, MapFlags, MprotectFlags, ProtFlags};
+    struct Page(*mut u64);
+    // SAFETY: the page is only touched under the mutex.
+    unsafe impl Send for Page {}
+    static PAGE: parking_lot::Mutex<Option<Page>> = parking_lot::Mutex::new(None);
+    let mut page = PAGE.lock();
+    if page.is_none() {
+        // SAFETY: a fresh private anonymous mapping, never unmapped.
+        let p = unsafe {
+            mmap_anonymous(std::ptr::null_mut(), 4096, ProtFlags::READ | ProtFlags::WRITE, MapFlags::PRIVATE)
+        }
+        .expect("mapping the fence page");
+        // SAFETY: locking our own mapping in memory (so its translation stays cached and the kernel must
+        // interrupt to revoke it); failure only makes the flush slower, never wrong.
+        let _ = unsafe { rustix::mm::mlock(p, 4096) };
+        *page = Some(Page(p.cast()));
+    }
+    let p = page.as_ref().expect("mapped above").0;
+    // SAFETY: `p` is our page; writable between the two protection changes, under the mutex.
+    unsafe {
+        mprotect(p.cast(), 4096, MprotectFlags::READ | MprotectFlags::WRITE).expect("fence page");
+        p.write_volatile(p.read_volatile().wrapping_add(1));
+        mprotect(p.cast(), 4096, MprotectFlags::empty()).expect("fence page");
+    }
+}

@@ -74,9 +74,14 @@ struct Registration {
 }
 
 /// The storage of a deregistered object, which must outlive every thread that may still read it (see
-/// [`UnwindRegistry::take_retired`]).
+/// [`UnwindRegistry::take_retired`]), and the tags of the sections it covered.
 #[derive(Debug)]
-pub struct RetiredObject(#[allow(dead_code)] Box<Object>); // held to be dropped later, never read
+pub struct RetiredObject {
+    #[allow(dead_code)] // held to be dropped later, never read
+    object: Box<Object>,
+    /// The distinct tags (reclamation scopes) of the sections it covered.
+    pub tags: Box<[u32]>,
+}
 
 impl Registration {
     /// Registers `sections` (non-empty) as one object.
@@ -84,13 +89,14 @@ impl Registration {
     /// # Safety
     /// Every address is a complete, relocated `.eh_frame` section followed by four zero bytes that stays
     /// mapped and unchanged until the returned registration is deregistered.
-    unsafe fn new(sections: &[usize]) -> Registration {
+    unsafe fn new(sections: &[(usize, u32)]) -> Registration {
         debug_assert!(!sections.is_empty());
         // libgcc skips deregistration when the table's first 32 bits are zero: start with an empty section
         // of our own whose address has non-zero low bits (one of two neighbours always does).
         let empty =
             EMPTY.iter().map(|e| e as *const u32 as usize).find(|&a| a as u32 != 0).expect("one of two");
-        let table: Box<[usize]> = [empty].into_iter().chain(sections.iter().copied()).chain([0]).collect();
+        let table: Box<[usize]> =
+            [empty].into_iter().chain(sections.iter().map(|&(s, _)| s)).chain([0]).collect();
         let mut object = Box::new(Object([0; 8]));
         // SAFETY: `table` is a NUL-terminated array of `.eh_frame` addresses valid per the caller's contract
         // (plus an empty section, which holds no FDE); `table` and `object` are boxed, so they stay at these
@@ -110,12 +116,12 @@ impl Registration {
     /// it reads the object's encoding fields *after* libgcc's lock is released (GCC 12's
     /// `_Unwind_Find_FDE`), so it is freed only once no thread can be in JIT code that was running when
     /// it was deregistered.
-    fn deregister(self) -> RetiredObject {
+    fn deregister(self, tags: Box<[u32]>) -> RetiredObject {
         // SAFETY: registered in `new` with this table, whose first 32 bits are non-zero, and deregistered
         // exactly once, here (`self` is consumed).
         let object = unsafe { __deregister_frame_info(self.table.as_ptr()) };
         assert_eq!(object, &*self.object as *const Object as *mut Object, "libgcc lost an unwind object");
-        RetiredObject(self.object)
+        RetiredObject { object: self.object, tags }
     }
 }
 
@@ -130,9 +136,12 @@ impl std::fmt::Debug for Registration {
 
 #[derive(Debug, Default)]
 struct Window {
-    /// Addresses of the window's `.eh_frame` sections, sorted (so libgcc's sort of their FDEs is linear).
-    sections: Vec<usize>,
+    /// Addresses of the window's `.eh_frame` sections, sorted (so libgcc's sort of their FDEs is linear),
+    /// each with its tag.
+    sections: Vec<(usize, u32)>,
     registered: Option<Registration>,
+    /// The distinct tags of the sections the current registration covers.
+    tags: Box<[u32]>,
 }
 
 impl Window {
@@ -143,8 +152,12 @@ impl Window {
     unsafe fn reregister(&mut self, retired: &mut Vec<RetiredObject>) {
         // SAFETY: forwarded.
         let new = (!self.sections.is_empty()).then(|| unsafe { Registration::new(&self.sections) });
+        let mut tags: Vec<u32> = self.sections.iter().map(|&(_, t)| t).collect();
+        tags.sort_unstable();
+        tags.dedup();
+        let old_tags = std::mem::replace(&mut self.tags, tags.into());
         if let Some(old) = std::mem::replace(&mut self.registered, new) {
-            retired.push(old.deregister());
+            retired.push(old.deregister(old_tags));
         }
     }
 }
@@ -166,16 +179,20 @@ impl UnwindRegistry {
     ///   holding all the code its FDEs describe, disjoint from every other registered section's block;
     /// - it stays mapped and unchanged until [`remove_range`](Self::remove_range) covers it or the registry
     ///   is dropped.
-    pub unsafe fn insert(&mut self, section: usize) {
+    ///
+    /// `tag` is handed back with the objects that covered the section (see [`take_retired`]).
+    ///
+    /// [`take_retired`]: Self::take_retired
+    pub unsafe fn insert(&mut self, section: usize, tag: u32) {
         // SAFETY: the section is readable (the caller's contract). An empty one describes nothing, and
         // libgcc's own `__register_frame` skips those too.
         if unsafe { (section as *const u32).read_unaligned() } == 0 {
             return;
         }
         let window = self.windows.entry(section / WINDOW).or_default();
-        let at = window.sections.partition_point(|&s| s < section);
-        debug_assert!(window.sections.get(at) != Some(&section), "{section:#x} registered twice");
-        window.sections.insert(at, section);
+        let at = window.sections.partition_point(|&(s, _)| s < section);
+        debug_assert!(window.sections.get(at).is_none_or(|&(s, _)| s != section), "{section:#x} twice");
+        window.sections.insert(at, (section, tag));
         self.sections += 1;
         // SAFETY: every section in the window was inserted under this contract and is still valid.
         unsafe { window.reregister(&mut self.retired) };
@@ -188,8 +205,8 @@ impl UnwindRegistry {
         }
         let mut emptied = Vec::new();
         for (&key, window) in self.windows.range_mut(start / WINDOW..=(end - 1) / WINDOW) {
-            let lo = window.sections.partition_point(|&s| s < start);
-            let hi = window.sections.partition_point(|&s| s < end);
+            let lo = window.sections.partition_point(|&(s, _)| s < start);
+            let hi = window.sections.partition_point(|&(s, _)| s < end);
             if lo == hi {
                 continue;
             }
@@ -208,8 +225,8 @@ impl UnwindRegistry {
     }
 
     /// The storage of objects deregistered since the last call. The caller frees it after a grace period
-    /// (epoch reclamation, like the code of a module): only a thread unwinding a frame of live JIT code can
-    /// still be reading a deregistered object, and such a thread is inside a call into JIT code.
+    /// (like the code of a module): only a thread unwinding a frame of JIT code the object covered can
+    /// still be reading it, and such a thread is inside a call that may run code of one of its tags.
     pub fn take_retired(&mut self) -> Vec<RetiredObject> {
         std::mem::take(&mut self.retired)
     }
@@ -230,7 +247,7 @@ impl Drop for UnwindRegistry {
         // The heap goes away only after every module in it, so no thread runs code these objects describe:
         // their storage is freed at once.
         for window in std::mem::take(&mut self.windows).into_values() {
-            drop(window.registered.map(Registration::deregister));
+            drop(window.registered.map(|r| r.deregister(Box::new([]))));
         }
     }
 }

@@ -245,7 +245,7 @@ fn callers_never_see_torn_or_freed_code() {
                 let (r, pair) = if t == 0 {
                     (f.call(7), None)
                 } else {
-                    let pinned = genjit::pin();
+                    let pinned = f.pin().unwrap();
                     (f.call_pinned(&pinned, 7), Some(twice.call_pinned(&pinned, 7)))
                 };
                 let hi = started.load(Ordering::SeqCst);

@@ -106,7 +106,7 @@ fn perf_map_names_every_function_at_its_body() {
     d.add_module(Source::ir_text(src).named("perfmod")).unwrap();
     let f = d.lookup::<fn(i64) -> i64>("perf_visible").unwrap();
     assert_eq!(f.call(2), 6);
-    let body = f.current_address(&genjit::pin()).unwrap();
+    let body = f.current_address(&jit.pin()).unwrap();
     let map = std::fs::read_to_string(format!("/tmp/perf-{}.map", std::process::id())).unwrap();
     let line = |name: &str| {
         map.lines()
@@ -137,7 +137,7 @@ fn jitdump_records_each_function_with_its_code() {
     let src = "define i64 @dumped(i64 %x) {\n  %r = mul i64 %x, 7\n  ret i64 %r\n}\n";
     d.add_module(Source::ir_text(src).named("dumpmod")).unwrap();
     let f = d.lookup::<fn(i64) -> i64>("dumped").unwrap();
-    let pinned = genjit::pin();
+    let pinned = jit.pin();
     let body = f.current_address(&pinned).unwrap();
     let dump = std::fs::read(format!("/tmp/jit-{}.dump", std::process::id())).unwrap();
     let u32_at = |b: &[u8], o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap());

@@ -189,7 +189,7 @@ fn stats_show_pins_awaiting_bytes_and_reclamation_lag() {
     let jit = Jit::new().unwrap();
     let d = jit.create_dylib("d").unwrap();
     let m = d.add_module(ir(ret("f", 1), "m")).unwrap();
-    let pinned = genjit::pin();
+    let pinned = d.pin();
     d.remove_module(&m).unwrap();
     std::thread::sleep(Duration::from_millis(30));
     let s = jit.stats();
