@@ -21,3 +21,4 @@ negative() {
 }
 negative freeing_without_a_grace_period_is_caught "a free without grace period"
 negative running_code_outside_the_pins_scope_is_caught "code run outside its pin's scope"
+negative ignoring_the_handshake_is_caught "a free of what a handshake reported in use"

@@ -17,7 +17,12 @@
 //! - `parallel`: adds from two threads into two dylibs against one thread, next to LLVM's parse+emit
 //!   alone on one and two threads: how much of the hardware's parallelism an add keeps.
 //!
-//! `cargo bench -p genjit-cli --bench runtime [call|redefine|churn|parallel]`
+//! - `stall`: a call that stays 60 s inside dylib `a` of one JIT (it waits in a host function) while
+//!   dylib `b` of the same JIT churns (add + remove of one-function modules), against the same churn in
+//!   a JIT with no long call and in a third JIT, alternating in 3 s rounds during the call: throughput,
+//!   peak awaiting bytes and reclamation lag p99 per round, and RSS over the minute.
+//!
+//! `cargo bench -p genjit-cli --bench runtime [call|redefine|churn|parallel|stall]`
 
 #![allow(missing_docs)]
 
@@ -234,6 +239,99 @@ fn parallel_adds() {
     );
 }
 
+static HOLDING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+static RELEASE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn hold() {
+    use std::sync::atomic::Ordering::SeqCst;
+    HOLDING.store(true, SeqCst);
+    while !RELEASE.load(SeqCst) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+fn rss_kib() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    statm.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()).unwrap_or(0) * 4
+}
+
+/// One round of churn in `d` for `time`: (cycles per second, peak awaiting bytes, lag p99).
+fn churn_round(jit: &Jit, d: &genjit::Dylib, objects: &[Vec<u8>], time: Duration) -> (f64, usize, Duration) {
+    let start = std::time::Instant::now();
+    let (mut cycles, mut peak) = (0usize, 0usize);
+    while start.elapsed() < time {
+        let m = d.add_module(Source::object(objects[cycles % objects.len()].clone())).unwrap();
+        d.remove_module(&m).unwrap();
+        cycles += 1;
+        if cycles % 50 == 0 {
+            peak = peak.max(jit.stats().awaiting_bytes);
+        }
+    }
+    let lag = jit.stats().reclamation_lag.map_or(Duration::ZERO, |l| l.p99);
+    (cycles as f64 / start.elapsed().as_secs_f64(), peak, lag)
+}
+
+fn stall() {
+    use std::sync::atomic::Ordering::SeqCst;
+    const CALL: Duration = Duration::from_secs(60);
+    const ROUND: Duration = Duration::from_secs(3);
+    let objects: Vec<Vec<u8>> = (0..64).map(|i| object(&format!("f{i}"), i)).collect();
+    let quiet = Jit::new().unwrap();
+    let qb = quiet.create_dylib("b").unwrap();
+    let jit = Jit::new().unwrap();
+    jit.define_host("hold", hold as extern "C" fn()).unwrap();
+    let a = jit.create_dylib("a").unwrap();
+    a.add_module(Source::ir_text("declare void @hold()\ndefine void @long_call() {\n  call void @hold()\n  ret void\n}\n"))
+        .unwrap();
+    let b = jit.create_dylib("b").unwrap();
+    let other = Jit::new().unwrap();
+    let c = other.create_dylib("c").unwrap();
+    let f = a.lookup::<fn()>("long_call").unwrap();
+    let start = std::time::Instant::now();
+    let caller = std::thread::Builder::new().name("long-caller".into()).spawn(move || f.call()).unwrap();
+    while !HOLDING.load(SeqCst) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let names = ["no long call (another JIT)", "dylib b beside the long call", "a third JIT"];
+    let mut rounds: [Vec<(f64, usize, Duration)>; 3] = Default::default();
+    let rss0 = rss_kib();
+    let mut round = 0;
+    while start.elapsed() + 3 * ROUND < CALL {
+        for k in 0..3 {
+            let i = (k + round) % 3;
+            let (j, d) = [(&quiet, &qb), (&jit, &b), (&other, &c)][i];
+            rounds[i].push(churn_round(j, d, &objects, ROUND));
+        }
+        round += 1;
+    }
+    // SAFETY: malloc_trim only gives free memory back.
+    unsafe { libc::malloc_trim(0) };
+    let rss1 = rss_kib();
+    let held = jit.stats();
+    RELEASE.store(true, SeqCst);
+    caller.join().unwrap();
+    println!("\nchurn during a {:?} call in dylib a ({round} rounds of {ROUND:?}, engines interleaved)", start.elapsed());
+    for (name, r) in names.iter().zip(&rounds) {
+        let median = |mut v: Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        let rate = median(r.iter().map(|x| x.0).collect());
+        let peak = r.iter().map(|x| x.1).max().unwrap_or(0);
+        let lag = median(r.iter().map(|x| x.2.as_secs_f64() * 1e3).collect());
+        let worst = r.iter().map(|x| x.2).max().unwrap_or_default();
+        println!("  {name:30} {rate:7.0} cycles/s  peak awaiting {:5} KiB  lag p99 median {lag:.2} ms (worst round {worst:?})", peak / 1024);
+    }
+    println!(
+        "  RSS {} -> {} KiB over the call (malloc_trim'd); the long call held {} retirements, {} bytes, after {} handshakes",
+        rss0,
+        rss1,
+        held.stalls.iter().map(|s| s.retirements).sum::<usize>(),
+        held.stalls.iter().map(|s| s.bytes).sum::<usize>(),
+        held.handshakes
+    );
+}
+
 fn main() {
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let wanted = |name: &str| filter.as_ref().is_none_or(|f| name.contains(f.as_str()));
@@ -248,5 +346,8 @@ fn main() {
     }
     if wanted("parallel") {
         parallel_adds();
+    }
+    if wanted("stall") {
+        stall();
     }
 }

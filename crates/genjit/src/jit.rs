@@ -85,8 +85,8 @@ impl JitBuilder {
         self
     }
 
-    /// How long a thread may stay pinned while it holds reclamation back before it is reported (a
-    /// `tracing` warning, and the [`on_stall`](Self::on_stall) callback), once per pin. Default 10 s.
+    /// How long a pin may hold a retirement back before its thread is reported (a `tracing` warning, and
+    /// the [`on_stall`](Self::on_stall) callback), once per pin. Default 10 s.
     pub fn stall_after(mut self, age: Duration) -> Self {
         self.config.stall_after = Some(age);
         self
@@ -104,6 +104,20 @@ impl JitBuilder {
     /// ```
     pub fn on_stall(mut self, f: impl Fn(&Stall) + Send + Sync + 'static) -> Self {
         self.config.on_stall = Some(crate::dylib::StallHook(Arc::new(f)));
+        self
+    }
+
+    /// Precise reclamation: once a pin that holds retired modules back has lasted `after` (default 10 ms),
+    /// its thread is asked, by a signal, which of their code and data its registers and stack still
+    /// point into (DESIGN.md, "Precise reclamation"); the rest is freed while the pin goes on. `None`
+    /// turns it off: retired memory then waits for every pin that could reach it to end. The signal is
+    /// the first unused real-time signal from `SIGRTMIN + 8`; a host that uses them all gets `None`.
+    ///
+    /// A retired module's memory is then guaranteed only to threads that are running its code or hold
+    /// its addresses on their stacks or in registers, as after `dlclose`: a pointer into it kept
+    /// elsewhere (a heap structure, a global) dangles once it is retired.
+    pub fn handshake_after(mut self, after: Option<Duration>) -> Self {
+        self.config.handshake_after = Some(after);
         self
     }
 
@@ -169,6 +183,11 @@ pub struct Stats {
     /// `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)` (Linux 4.14+). Otherwise each pin runs a `SeqCst`
     /// fence (~10 ns more per call).
     pub fenceless_pins: bool,
+    /// Handshakes run (see [`JitBuilder::handshake_after`]), and retirements they freed while the pins
+    /// holding them went on.
+    pub handshakes: u64,
+    /// See [`handshakes`](Self::handshakes).
+    pub freed_by_handshake: u64,
     /// Every thread whose pin holds back memory of this JIT: who, for how long, in which dylibs, and how
     /// much (see [`JitBuilder::stall_after`] for reports as they happen).
     pub stalls: Vec<Stall>,
@@ -334,6 +353,8 @@ impl Jit {
             oldest_pin: session.domain.oldest_pin_age(),
             stalls: session.domain.stalls(),
             fenceless_pins: crate::runtime::sync::fences_are_asymmetric(),
+            handshakes: session.domain.handshake_counts().0,
+            freed_by_handshake: session.domain.handshake_counts().1,
             reclamation_lag: session.domain.lag.summary(),
             freed_code_traps: crate::sys::trap::available(),
             unwind_sections,
@@ -366,7 +387,7 @@ impl Jit {
 impl Drop for JitShared {
     fn drop(&mut self) {
         for dylib in std::mem::take(self.dylibs.get_mut()).into_values() {
-            self.session.domain.retire(reclaim::ANY_SCOPE, dylib.close(), 0, false);
+            self.session.domain.retire(reclaim::ANY_SCOPE, reclaim::Opaque(dylib.close()), 0, false);
         }
     }
 }

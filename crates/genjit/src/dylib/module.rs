@@ -19,7 +19,8 @@
 
 use crate::heap::{Block, Heap};
 use crate::link::{DefinedSymbol, Linked, RelocRecord};
-use crate::runtime::entry::Entry;
+use crate::runtime::entry::{CodeOwner, Entry};
+use crate::runtime::reclaim::Retire;
 use crate::sys;
 use crate::timings::ModuleTimings;
 use parking_lot::Mutex;
@@ -298,7 +299,24 @@ fn retire_unwind_objects(heap: &mut Heap) {
         let tags = object.tags.clone();
         let object = Arc::new(object);
         for &tag in tags.iter() {
-            domain.retire(tag, object.clone(), 0, false);
+            domain.retire(tag, UnwindObject(object.clone()), 0, false);
         }
+    }
+}
+
+/// A deregistered unwind object's storage. The only threads that can read it are inside libgcc's
+/// `_Unwind_Find_FDE` (see `sys::unwind`), so for the handshake it is "in use" while a holder's registers
+/// or stack point into that function.
+struct UnwindObject(#[allow(dead_code)] Arc<sys::unwind::RetiredObject>); // held, never read
+
+impl Retire for UnwindObject {
+    fn ranges(&self, out: &mut Vec<(usize, usize)>) -> bool {
+        sys::unwind::reader_range().map(|r| out.push(r)).is_some()
+    }
+}
+
+impl CodeOwner for LoadedModule {
+    fn ranges(&self, out: &mut Vec<(usize, usize)>) {
+        out.extend(self.code.iter().chain(&self.data).map(|b| (b.addr(), b.addr() + b.len())));
     }
 }

@@ -50,6 +50,9 @@ pub(crate) struct Config {
     /// When a pin holding reclamation back is reported (default 10 s), and to whom besides `tracing`.
     pub(crate) stall_after: Option<std::time::Duration>,
     pub(crate) on_stall: Option<StallHook>,
+    /// After how long a pin holding retirements back is asked what it still uses (`Some(None)`: never;
+    /// `None`: the default, 10 ms).
+    pub(crate) handshake_after: Option<Option<std::time::Duration>>,
 }
 
 /// The JIT's stall callback.
@@ -85,7 +88,8 @@ pub(crate) struct Session {
 impl Session {
     pub(crate) fn new(config: Config) -> Result<Session> {
         let stall_after = config.stall_after.unwrap_or(std::time::Duration::from_secs(10));
-        let domain = Domain::new(stall_after, config.on_stall.as_ref().map(|h| h.0.clone()));
+        let handshake_after = config.handshake_after.unwrap_or(Some(std::time::Duration::from_millis(10)));
+        let domain = Domain::new(stall_after, config.on_stall.as_ref().map(|h| h.0.clone()), handshake_after);
         let mut heap = Heap::new().map_err(Error::Heap)?;
         heap.domain = Some(domain.clone());
         let heap = Arc::new(Mutex::new(heap));

@@ -239,6 +239,12 @@ impl Drop for DylibShared {
                     self.1.take().into_iter().for_each(|b| self.0.lock().free_retired(b));
                 }
             }
+            impl crate::runtime::reclaim::Retire for Free {
+                fn ranges(&self, out: &mut Vec<(usize, usize)>) -> bool {
+                    out.extend(self.1.iter().map(|b| (b.addr(), b.addr() + b.len())));
+                    true
+                }
+            }
             self.heap.lock().mark_retired(&block);
             self.domain.retire(self.scope, Free(self.heap.clone(), Some(block)), 16, false);
         }

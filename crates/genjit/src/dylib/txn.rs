@@ -45,7 +45,7 @@ pub(crate) struct Change {
 
 /// A retired value counted in `Stats::awaiting_metadata_bytes` until it is dropped.
 struct Weighed<T> {
-    #[allow(dead_code)] // held to be dropped (after `Drop::drop`, which takes the heap's lock first)
+    /// Dropped after `Drop::drop`, which takes the heap's lock first.
     value: T,
     bytes: usize,
     heap: Arc<parking_lot::Mutex<crate::heap::Heap>>,
@@ -61,6 +61,30 @@ impl<T> Weighed<T> {
 impl<T> Drop for Weighed<T> {
     fn drop(&mut self) {
         self.heap.lock().awaiting_metadata -= self.bytes;
+    }
+}
+
+impl<T: crate::runtime::reclaim::Retire> crate::runtime::reclaim::Retire for Weighed<T> {
+    fn ranges(&self, out: &mut Vec<(usize, usize)>) -> bool {
+        self.value.ranges(out)
+    }
+}
+
+/// What a change retires: its modules, the modules they reference data of, replaced definitions and
+/// orphaned entries.
+type Retiring = (Box<[Arc<LoadedModule>]>, Box<[Arc<LoadedModule>]>, Box<[Definition]>, Box<[Arc<Entry>]>);
+
+impl crate::runtime::reclaim::Retire for Retiring {
+    /// Every module whose last reference may be here. Dropped entries retire their own stubs.
+    fn ranges(&self, out: &mut Vec<(usize, usize)>) -> bool {
+        use crate::runtime::entry::CodeOwner;
+        let defined = self.2.iter().filter_map(|d| match d {
+            Definition::Function { module, .. } => module.as_ref(),
+            Definition::Data { module, .. } => Some(module),
+            Definition::Host { .. } => None,
+        });
+        self.0.iter().chain(self.1.iter()).chain(defined).for_each(|m| m.ranges(out));
+        true
     }
 }
 
@@ -110,8 +134,7 @@ impl Dylib {
             let deps: Vec<Arc<LoadedModule>> = done.retired.iter().flat_map(|m| m.retire()).collect();
             let Done { retired, new, garbage, orphans, .. } = done;
             // Boxed slices: no spare capacity waits with them.
-            let retiring: (Box<[_]>, Box<[_]>, Box<[_]>, Box<[_]>) =
-                (retired.into(), deps.into(), garbage.into(), orphans.into());
+            let retiring: Retiring = (retired.into(), deps.into(), garbage.into(), orphans.into());
             let bytes = std::mem::size_of_val(&retiring)
                 + 8 * (retiring.0.len() + retiring.1.len() + retiring.3.len())
                 + std::mem::size_of::<Definition>() * retiring.2.len()
@@ -123,8 +146,15 @@ impl Dylib {
                 code + data + m.metadata_bytes()
             });
             let held = modules.sum::<usize>() + bytes;
-            let weighed = Weighed::new(retiring, bytes, &self.session.heap);
-            domain.retire(self.shared.scope, weighed, held, true);
+            // A change that let go of nothing (a first definition) retires nothing.
+            if !(retiring.0.is_empty()
+                && retiring.1.is_empty()
+                && retiring.2.is_empty()
+                && retiring.3.is_empty())
+            {
+                let weighed = Weighed::new(retiring, bytes, &self.session.heap);
+                domain.retire(self.shared.scope, weighed, held, true);
+            }
             Ok(new)
         })?;
         let pinned = domain.pin(self.shared.scope);

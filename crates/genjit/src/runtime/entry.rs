@@ -23,13 +23,12 @@
 //! in flight cannot land in an unrelated function's stub.
 
 use super::handoff::{Body, Handoff};
-use super::reclaim::{Domain, Pinned};
+use super::reclaim::{Domain, Pinned, Retire};
 use super::sync::AtomicUsize;
 use crate::heap::{Block, Heap, Kind, TRAP_BYTE};
 use crate::signature::Signature;
 use parking_lot::Mutex;
 use slab::Slab;
-use std::any::Any;
 use std::ptr::NonNull;
 use std::sync::{Arc, Weak};
 
@@ -44,12 +43,17 @@ pub(crate) struct Target {
     pub(crate) owner: Owner,
 }
 
+/// What owns a body's code (a module), seen only as the memory it keeps alive: entries need not know
+/// what a module is.
+pub(crate) trait CodeOwner: Send + Sync + 'static {
+    /// Appends the address ranges freed when the last reference goes (see [`Retire`]).
+    fn ranges(&self, out: &mut Vec<(usize, usize)>);
+}
+
 /// The owner of a target's code.
 pub(crate) enum Owner {
-    /// A body in JIT code: whatever owns that code (a module), kept alive and never read. Type-erased so
-    /// that entries need not know what a module is.
-    #[allow(dead_code)] // held for ownership, never read
-    Code(Arc<dyn Any + Send + Sync>),
+    /// A body in JIT code: whatever owns that code (a module), kept alive.
+    Code(Arc<dyn CodeOwner>),
     /// Another entry (an explicit redirection to a JIT symbol follows that symbol's redefinitions).
     Entry(Arc<Entry>),
     /// Host code, which lives as long as the process.
@@ -59,6 +63,17 @@ pub(crate) enum Owner {
 impl Body for Target {
     fn addr(&self) -> usize {
         self.addr
+    }
+}
+
+impl Retire for Arc<Target> {
+    /// A body's module; another entry or host code free nothing a thread may be running (an entry
+    /// dropped with it retires its own stub).
+    fn ranges(&self, out: &mut Vec<(usize, usize)>) -> bool {
+        if let Owner::Code(owner) = &self.owner {
+            owner.ranges(out);
+        }
+        true
     }
 }
 
@@ -149,17 +164,31 @@ impl Drop for Entry {
     fn drop(&mut self) {
         // The index goes back only after a grace period: a thread pinned now may still be about to jump
         // through this stub (a stale call lands on the tombstone, never on a reused stub).
-        struct Release(Arc<Mutex<EntryTable>>, usize);
+        /// Gives the index back for reuse (its stub then belongs to another function).
+        struct Release {
+            table: Arc<Mutex<EntryTable>>,
+            index: usize,
+            stub: usize,
+            target: Option<Arc<Target>>,
+        }
         impl Drop for Release {
             fn drop(&mut self) {
-                let mut table = self.0.lock();
-                table.names[self.1] = None;
-                table.indices.remove(self.1);
+                let mut table = self.table.lock();
+                table.names[self.index] = None;
+                table.indices.remove(self.index);
             }
         }
-        let old = self.handoff.redirect(None, self.tombstone());
+        impl Retire for Release {
+            fn ranges(&self, out: &mut Vec<(usize, usize)>) -> bool {
+                out.push((self.stub, self.stub + STUB_SIZE));
+                self.target.as_ref().is_none_or(|t| t.ranges(out))
+            }
+        }
+        let target = self.handoff.redirect(None, self.tombstone());
         let domain = self.table.lock().domain.clone();
-        domain.retire(self.scope, (old, Release(self.table.clone(), self.index as usize)), 0, false);
+        let release =
+            Release { table: self.table.clone(), index: self.index as usize, stub: self.stub, target };
+        domain.retire(self.scope, release, 0, false);
     }
 }
 

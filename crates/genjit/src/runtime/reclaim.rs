@@ -26,8 +26,17 @@
 //! ## Stalls
 //! A reader whose pin began in an epoch before the current one and that holds a retirement back is a
 //! *stall*: [`Domain::stalls`] names the thread, how long it has been pinned (from when its epoch began;
-//! epochs advance at least once a second), the scopes it runs and what it holds. A stall older than the
-//! domain's threshold is reported once per pin, as a `tracing` warning and to the JIT's callback.
+//! epochs advance at least once a second), the scopes it runs and what it holds. A stall that has held a
+//! retirement back for longer than the domain's threshold is reported once per pin, as a `tracing`
+//! warning and to the JIT's callback.
+//!
+//! ## Precise reclamation
+//! Every retired value says what dropping it may free ([`Retire::ranges`]: a module's code and data
+//! blocks, a stub). When retirements are held only by readers pinned for longer than the domain's
+//! `handshake_after`, the reclaimer asks each of those threads (`sys::handshake`: a signal whose handler
+//! scans the thread's registers and stack) which of those ranges it still holds an address in, and frees
+//! the retirements none of their holders uses, while the pins go on. At most one round per
+//! `handshake_after` (at least 1 ms).
 
 use super::grace::{self, Epoch, ReaderState, ANY};
 use parking_lot::{Condvar, Mutex};
@@ -62,6 +71,28 @@ fn now_ns() -> u64 {
     START.get_or_init(Instant::now).elapsed().as_nanos() as u64
 }
 
+/// A retired value: what dropping it may free, for the handshake (see [`Domain::retire`]).
+pub(crate) trait Retire: Send + 'static {
+    /// Appends the address ranges `[start, end)` that dropping this value may free (code and data
+    /// blocks, stubs); `false` if it cannot say, and then only the end of every pin holding it frees it.
+    fn ranges(&self, out: &mut Vec<(usize, usize)>) -> bool;
+}
+
+impl Retire for Box<[Box<dyn Retire>]> {
+    fn ranges(&self, out: &mut Vec<(usize, usize)>) -> bool {
+        self.iter().all(|v| v.ranges(out))
+    }
+}
+
+/// A value with nothing to say about its memory (dropping it frees nothing a thread may be running).
+pub(crate) struct Opaque<T>(pub(crate) T);
+
+impl<T: Send + 'static> Retire for Opaque<T> {
+    fn ranges(&self, _: &mut Vec<(usize, usize)>) -> bool {
+        false
+    }
+}
+
 /// A thread reported as holding memory back (see [`Domain::stalls`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
@@ -74,6 +105,9 @@ pub struct Stall {
     /// How long its pin has lasted (to the epoch: within [`TICK`] while reclamation is under way, a
     /// second otherwise).
     pub pinned_for: Duration,
+    /// How long the oldest retirement it holds has waited (what `stall_after` is compared with: a
+    /// retirement the handshake frees soon is not a stall).
+    pub waiting: Duration,
     /// The dylibs whose code it may be running (`["*"]`: any dylib of the JIT).
     pub dylibs: Vec<String>,
     /// Retirements (each a change's removed modules and replaced bodies, or smaller pieces) it holds.
@@ -118,7 +152,7 @@ impl LagStats {
 
 /// One retired value waiting for its grace period.
 struct Retired {
-    value: Box<dyn Send>,
+    value: Box<dyn Retire>,
     /// Retirement order in the domain, for [`Domain::reclaim_now`].
     number: u64,
     stamp: u64,
@@ -143,6 +177,8 @@ pub(crate) struct Reader {
     domain: u64,
     thread: Box<str>,
     tid: i32,
+    /// The thread's stack `[lo, hi)`, for the handshake (`(0, 0)` if unknown: never scanned).
+    stack: (usize, usize),
 }
 
 impl Reader {
@@ -159,6 +195,7 @@ impl Reader {
             domain,
             thread,
             tid,
+            stack: crate::sys::handshake::current_stack().unwrap_or((0, 0)),
         }
     }
 }
@@ -205,7 +242,12 @@ struct PassMemory {
     starts: Vec<(u64, u64)>,
     /// Pins already reported as stalls, by reader address and epoch.
     reported: Vec<(usize, u64)>,
+    /// When the next handshake may run (nanoseconds since [`START`]).
+    next_handshake: u64,
 }
+
+/// A retirement the handshake may free: its number, the readers holding it, what it would free.
+type Candidate = (u64, Vec<usize>, Vec<(usize, usize)>);
 
 /// What a stall report calls.
 pub(crate) type StallCallback = Arc<dyn Fn(&Stall) + Send + Sync>;
@@ -221,6 +263,12 @@ pub(crate) struct Domain {
     pub(crate) lag: LagStats,
     stall_after: Duration,
     on_stall: Option<StallCallback>,
+    /// How long a pin must have lasted before its thread is asked which retired ranges it still uses
+    /// (`None`: never; also when no signal could be installed).
+    handshake_after: Option<Duration>,
+    /// Handshakes run and retirements they freed, for `Stats`.
+    handshakes: AtomicU64,
+    freed_by_handshake: AtomicU64,
 }
 
 impl std::fmt::Debug for Domain {
@@ -231,9 +279,14 @@ impl std::fmt::Debug for Domain {
 
 impl Domain {
     /// A domain, registered with the reclaimer (started with the first one).
-    pub(crate) fn new(stall_after: Duration, on_stall: Option<StallCallback>) -> Arc<Domain> {
+    pub(crate) fn new(
+        stall_after: Duration,
+        on_stall: Option<StallCallback>,
+        handshake_after: Option<Duration>,
+    ) -> Arc<Domain> {
         super::sync::init_fences();
         start();
+        let handshake_after = handshake_after.filter(|_| crate::sys::handshake::install());
         let domain = Arc::new(Domain {
             id: NEXT_DOMAIN.fetch_add(1, Ordering::Relaxed),
             epoch: Epoch::new(),
@@ -244,6 +297,9 @@ impl Domain {
             lag: LagStats::default(),
             stall_after,
             on_stall,
+            handshake_after,
+            handshakes: AtomicU64::new(0),
+            freed_by_handshake: AtomicU64::new(0),
         });
         DOMAINS.lock().push(domain.clone());
         domain
@@ -333,8 +389,8 @@ impl Domain {
     /// Drops `value` once no thread that is pinned now, in a scope that reaches `scope`, can still be
     /// using it. `bytes` is what it holds (for stall reports); `timed` records its lag. The caller must
     /// have unlinked it (no new pin can reach it) before calling.
-    pub(crate) fn retire<T: Send + 'static>(&self, scope: u32, value: T, bytes: usize, timed: bool) {
-        let mut value = Some(Box::new(value) as Box<dyn Send>);
+    pub(crate) fn retire<T: Retire>(&self, scope: u32, value: T, bytes: usize, timed: bool) {
+        let mut value = Some(Box::new(value) as Box<dyn Retire>);
         // Inside `batched` on this domain, join the batch; otherwise (or during thread teardown) go alone.
         let _ = BATCH.try_with(|b| {
             if let Some(batch) = b.borrow_mut().as_mut().filter(|batch| batch.domain == self.id) {
@@ -358,7 +414,7 @@ impl Domain {
         }
     }
 
-    fn retire_boxed(&self, scope: u32, value: Box<dyn Send>, bytes: usize, timed: bool) {
+    fn retire_boxed(&self, scope: u32, value: Box<dyn Retire>, bytes: usize, timed: bool) {
         let stamp = self.epoch.stamp();
         let mut queues = self.queues.lock();
         let number = queues.next;
@@ -466,6 +522,11 @@ impl Domain {
             // What is about to be dropped still counts as pending for `reclaim_now`.
             q.in_pass = free.iter().map(|r| r.number).min();
         }
+        let precise = self.precise(&observed, now);
+        if !precise.is_empty() {
+            self.freed_by_handshake.fetch_add(precise.len() as u64, Ordering::Relaxed);
+            free.extend(precise);
+        }
         self.report_stalls(&observed, now);
         if free.is_empty() {
             return;
@@ -485,6 +546,127 @@ impl Domain {
         self.queues.lock().in_pass = None;
         let _lock = DRAINED_LOCK.lock();
         DRAINED.notify_all();
+    }
+
+    /// Frees precisely what only long pins hold (see `sys::handshake`): asks each reader pinned for longer
+    /// than `handshake_after` that holds a retirement which says what it frees, and takes out of `held`
+    /// every such retirement none of its holders was found using. At most once per `handshake_after`.
+    fn precise(&self, observed: &[(usize, u64, u32)], now: u64) -> Vec<Retired> {
+        let Some(after) = self.handshake_after else { return Vec::new() };
+        if observed.is_empty() {
+            return Vec::new();
+        }
+        let stalled: Vec<usize> = {
+            let mut memory = self.pass.lock();
+            if now < memory.next_handshake {
+                return Vec::new();
+            }
+            memory.next_handshake = now + (after.as_nanos() as u64).max(1_000_000);
+            let started = |e: u64| memory.starts.iter().filter(|&&(s, _)| s <= e).map(|&(_, t)| t).max();
+            observed
+                .iter()
+                .filter(|&&(_, e, _)| {
+                    started(e).is_some_and(|t| now.saturating_sub(t) >= after.as_nanos() as u64)
+                })
+                .map(|&(r, _, _)| r)
+                .collect()
+        };
+        if stalled.is_empty() {
+            return Vec::new();
+        }
+        let reaches = self.reach_tables(observed);
+        let holders_of = |r: &Retired| -> Vec<usize> {
+            observed
+                .iter()
+                .filter(|&&(_, e, s)| {
+                    grace::holds((e, s), r.stamp, r.scope, |a, b| {
+                        reaches
+                            .iter()
+                            .find(|(from, _)| *from == a)
+                            .is_none_or(|(_, t)| t.get(b as usize).copied().unwrap_or(true))
+                    })
+                })
+                .map(|&(r, _, _)| r)
+                .collect()
+        };
+        // Retirements held only by stalled readers, with what they would free.
+        let mut candidates: Vec<Candidate> = Vec::new();
+        {
+            let q = self.queues.lock();
+            for r in &q.held {
+                let holders = holders_of(r);
+                if holders.is_empty() || !holders.iter().all(|h| stalled.contains(h)) {
+                    continue;
+                }
+                let mut ranges = Vec::new();
+                if r.value.ranges(&mut ranges) {
+                    candidates.push((r.number, holders, ranges));
+                }
+            }
+        }
+        if candidates.is_empty() {
+            return Vec::new();
+        }
+        // What frees no memory a thread could use needs no question.
+        let mut free: Vec<u64> = candidates.iter().filter(|c| c.2.is_empty()).map(|c| c.0).collect();
+        candidates.retain(|c| !c.2.is_empty());
+        // One question per thread: every candidate range, sorted and merged.
+        let mut merged: Vec<(usize, usize)> = candidates.iter().flat_map(|c| c.2.iter().copied()).collect();
+        merged.sort_unstable();
+        // Only overlapping ranges merge: adjacent blocks of different modules must stay apart.
+        merged.dedup_by(|next, prev| {
+            let overlaps = next.0 < prev.1;
+            if overlaps {
+                prev.1 = prev.1.max(next.1);
+            }
+            overlaps
+        });
+        let readers: Vec<Arc<Reader>> = self.readers.lock().clone();
+        let mut asked: Vec<(usize, Option<Vec<bool>>)> = Vec::new();
+        for c in &candidates {
+            for &h in &c.1 {
+                if asked.iter().any(|(a, _)| *a == h) {
+                    continue;
+                }
+                let answer = readers.iter().find(|r| Arc::as_ptr(r) as usize == h).and_then(|r| {
+                    let _span = tracing::debug_span!("handshake", thread = %r.thread).entered();
+                    crate::sys::handshake::ask(r.tid, r.stack, merged.clone())
+                });
+                self.handshakes.fetch_add(1, Ordering::Relaxed);
+                asked.push((h, answer));
+            }
+        }
+        let index = |addr: usize| merged.partition_point(|&(_, end)| end <= addr);
+        free.extend(
+            candidates
+                .iter()
+                .filter(|(_, holders, ranges)| {
+                    holders.iter().all(|h| {
+                        let answer = asked.iter().find(|(a, _)| a == h).and_then(|(_, hits)| hits.as_ref());
+                        answer.is_some_and(|hits| ranges.iter().all(|&(start, _)| !hits[index(start)]))
+                    })
+                })
+                .map(|c| c.0),
+        );
+        if free.is_empty() {
+            return Vec::new();
+        }
+        let mut q = self.queues.lock();
+        let (f, k): (Vec<Retired>, Vec<Retired>) =
+            std::mem::take(&mut q.held).into_iter().partition(|r| free.contains(&r.number));
+        q.held = k;
+        // About to be dropped: still pending for `reclaim_now`.
+        let least = f.iter().map(|r| r.number).min();
+        q.in_pass = match (q.in_pass, least) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        f
+    }
+
+    /// Handshakes run so far, and the retirements they freed before their holders' pins ended.
+    pub(crate) fn handshake_counts(&self) -> (u64, u64) {
+        (self.handshakes.load(Ordering::Relaxed), self.freed_by_handshake.load(Ordering::Relaxed))
     }
 
     /// The pinned readers, by address: `(reader, epoch, scope)`, sorted.
@@ -534,7 +716,7 @@ impl Domain {
         let scopes = self.scopes.lock();
         let mut stalls = Vec::new();
         for &(addr, epoch, scope) in observed {
-            let (mut retirements, mut bytes) = (0, 0);
+            let (mut retirements, mut bytes, mut first) = (0, 0, u64::MAX);
             for r in q.held.iter().chain(&q.incoming) {
                 let held = grace::holds((epoch, scope), r.stamp, r.scope, |a, b| {
                     reaches
@@ -544,6 +726,7 @@ impl Domain {
                 });
                 if held {
                     retirements += 1;
+                    first = first.min(r.at);
                     bytes += r.bytes as usize;
                 }
             }
@@ -566,6 +749,7 @@ impl Domain {
                 thread: reader.thread.to_string(),
                 tid: reader.tid,
                 pinned_for: Duration::from_nanos(now.saturating_sub(started(epoch))),
+                waiting: Duration::from_nanos(now.saturating_sub(first)),
                 dylibs,
                 retirements,
                 bytes,
@@ -592,7 +776,7 @@ impl Domain {
             return;
         }
         for (key, stall) in self.stalls_of(observed, now) {
-            if stall.pinned_for < self.stall_after {
+            if stall.waiting < self.stall_after {
                 continue;
             }
             {
@@ -605,6 +789,7 @@ impl Domain {
             tracing::warn!(
                 thread = %stall.thread,
                 pinned_for = ?stall.pinned_for,
+                waiting = ?stall.waiting,
                 dylibs = ?stall.dylibs,
                 retirements = stall.retirements,
                 bytes = stall.bytes,
@@ -717,7 +902,7 @@ impl Drop for Owned {
 
 struct Group {
     scope: u32,
-    values: Vec<Box<dyn Send>>,
+    values: Vec<Box<dyn Retire>>,
     bytes: usize,
     timed: bool,
 }

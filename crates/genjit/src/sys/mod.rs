@@ -21,12 +21,18 @@
 //! - [`gdb`]: GDB's JIT interface, one registered object per module.
 //! - [`trap`]: a userfaultfd that makes freed (hole-punched) code pages fault instead of reading zeros.
 //!
+//! ## Threads
+//! - [`handshake`]: a signal asking a thread which address ranges its registers and stack still hold
+//!   (precise reclamation under a long pin).
+//! - [`flush_store_buffers`]: the heavy fence where `membarrier` is unavailable.
+//!
 //! ## Symbols and unwinding
 //! - [`process_symbol`]: `dlsym(RTLD_DEFAULT, name)`, the process's own symbols (libc, libm, libstdc++,
 //!   libgcc's compiler-runtime helpers).
 //! - [`unwind`]: libgcc's frame registry, one registered object per 256 KiB window of JIT code.
 
 pub(crate) mod gdb;
+pub(crate) mod handshake;
 pub(crate) mod perf;
 pub(crate) mod trap;
 pub(crate) mod unwind;

@@ -125,6 +125,35 @@ impl Registration {
     }
 }
 
+/// The code of libgcc's `_Unwind_Find_FDE`, `[start, end)`: the only code that reads a deregistered object
+/// (after dropping libgcc's lock, see [`Registration::deregister`]), so a thread whose registers and stack
+/// hold no address inside it cannot be reading one. `None` if the symbol or its size cannot be found.
+pub fn reader_range() -> Option<(usize, usize)> {
+    static RANGE: std::sync::OnceLock<Option<(usize, usize)>> = std::sync::OnceLock::new();
+    *RANGE.get_or_init(|| {
+        const RTLD_DL_SYMENT: libc::c_int = 1;
+        // SAFETY: `dlsym` with a NUL-terminated name; `dladdr1` fills `info` and points `sym` at the
+        // symbol table entry of the object containing the address, which stays loaded (libgcc_s is never
+        // unloaded while genjit's registrations use it).
+        unsafe {
+            let addr = libc::dlsym(libc::RTLD_DEFAULT, c"_Unwind_Find_FDE".as_ptr());
+            if addr.is_null() {
+                return None;
+            }
+            let mut info: libc::Dl_info = std::mem::zeroed();
+            let mut sym: *const libc::Elf64_Sym = std::ptr::null();
+            let found = libc::dladdr1(
+                addr,
+                &mut info,
+                (&mut sym as *mut *const libc::Elf64_Sym).cast(),
+                RTLD_DL_SYMENT,
+            );
+            let size = sym.as_ref().map_or(0, |s| s.st_size as usize);
+            (found != 0 && size > 0 && info.dli_saddr == addr).then(|| (addr as usize, addr as usize + size))
+        }
+    })
+}
+
 /// An `.eh_frame` section with no entries: just the zero terminator.
 static EMPTY: [u32; 2] = [0, 0];
 

@@ -13,6 +13,7 @@ mod observe;
 mod proptests;
 mod redirect;
 mod safety;
+mod stall;
 mod unwind;
 
 /// Runs test `name` (its path in this binary) in a child process of its own and returns the child's

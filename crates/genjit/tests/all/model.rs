@@ -108,7 +108,7 @@ struct Real {
 }
 
 fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
-    let jit = Jit::new().unwrap();
+    let jit = Jit::builder().handshake_after(Some(Duration::ZERO)).build().unwrap();
     let dylibs = (0..DYLIBS).map(|i| jit.create_dylib(&format!("d{i}")).unwrap()).collect();
     let mut real = Real { jit, dylibs, handles: BTreeMap::new() };
     let mut model: Vec<ModelDylib> = (0..DYLIBS).map(|_| ModelDylib::default()).collect();
@@ -220,7 +220,7 @@ fn soak() -> Duration {
 
 #[test]
 fn callers_never_see_torn_or_freed_code() {
-    let jit = Jit::new().unwrap();
+    let jit = Jit::builder().handshake_after(Some(Duration::ZERO)).build().unwrap();
     let d = jit.create_dylib("d").unwrap();
     let version = |v: i64| {
         Source::ir_text(format!(
@@ -280,5 +280,12 @@ fn callers_never_see_torn_or_freed_code() {
     assert!(v > 20 && calls > 1000, "too little happened: {v} versions, {calls} calls");
     assert!(jit.reclaim(Duration::from_secs(10)));
     assert_eq!(d.modules().len(), 1 + churn.len(), "superseded versions were retired");
-    eprintln!("concurrent: {} redefinitions, {calls} calls", v - 1);
+    let s = jit.stats();
+    eprintln!(
+        "concurrent: {} redefinitions, {calls} calls, {} handshakes freed {} retirements (fenceless pins: {})",
+        v - 1,
+        s.handshakes,
+        s.freed_by_handshake,
+        s.fenceless_pins
+    );
 }

@@ -186,7 +186,8 @@ fn replace_all_switches_every_name_at_once() {
 
 #[test]
 fn stats_show_pins_awaiting_bytes_and_reclamation_lag() {
-    let jit = Jit::new().unwrap();
+    // No handshake, which would free the module while the pin goes on (see `stall`).
+    let jit = Jit::builder().handshake_after(None).build().unwrap();
     let d = jit.create_dylib("d").unwrap();
     let m = d.add_module(ir(ret("f", 1), "m")).unwrap();
     let pinned = d.pin();
