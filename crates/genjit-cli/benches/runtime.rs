@@ -281,8 +281,10 @@ fn stall() {
     let jit = Jit::new().unwrap();
     jit.define_host("hold", hold as extern "C" fn()).unwrap();
     let a = jit.create_dylib("a").unwrap();
-    a.add_module(Source::ir_text("declare void @hold()\ndefine void @long_call() {\n  call void @hold()\n  ret void\n}\n"))
-        .unwrap();
+    a.add_module(Source::ir_text(
+        "declare void @hold()\ndefine void @long_call() {\n  call void @hold()\n  ret void\n}\n",
+    ))
+    .unwrap();
     let b = jit.create_dylib("b").unwrap();
     let other = Jit::new().unwrap();
     let c = other.create_dylib("c").unwrap();
@@ -294,7 +296,12 @@ fn stall() {
     }
     let names = ["no long call (another JIT)", "dylib b beside the long call", "a third JIT"];
     let mut rounds: [Vec<(f64, usize, Duration)>; 3] = Default::default();
-    let rss0 = rss_kib();
+    let trimmed_rss = || {
+        // SAFETY: malloc_trim only gives free memory back.
+        unsafe { libc::malloc_trim(0) };
+        rss_kib()
+    };
+    let mut rss = vec![trimmed_rss()];
     let mut round = 0;
     while start.elapsed() + 3 * ROUND < CALL {
         for k in 0..3 {
@@ -302,15 +309,17 @@ fn stall() {
             let (j, d) = [(&quiet, &qb), (&jit, &b), (&other, &c)][i];
             rounds[i].push(churn_round(j, d, &objects, ROUND));
         }
+        rss.push(trimmed_rss());
         round += 1;
     }
-    // SAFETY: malloc_trim only gives free memory back.
-    unsafe { libc::malloc_trim(0) };
-    let rss1 = rss_kib();
+    std::thread::sleep(CALL.saturating_sub(start.elapsed()));
     let held = jit.stats();
     RELEASE.store(true, SeqCst);
     caller.join().unwrap();
-    println!("\nchurn during a {:?} call in dylib a ({round} rounds of {ROUND:?}, engines interleaved)", start.elapsed());
+    println!(
+        "\nchurn during a {:?} call in dylib a ({round} rounds of {ROUND:?}, engines interleaved)",
+        start.elapsed()
+    );
     for (name, r) in names.iter().zip(&rounds) {
         let median = |mut v: Vec<f64>| {
             v.sort_by(f64::total_cmp);
@@ -322,10 +331,9 @@ fn stall() {
         let worst = r.iter().map(|x| x.2).max().unwrap_or_default();
         println!("  {name:30} {rate:7.0} cycles/s  peak awaiting {:5} KiB  lag p99 median {lag:.2} ms (worst round {worst:?})", peak / 1024);
     }
+    println!("  RSS after each round (KiB, malloc_trim'd): {rss:?}");
     println!(
-        "  RSS {} -> {} KiB over the call (malloc_trim'd); the long call held {} retirements, {} bytes, after {} handshakes",
-        rss0,
-        rss1,
+        "  at the end of the call it held {} retirements, {} bytes, after {} handshakes",
         held.stalls.iter().map(|s| s.retirements).sum::<usize>(),
         held.stalls.iter().map(|s| s.bytes).sum::<usize>(),
         held.handshakes
