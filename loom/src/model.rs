@@ -37,7 +37,7 @@ struct Code {
     memory: Arc<Memory>,
 }
 
-impl Body for Code {
+impl Body for Arc<Code> {
     fn addr(&self) -> usize {
         self.addr
     }
@@ -57,7 +57,7 @@ impl Drop for Code {
     }
 }
 
-type Slot = Handoff<Box<AtomicUsize>, Code>;
+type Slot = Handoff<Box<AtomicUsize>, Arc<Code>>;
 
 fn memory(bodies: usize) -> Arc<Memory> {
     Arc::new(Memory { cells: (0..=bodies).map(|_| Cell(UnsafeCell::new(0))).collect() })

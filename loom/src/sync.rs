@@ -24,20 +24,20 @@ pub(crate) fn heavy_fence() {
     loom::sync::atomic::fence(Ordering::SeqCst);
 }
 
-/// The owner cell: genjit uses an `ArcSwapOption`, whose loads and swaps are linearizable; a loom mutex
-/// models exactly that (and lets loom explore where each swap falls between other operations).
-pub(crate) struct OwnerCell<B>(loom::sync::Mutex<Option<Arc<B>>>);
+/// The owner cell: genjit keeps the body inline under a mutex (only writers and lookups take it); a loom
+/// mutex models exactly that (and lets loom explore where each swap falls between other operations).
+pub(crate) struct OwnerCell<B>(loom::sync::Mutex<Option<B>>);
 
-impl<B> OwnerCell<B> {
-    pub(crate) fn new(value: Option<Arc<B>>) -> Self {
+impl<B: Clone> OwnerCell<B> {
+    pub(crate) fn new(value: Option<B>) -> Self {
         OwnerCell(loom::sync::Mutex::new(value))
     }
 
-    pub(crate) fn load_full(&self) -> Option<Arc<B>> {
+    pub(crate) fn load_full(&self) -> Option<B> {
         self.0.lock().unwrap().clone()
     }
 
-    pub(crate) fn swap(&self, value: Option<Arc<B>>) -> Option<Arc<B>> {
+    pub(crate) fn swap(&self, value: Option<B>) -> Option<B> {
         std::mem::replace(&mut *self.0.lock().unwrap(), value)
     }
 }

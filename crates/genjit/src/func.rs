@@ -98,8 +98,10 @@ impl<S: JitSignature> Func<S> {
     /// The address of the body the function's entry points at now (`None` if removed). The body stays
     /// mapped while `pinned` lives, even if the function is redefined meanwhile, provided `pinned`
     /// covers the function's dylib (a pin of another JIT, or of a dylib that cannot reach this one, does
-    /// not: then this takes its own pin and the address may be freed as soon as it returns). For profilers
-    /// and debuggers, and for measuring the entry's cost: calling it needs `unsafe`.
+    /// not: then this takes its own pin and the address may be freed as soon as it returns) and the
+    /// address stays on this thread's stack or in its registers (precise reclamation frees a superseded
+    /// body no thread holds an address of: see [`JitBuilder::handshake_after`](crate::JitBuilder)). For
+    /// profilers and debuggers, and for measuring the entry's cost: calling it needs `unsafe`.
     pub fn current_address(&self, pinned: &Pinned<'_>) -> Option<usize> {
         match &self.callee {
             Callee::Entry(e, domain) if !pinned.covers(domain, e.scope()) => {

@@ -93,8 +93,10 @@ mod metadata {
     #[test]
     fn records_stay_small() {
         use std::mem::size_of;
-        assert!(size_of::<crate::dylib::module::LoadedModule>() <= 216);
-        assert!(size_of::<crate::runtime::entry::Entry>() <= 48);
+        // 168: with its `Arc` counts, one 192-byte malloc chunk.
+        assert!(size_of::<crate::dylib::module::LoadedModule>() <= 168);
+        // With its current target inline (an address and its owner behind a one-byte lock).
+        assert!(size_of::<crate::runtime::entry::Entry>() <= 80);
         assert!(size_of::<crate::dylib::table::Definition>() <= 24);
         assert!(size_of::<crate::link::DefinedSymbol>() <= 32);
     }

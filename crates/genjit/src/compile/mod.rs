@@ -47,6 +47,9 @@ use std::path::PathBuf;
 pub(crate) struct Compiled {
     /// The module's name.
     pub(crate) name: String,
+    /// When the name is the default `module#N`: N, which becomes the module's serial (so the name need
+    /// not be stored: see DESIGN.md, "Metadata").
+    pub(crate) default_serial: Option<u64>,
     /// The relocatable object.
     pub(crate) object: Vec<u8>,
     /// IR signatures of the functions it defines.
@@ -68,7 +71,7 @@ pub(crate) fn compile(
     let mut timings = ModuleTimings::default();
     if let SourceKind::Object(object) = source.kind {
         dump_bytes(dump, &name, DumpKind::Obj, &object);
-        return Ok(Compiled { name, object, signatures: HashMap::new(), timings });
+        return Ok(Compiled { name, default_serial: None, object, signatures: HashMap::new(), timings });
     }
     // Declared before the context, so it outlives it (the handler points at it).
     let diagnostics = Diagnostics::default();
@@ -89,7 +92,7 @@ pub(crate) fn compile(
         // object that must not be used.
         match diagnostics.take_errors() {
             Some(errors) => Err(failed(errors)),
-            None => Ok(Compiled { name: name.clone(), object, signatures, timings }),
+            None => Ok(Compiled { name: name.clone(), default_serial: None, object, signatures, timings }),
         }
     })
 }

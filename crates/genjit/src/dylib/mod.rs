@@ -217,11 +217,15 @@ impl Dylib {
 
     fn compile(&self, source: Source) -> Result<Compiled> {
         let config = &self.session.config;
-        let name = format!("module#{}", next_serial());
-        match &self.session.pool {
+        let serial = next_serial();
+        let name = format!("module#{serial}");
+        let unnamed = source.name.is_none();
+        let mut compiled = match &self.session.pool {
             Some(pool) => pool.compile(source, name, config.opt),
             None => compile(source, name, config.opt, &config.dump),
-        }
+        }?;
+        compiled.default_serial = unnamed.then_some(serial);
+        Ok(compiled)
     }
 
     fn compile_all(&self, sources: Vec<Source>) -> Result<Vec<Compiled>> {
@@ -421,7 +425,7 @@ impl Dylib {
     /// The modules of this dylib, oldest first.
     pub fn modules(&self) -> Vec<ModuleHandle> {
         let state = self.shared.state.lock();
-        let mut handles: Vec<_> = state.modules.values().map(|m| self.handle(m)).collect();
+        let mut handles: Vec<_> = state.modules.iter().map(|m| self.handle(&m.0)).collect();
         handles.sort_by_key(|h| h.serial);
         handles
     }
@@ -431,7 +435,7 @@ impl Dylib {
         ModuleHandle {
             dylib: self.shared.name.to_string(),
             dylib_id: self.shared.id,
-            name: m.name.to_string(),
+            name: m.name().into_owned(),
             serial: m.serial,
             timings: m.timings(),
             code_bytes,

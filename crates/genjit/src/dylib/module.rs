@@ -24,7 +24,7 @@ use crate::runtime::reclaim::Retire;
 use crate::sys;
 use crate::timings::ModuleTimings;
 use parking_lot::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,23 +35,55 @@ use std::time::Duration;
 /// one optional box.
 #[derive(Debug)]
 pub(crate) struct LoadedModule {
-    pub(crate) name: Box<str>,
+    /// `None` for the default name, `module#<serial>` (formatted on demand).
+    name: Option<Box<str>>,
     pub(crate) serial: u64,
     code: Option<Block>,
     data: Option<Block>,
     heap: Arc<Mutex<Heap>>,
-    pub(crate) symbols: Box<[DefinedSymbol]>,
+    pub(crate) symbols: Symbols,
     /// The modules whose data this one references directly: held so that data outlives this module's
     /// code. Modules of one batch may reference each other's data (a cycle of `Arc`s), so `retire` hands
     /// the list over to be dropped with the module's grace period, which breaks any cycle.
-    deps: Mutex<Vec<Arc<LoadedModule>>>,
-    retired: AtomicBool,
-    /// How many names of its dylib's table this module currently defines; one that drops to zero is
-    /// superseded and retired. Changed only under the dylib's link lock.
+    /// Boxed: 8 bytes in the record for what most modules do not have (a `Vec` would take 24).
+    #[allow(clippy::box_collection)]
+    deps: Mutex<Option<Box<Vec<Arc<LoadedModule>>>>>,
+    /// How many names of its dylib's table this module currently defines (one that drops to zero is
+    /// superseded and retired; changed only under the dylib's link lock), and in [`RETIRED`] whether it
+    /// was retired.
     published: AtomicU32,
     /// Complete once the module's constructors have run.
     timings: Timings,
     cold: Option<Box<Cold>>,
+}
+
+/// The bit of `LoadedModule::published` that says the module was retired.
+const RETIRED: u32 = 1 << 31;
+
+/// A module's symbols: one inline (an expression module defines one function), more in a box.
+#[derive(Debug)]
+pub(crate) enum Symbols {
+    One(DefinedSymbol),
+    Many(Box<[DefinedSymbol]>),
+}
+
+impl std::ops::Deref for Symbols {
+    type Target = [DefinedSymbol];
+    fn deref(&self) -> &[DefinedSymbol] {
+        match self {
+            Symbols::One(s) => std::slice::from_ref(s),
+            Symbols::Many(s) => s,
+        }
+    }
+}
+
+impl From<Vec<DefinedSymbol>> for Symbols {
+    fn from(mut symbols: Vec<DefinedSymbol>) -> Symbols {
+        match symbols.len() {
+            1 => Symbols::One(symbols.pop().expect("one symbol")),
+            _ => Symbols::Many(symbols.into()),
+        }
+    }
 }
 
 /// What few modules have.
@@ -108,7 +140,7 @@ impl Timings {
 impl LoadedModule {
     pub(crate) fn new(
         name: String,
-        serial: u64,
+        default_serial: Option<u64>,
         linked: Linked,
         dylib: &super::DylibShared,
         deps: Vec<Arc<LoadedModule>>,
@@ -138,15 +170,18 @@ impl LoadedModule {
             || !cold.fini.is_empty()
             || !cold.relocs.is_empty()
             || cold.gdb.is_some();
+        let (name, serial) = match default_serial {
+            Some(serial) => (None, serial),
+            None => (Some(name.into()), super::table::next_serial()),
+        };
         LoadedModule {
-            name: name.into(),
+            name,
             serial,
             code: linked.code,
             data: linked.data,
             heap,
             symbols: linked.symbols.into(),
-            deps: Mutex::new(deps),
-            retired: AtomicBool::new(false),
+            deps: Mutex::new((!deps.is_empty()).then(|| Box::new(deps))),
             published: AtomicU32::new(0),
             timings: Timings::new(&timings),
             cold: has_cold.then(|| Box::new(cold)),
@@ -161,13 +196,15 @@ impl LoadedModule {
         // Per allocation: glibc's chunk header and rounding; per `Arc`: the strong and weak counts.
         const CHUNK: usize = 16;
         const ARC: usize = 16;
-        let symbols: usize =
-            self.symbols.iter().map(|s| size_of::<DefinedSymbol>() + ARC + CHUNK + s.name.len()).sum();
+        let list = match &self.symbols {
+            Symbols::One(_) => 0,
+            Symbols::Many(s) => CHUNK + std::mem::size_of_val::<[DefinedSymbol]>(s),
+        };
+        let symbols: usize = list + self.symbols.iter().map(|s| ARC + CHUNK + s.name.len()).sum::<usize>();
         let functions = self.symbols.iter().filter(|s| s.is_function).count();
-        // The entry and its target (two `Arc`s; signatures are interned, shared by equal ones) and its
-        // slot in the entry table's name list.
-        let per_function =
-            size_of::<Entry>() + size_of::<crate::runtime::entry::Target>() + 2 * (ARC + CHUNK) + 32;
+        // The entry with its target inline (signatures are interned, shared by equal ones) and its slot
+        // in the entry table's name list.
+        let per_function = size_of::<Entry>() + ARC + CHUNK + 24;
         let cold = self.cold.as_ref().map_or(0, |c| {
             size_of::<Cold>()
                 + CHUNK
@@ -177,10 +214,8 @@ impl LoadedModule {
         size_of::<LoadedModule>()
             + ARC
             + CHUNK
-            + self.name.len()
-            + CHUNK
+            + self.name.as_ref().map_or(0, |n| CHUNK + n.len())
             + symbols
-            + CHUNK
             + functions * per_function
             + cold
     }
@@ -194,8 +229,9 @@ impl LoadedModule {
     /// Counts one name less; returns how many remain (under the dylib's link lock).
     pub(crate) fn unpublish_one(&self) -> u32 {
         // Relaxed: as above.
-        let left = self.published.load(Ordering::Relaxed).saturating_sub(1);
-        self.published.store(left, Ordering::Relaxed);
+        let word = self.published.load(Ordering::Relaxed);
+        let left = (word & !RETIRED).saturating_sub(1);
+        self.published.store(word & RETIRED | left, Ordering::Relaxed);
         left
     }
 
@@ -230,24 +266,27 @@ impl LoadedModule {
     /// until its grace period ends (and a batch's reference cycle is broken).
     pub(crate) fn retire(&self) -> Vec<Arc<LoadedModule>> {
         // Relaxed: the flag is read again in `Drop`, which the last `Arc` drop orders after this.
-        if !self.retired.swap(true, Ordering::Relaxed) {
+        if self.published.fetch_or(RETIRED, Ordering::Relaxed) & RETIRED == 0 {
             let metadata = self.metadata_bytes();
             let mut heap = self.heap.lock();
             self.code.iter().chain(&self.data).for_each(|b| heap.mark_retired(b));
             heap.awaiting_metadata += metadata;
         }
-        std::mem::take(&mut *self.deps.lock())
+        self.deps.lock().take().map_or_else(Vec::new, |d| *d)
     }
 
     /// Adds a module whose data this one references (a module of the same batch, known only once all of
     /// the batch's modules exist).
     pub(crate) fn add_dep(&self, module: Arc<LoadedModule>) {
-        self.deps.lock().push(module);
+        self.deps.lock().get_or_insert_with(Default::default).push(module);
     }
 
     /// The module's name.
-    pub(crate) fn name(&self) -> &str {
-        &self.name
+    pub(crate) fn name(&self) -> std::borrow::Cow<'_, str> {
+        match &self.name {
+            Some(name) => std::borrow::Cow::Borrowed(name),
+            None => std::borrow::Cow::Owned(format!("module#{}", self.serial)),
+        }
     }
 
     /// Runs the entries of an init or fini list.
@@ -271,7 +310,7 @@ impl Drop for LoadedModule {
         if let Some(data) = &self.data {
             crate::runtime::tls::retire_templates(data.addr(), data.addr() + data.len());
         }
-        let retired = *self.retired.get_mut();
+        let retired = *self.published.get_mut() & RETIRED != 0;
         let metadata = if retired { self.metadata_bytes() } else { 0 };
         let mut heap = self.heap.lock();
         heap.awaiting_metadata -= metadata;

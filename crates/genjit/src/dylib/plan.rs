@@ -20,7 +20,7 @@
 
 use super::imports::{Importer, Imports};
 use super::module::LoadedModule;
-use super::table::{next_serial, Definition, State};
+use super::table::{Definition, State};
 use super::txn::{Change, Remove};
 use super::{Dylib, Removal};
 use crate::compile::Compiled;
@@ -134,7 +134,7 @@ impl Dylib {
             Remove::Nothing => {}
             Remove::Modules(handles) => {
                 for h in handles {
-                    if h.dylib_id != self.shared.id || !state.modules.contains_key(&h.serial) {
+                    if h.dylib_id != self.shared.id || !state.modules.contains(&h.serial) {
                         return Err(Error::ModuleNotFound { module: h.name.clone(), dylib: h.dylib.clone() });
                     }
                     scope.removing.insert(h.serial);
@@ -142,7 +142,7 @@ impl Dylib {
             }
             Remove::All => {
                 scope.all = true;
-                scope.removing.extend(state.modules.keys().copied());
+                scope.removing.extend(state.modules.iter().map(|m| m.0.serial));
                 scope.redirectables.extend(state.redirectables.keys().cloned());
             }
         }
@@ -218,7 +218,6 @@ impl Dylib {
                     }
                     None => EntryTable::create(
                         &self.session.entries,
-                        &self.shared.name,
                         self.shared.scope,
                         d.name.clone(),
                         signature.cloned(),
@@ -303,7 +302,7 @@ impl Dylib {
             }
             let timings = ModuleTimings { link: took, ..c.timings };
             let module =
-                LoadedModule::new(c.name, next_serial(), l, &self.shared, found.deps, found.held, timings);
+                LoadedModule::new(c.name, c.default_serial, l, &self.shared, found.deps, found.held, timings);
             added.push((Arc::new(module), found.recorded));
             batch_deps.push(found.batch_deps);
         }
@@ -374,7 +373,8 @@ impl Dylib {
     ) -> (Vec<Step>, Vec<(Arc<LoadedModule>, DefinedSymbol)>) {
         let mut touched: BTreeSet<Arc<str>> = BTreeSet::new();
         for serial in &scope.removing {
-            for s in &state.modules[serial].symbols {
+            let module = &state.modules.get(serial).expect("removing only live modules").0;
+            for s in module.symbols.iter() {
                 let current = symbols.get(&s.name).and_then(|d| d.module()).map(|m| m.serial);
                 if current == Some(*serial) {
                     touched.insert(s.name.clone());
@@ -384,7 +384,7 @@ impl Dylib {
         touched.extend(scope.redirectables.iter().map(|n| Arc::from(n.as_str())));
         let mut by_name: HashMap<&str, Vec<(&Arc<LoadedModule>, &DefinedSymbol)>> = HashMap::new();
         for (m, _) in new {
-            for s in &m.symbols {
+            for s in m.symbols.iter() {
                 touched.insert(s.name.clone());
                 by_name.entry(&*s.name).or_default().push((m, s));
             }
@@ -453,7 +453,7 @@ impl Dylib {
                 .collect();
             if !importers.is_empty() {
                 let definer =
-                    old.module().map_or(Definer::Redirectable, |m| Definer::Module(m.name.to_string()));
+                    old.module().map_or(Definer::Redirectable, |m| Definer::Module(m.name().into_owned()));
                 return Err(Error::ModuleInUse { definer, symbol: step.name.to_string(), importers });
             }
         }

@@ -49,8 +49,7 @@ impl Dylib {
                     dylib: Some(self.shared.name.to_string()),
                 });
             }
-            let (entries, dylib) = (&self.session.entries, &self.shared.name);
-            EntryTable::create(entries, dylib, self.shared.scope, name.into(), signature.clone())
+            EntryTable::create(&self.session.entries, self.shared.scope, name.into(), signature.clone())
                 .map_err(Error::Heap)?
         } else {
             match (existing, state.redirectables.contains_key(name)) {
@@ -73,11 +72,11 @@ impl Dylib {
                 Importer::Redirectable { symbol: name.to_string(), dylib: self.shared.name.to_string() };
             imports.record(dylib, &symbol, serial, &importer);
         }
-        if let Owner::Entry(target) = &owner {
+        if let Some(target) = owner.as_entry() {
             // Before the redirection is visible: a pin in this dylib now reaches the target's dylib.
             self.shared.domain.link(entry.scope(), target.scope());
         }
-        entry.redirect(Some(Arc::new(Target { addr, owner })));
+        entry.redirect(Some(Target { addr, owner }));
         if create {
             let def = Definition::Function { entry, module: None, hidden: false };
             self.shared.symbols.write().insert(name.into(), def);
@@ -91,7 +90,7 @@ impl Dylib {
         name: &str,
         target: RedirectTarget<'_>,
     ) -> std::result::Result<Resolved, std::result::Result<RedirectRefusal, Error>> {
-        let host = |addr, signature| Resolved { addr, owner: Owner::Host, signature, import: None };
+        let host = |addr, signature| Resolved { addr, owner: Owner::host(), signature, import: None };
         Ok(match target.0 {
             Redirection::Address(addr) => host(addr, None),
             Redirection::Host(addr, sig) => host(addr, Some(sig())),
@@ -102,7 +101,7 @@ impl Dylib {
                     }
                     Resolved {
                         addr: entry.stub(),
-                        owner: Owner::Entry(entry.clone()),
+                        owner: Owner::entry(entry.clone()),
                         signature: entry.signature().cloned(),
                         import: Some((dylib.shared.id, symbol.to_string())),
                     }
@@ -121,10 +120,7 @@ impl Dylib {
             if *own == *name && dylib == self.shared.name {
                 return true;
             }
-            hop = e.target().and_then(|t| match &t.owner {
-                Owner::Entry(next) => Some(next.clone()),
-                _ => None,
-            });
+            hop = e.target().and_then(|t| t.owner.as_entry());
         }
         false
     }

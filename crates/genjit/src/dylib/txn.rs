@@ -95,7 +95,7 @@ struct Done {
     garbage: Vec<Definition>,
     orphans: Vec<Arc<Entry>>,
     /// Entries of names that went away, with the target they had: tombstoned after the destructors ran.
-    tombstones: Vec<(Arc<Entry>, Option<Arc<Target>>)>,
+    tombstones: Vec<(Arc<Entry>, Option<Target>)>,
 }
 
 impl Dylib {
@@ -176,7 +176,7 @@ impl Dylib {
         let mut symbols = self.shared.symbols.write();
         for (m, recorded) in &new {
             let importer =
-                Importer::Module { module: m.name.to_string(), dylib: self.shared.name.to_string() };
+                Importer::Module { module: m.name().into_owned(), dylib: self.shared.name.to_string() };
             for (dylib, name) in recorded {
                 imports.record(*dylib, name, m.serial, &importer);
             }
@@ -204,8 +204,8 @@ impl Dylib {
                     }
                     let def = if s.is_function {
                         let entry = entries.get(&name).or(old_entry.as_ref()).expect("planned").clone();
-                        let target = Target { addr: s.addr, owner: Owner::Code(module.clone()) };
-                        entry.redirect(Some(Arc::new(target)));
+                        let target = Target { addr: s.addr, owner: Owner::code(module.clone()) };
+                        entry.redirect(Some(target));
                         new_entry = Some(entry.clone());
                         Definition::Function { entry, module: Some(module), hidden: s.hidden }
                     } else {
@@ -256,10 +256,18 @@ impl Dylib {
             }
             keep
         });
+        // Tables shrink when three quarters of them are empty: a dylib that held 100k modules and went
+        // back to a few does not keep 100k buckets (amortized: a shrink halves at least twice over).
+        if symbols.len() * 4 < symbols.capacity() {
+            symbols.shrink_to_fit();
+        }
         drop(symbols);
         let new: Vec<Arc<LoadedModule>> = new.into_iter().map(|(m, _)| m).collect();
         for m in &new {
             state.insert_module(m.clone());
+        }
+        if state.modules.len() * 4 < state.modules.capacity() {
+            state.modules.shrink_to_fit();
         }
         retired.sort_by_key(|m| std::cmp::Reverse(m.serial));
         Done { retired, new, garbage, orphans, tombstones }

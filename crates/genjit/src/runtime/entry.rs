@@ -17,8 +17,8 @@
 //! call through a removed function never runs freed memory. Rust calls check for the landing first and
 //! panic instead (`Func::call`).
 //!
-//! Entries are packed 64 to a *chunk* (one 2 KiB code block and one 520-byte data block), indexed by a
-//! [`Slab`]. A chunk is never moved or freed while its table lives; an index is reused only after the entry
+//! Entries are packed 64 to a *chunk* (one 2 KiB code block and one 520-byte data block); free indices
+//! wait in a list. A chunk is never moved or freed while its table lives; an index is reused only after the entry
 //! that held it was dropped *and* a grace period passed (in the entry's scope: its dylib), so a stale call
 //! in flight cannot land in an unrelated function's stub.
 
@@ -28,7 +28,6 @@ use super::sync::AtomicUsize;
 use crate::heap::{Block, Heap, Kind, TRAP_BYTE};
 use crate::signature::Signature;
 use parking_lot::Mutex;
-use slab::Slab;
 use std::ptr::NonNull;
 use std::sync::{Arc, Weak};
 
@@ -38,26 +37,66 @@ pub const STUB_SIZE: usize = 32;
 const TOMBSTONE_OFFSET: usize = 8;
 
 /// What a slot points at, and what keeps that code alive.
+#[derive(Clone)]
 pub(crate) struct Target {
     pub(crate) addr: usize,
     pub(crate) owner: Owner,
 }
 
-/// What owns a body's code (a module), seen only as the memory it keeps alive: entries need not know
-/// what a module is.
+/// What owns a target's code, seen only as the memory it keeps alive: entries need not know what a module
+/// is. Implemented by modules, by [`Entry`] (an explicit redirection to a JIT symbol follows that
+/// symbol's redefinitions) and by the host (whose code lives as long as the process).
 pub(crate) trait CodeOwner: Send + Sync + 'static {
     /// Appends the address ranges freed when the last reference goes (see [`Retire`]).
     fn ranges(&self, out: &mut Vec<(usize, usize)>);
+
+    /// The entry, if this owner is one.
+    fn into_entry(self: Arc<Self>) -> Option<Arc<Entry>> {
+        None
+    }
 }
 
-/// The owner of a target's code.
-pub(crate) enum Owner {
-    /// A body in JIT code: whatever owns that code (a module), kept alive.
-    Code(Arc<dyn CodeOwner>),
-    /// Another entry (an explicit redirection to a JIT symbol follows that symbol's redefinitions).
-    Entry(Arc<Entry>),
-    /// Host code, which lives as long as the process.
-    Host,
+/// The owner of a target's code: one fat pointer (a module, an entry or the host), so a target is 24
+/// bytes and sits inline in its entry.
+#[derive(Clone)]
+pub(crate) struct Owner(Arc<dyn CodeOwner>);
+
+struct HostCode;
+
+impl CodeOwner for HostCode {
+    fn ranges(&self, _: &mut Vec<(usize, usize)>) {}
+}
+
+impl CodeOwner for Entry {
+    /// An entry frees nothing when a target lets go of it: a dropped entry retires its own stub.
+    fn ranges(&self, _: &mut Vec<(usize, usize)>) {}
+
+    fn into_entry(self: Arc<Self>) -> Option<Arc<Entry>> {
+        Some(self)
+    }
+}
+
+impl Owner {
+    /// A body in JIT code: `owner` (a module) is kept alive.
+    pub(crate) fn code(owner: Arc<dyn CodeOwner>) -> Owner {
+        Owner(owner)
+    }
+
+    /// Another entry's stub.
+    pub(crate) fn entry(entry: Arc<Entry>) -> Owner {
+        Owner(entry)
+    }
+
+    /// Host code.
+    pub(crate) fn host() -> Owner {
+        static HOST: std::sync::OnceLock<Arc<dyn CodeOwner>> = std::sync::OnceLock::new();
+        Owner(HOST.get_or_init(|| Arc::new(HostCode)).clone())
+    }
+
+    /// The entry this owner is, if it is one.
+    pub(crate) fn as_entry(&self) -> Option<Arc<Entry>> {
+        self.0.clone().into_entry()
+    }
 }
 
 impl Body for Target {
@@ -66,13 +105,17 @@ impl Body for Target {
     }
 }
 
-impl Retire for Arc<Target> {
-    /// A body's module; another entry or host code free nothing a thread may be running (an entry
-    /// dropped with it retires its own stub).
+impl Target {
+    /// Whether `other` is this very target (same address, same owner), not merely an equal one.
+    pub(crate) fn same(&self, other: &Target) -> bool {
+        self.addr == other.addr && std::ptr::addr_eq(Arc::as_ptr(&self.owner.0), Arc::as_ptr(&other.owner.0))
+    }
+}
+
+impl Retire for Target {
+    /// A body's module; another entry or host code free nothing a thread may be running.
     fn ranges(&self, out: &mut Vec<(usize, usize)>) -> bool {
-        if let Owner::Code(owner) = &self.owner {
-            owner.ranges(out);
-        }
+        self.owner.0.ranges(out);
         true
     }
 }
@@ -130,7 +173,9 @@ impl Entry {
 
     /// `(dylib, function)` of this entry (kept in the entry table, where the tombstone finds it too).
     pub(crate) fn names(&self) -> (Arc<str>, Arc<str>) {
-        self.table.lock().names[self.index as usize].clone().expect("a live entry's index is taken")
+        let table = self.table.lock();
+        let (name, scope) = table.names[self.index as usize].clone().expect("a live entry's index is taken");
+        (table.domain.scope_name(scope, false).unwrap_or_else(|| "?".into()), name)
     }
 
     /// The reclamation scope of the entry's dylib.
@@ -139,7 +184,7 @@ impl Entry {
     }
 
     /// The current target, if the entry has a body.
-    pub(crate) fn target(&self) -> Option<Arc<Target>> {
+    pub(crate) fn target(&self) -> Option<Target> {
         self.handoff.current()
     }
 
@@ -152,7 +197,7 @@ impl Entry {
 
     /// Points the entry at `target` (or at its tombstone) and retires the previous target. Callers hold
     /// the owning dylib's link lock.
-    pub(crate) fn redirect(&self, target: Option<Arc<Target>>) {
+    pub(crate) fn redirect(&self, target: Option<Target>) {
         if let Some(old) = self.handoff.redirect(target, self.tombstone()) {
             let domain = self.table.lock().domain.clone();
             domain.retire(self.scope, old, 0, false);
@@ -169,13 +214,13 @@ impl Drop for Entry {
             table: Arc<Mutex<EntryTable>>,
             index: usize,
             stub: usize,
-            target: Option<Arc<Target>>,
+            target: Option<Target>,
         }
         impl Drop for Release {
             fn drop(&mut self) {
                 let mut table = self.table.lock();
                 table.names[self.index] = None;
-                table.indices.remove(self.index);
+                table.free.push(self.index as u32);
             }
         }
         impl Retire for Release {
@@ -227,10 +272,11 @@ extern "C" fn genjit_tombstone(stub: usize) -> ! {
     // `try_lock` throughout: the caller may hold any of these locks (a destructor calling a removed
     // function); then the message goes without the name.
     let name = TABLES.try_lock().and_then(|tables| {
-        tables
-            .iter()
-            .filter_map(Weak::upgrade)
-            .find_map(|table| table.try_lock().and_then(|t| t.name_of(stub)))
+        tables.iter().filter_map(Weak::upgrade).find_map(|table| {
+            let t = table.try_lock()?;
+            let (name, scope) = t.name_of(stub)?;
+            Some((t.domain.scope_name(scope, true).unwrap_or_else(|| "?".into()), name))
+        })
     });
     match name {
         Some((dylib, name)) => {
@@ -253,11 +299,13 @@ pub(crate) struct EntryTable {
     heap: Arc<Mutex<Heap>>,
     domain: Arc<Domain>,
     chunks: Vec<Chunk>,
-    indices: Slab<()>,
-    /// `(dylib, function)` by entry index while the index is taken, for the tombstone's message: the
-    /// entry itself may be gone when a stale call lands there. (A process-wide map by stub address cost
-    /// ~80 bytes per entry; this costs 32 per slot.)
-    names: Vec<Option<(Arc<str>, Arc<str>)>>,
+    /// Indices given back (reused last-in first-out); every index below `chunks.len() * 64` not in this
+    /// list is taken. 4 bytes per free slot, where a slab took 16 per slot.
+    free: Vec<u32>,
+    /// `(function, dylib's scope)` by entry index while the index is taken, for the tombstone's message:
+    /// the entry itself may be gone when a stale call lands there. (A process-wide map by stub address
+    /// cost ~80 bytes per entry; this costs 24 per slot.)
+    names: Vec<Option<(Arc<str>, u32)>>,
 }
 
 impl EntryTable {
@@ -266,7 +314,7 @@ impl EntryTable {
             heap,
             domain,
             chunks: Vec::new(),
-            indices: Slab::new(),
+            free: Vec::new(),
             names: Vec::new(),
         }));
         let mut tables = TABLES.lock();
@@ -277,7 +325,10 @@ impl EntryTable {
 
     /// Bytes of code and data the chunks occupy, and live entries.
     pub(crate) fn usage(&self) -> (usize, usize) {
-        (self.chunks.iter().map(|c| c.code.len() + c.data.len()).sum(), self.indices.len())
+        (
+            self.chunks.iter().map(|c| c.code.len() + c.data.len()).sum(),
+            self.chunks.len() * PER_CHUNK - self.free.len(),
+        )
     }
 
     fn add_chunk(&mut self) -> std::io::Result<()> {
@@ -313,12 +364,15 @@ impl EntryTable {
         // Exact growth: a chunk's worth of slots at a time, with no doubling slack.
         self.names.reserve_exact(PER_CHUNK);
         self.names.resize(self.chunks.len() * PER_CHUNK, None);
-        self.indices.reserve_exact(PER_CHUNK);
+        // The new chunk's indices are free, lowest first out.
+        let base = (self.chunks.len() - 1) * PER_CHUNK;
+        self.free.reserve_exact(PER_CHUNK);
+        self.free.extend((base..base + PER_CHUNK).rev().map(|i| i as u32));
         Ok(())
     }
 
     /// The `(dylib, function)` whose entry has the stub `stub`, if it is still taken.
-    fn name_of(&self, stub: usize) -> Option<(Arc<str>, Arc<str>)> {
+    fn name_of(&self, stub: usize) -> Option<(Arc<str>, u32)> {
         let (i, chunk) = self
             .chunks
             .iter()
@@ -330,20 +384,19 @@ impl EntryTable {
     /// A fresh entry with no body.
     pub(crate) fn create(
         table: &Arc<Mutex<EntryTable>>,
-        dylib: &Arc<str>,
         scope: u32,
         name: Arc<str>,
         signature: Option<Signature>,
     ) -> std::io::Result<Arc<Entry>> {
         let mut t = table.lock();
-        if t.indices.len() == t.chunks.len() * PER_CHUNK {
+        if t.free.is_empty() {
             t.add_chunk()?;
         }
-        let index = t.indices.insert(());
+        let index = t.free.pop().expect("a chunk was added") as usize;
         let chunk = &t.chunks[index / PER_CHUNK];
         let stub = chunk.code.addr() + (index % PER_CHUNK) * STUB_SIZE;
         let slot = chunk.data.addr() + (index % PER_CHUNK) * 8;
-        t.names[index] = Some((dylib.clone(), name));
+        t.names[index] = Some((name, scope));
         drop(t);
         let slot = SlotRef(NonNull::new(slot as *mut AtomicUsize).expect("heap addresses are not null"));
         Ok(Arc::new(Entry {

@@ -1,9 +1,9 @@
 //! The handoff between a redirectable slot and its callers: the one lock-free protocol in genjit.
 //!
 //! A slot has two faces. The *machine slot* is a word JIT code jumps through (`jmp *slot(%rip)`) and Rust
-//! calls load; the *owner* is an [`OwnerCell`] (an `ArcSwapOption`) holding the body the slot points at,
-//! which keeps that body's memory alive. Writers are serialized by the dylib's link lock; readers take no
-//! lock.
+//! calls load; the *owner* is an [`OwnerCell`] holding the body the slot points at (inline: a body is an
+//! address and a reference to what owns the code), which keeps that body's memory alive. Writers are
+//! serialized by the dylib's link lock; callers never touch the owner.
 //!
 //! ## Protocol
 //! - **Reader** (a call): pin (see `grace`), load the machine slot (`Acquire`), run the code at that
@@ -16,11 +16,12 @@
 //! holds the retirement back, so the old body outlives its call. A reader pinned after the retirement's
 //! grace period began loads the new address, so it can never reach the old body.
 
-use super::sync::{Arc, AtomicUsize, Ordering, OwnerCell};
+use super::sync::{AtomicUsize, Ordering, OwnerCell};
 use std::ops::Deref;
 
-/// What a slot can point at: anything with a code address whose drop releases that code.
-pub(crate) trait Body: Send + Sync + 'static {
+/// What a slot can point at: anything with a code address whose drop releases that code (cloning it
+/// shares the code).
+pub(crate) trait Body: Clone + Send + Sync + 'static {
     /// The address the machine slot holds while this body is current.
     fn addr(&self) -> usize;
 }
@@ -39,7 +40,7 @@ impl<M: Deref<Target = AtomicUsize>, B: Body> Handoff<M, B> {
     }
 
     /// The current body, if any (for lookups; callers use [`enter`](Self::enter)).
-    pub(crate) fn current(&self) -> Option<Arc<B>> {
+    pub(crate) fn current(&self) -> Option<B> {
         self.owner.load_full()
     }
 
@@ -53,7 +54,7 @@ impl<M: Deref<Target = AtomicUsize>, B: Body> Handoff<M, B> {
     /// Points the slot at `body` (or at `vacant` when `None`) and returns the previous body, which the
     /// caller must retire (never drop: a call may be running it). Writers must be serialized by the caller.
     #[must_use = "the previous body must be retired, not dropped"]
-    pub(crate) fn redirect(&self, body: Option<Arc<B>>, vacant: usize) -> Option<Arc<B>> {
+    pub(crate) fn redirect(&self, body: Option<B>, vacant: usize) -> Option<B> {
         let addr = body.as_ref().map_or(vacant, |b| b.addr());
         self.machine.store(addr, Ordering::Release);
         self.owner.swap(body)

@@ -93,7 +93,7 @@ impl<T: Send + 'static> Retire for Opaque<T> {
     }
 }
 
-/// A thread reported as holding memory back (see [`Domain::stalls`]).
+/// A thread reported as holding memory back (see [`Stats::stalls`](crate::Stats::stalls)).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
@@ -102,7 +102,7 @@ pub struct Stall {
     pub thread: String,
     /// Its kernel thread id.
     pub tid: i32,
-    /// How long its pin has lasted (to the epoch: within [`TICK`] while reclamation is under way, a
+    /// How long its pin has lasted (to the epoch: within 2 ms while reclamation is under way, a
     /// second otherwise).
     pub pinned_for: Duration,
     /// How long the oldest retirement it holds has waited (what `stall_after` is compared with: a
@@ -315,6 +315,12 @@ impl Domain {
         scopes.names.push(name);
         scopes.links.push(Vec::new());
         id
+    }
+
+    /// The name of the dylib whose scope is `scope`; with `try_only`, `None` rather than wait for the lock.
+    pub(crate) fn scope_name(&self, scope: u32, try_only: bool) -> Option<Arc<str>> {
+        let scopes = if try_only { self.scopes.try_lock()? } else { self.scopes.lock() };
+        scopes.names.get(scope as usize).cloned()
     }
 
     /// Records that code of scope `from` may reach code of scope `to` (a link or a redirection).

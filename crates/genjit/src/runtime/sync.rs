@@ -7,7 +7,6 @@
 
 use std::sync::atomic::{compiler_fence, AtomicBool};
 pub(crate) use std::sync::atomic::{fence, AtomicU64, AtomicUsize, Ordering};
-pub(crate) use std::sync::Arc;
 
 /// Whether `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)` is registered for this process. Without it
 /// (kernels before 4.14, sandboxes that filter the call) the heavy fence flushes every CPU's store buffer
@@ -52,19 +51,20 @@ pub(crate) fn heavy_fence() {
     }
 }
 
-/// The Rust-side owner of a slot's current body: an `ArcSwapOption`.
-pub(crate) struct OwnerCell<B>(arc_swap::ArcSwapOption<B>);
+/// The Rust-side owner of a slot's current body, stored inline. Only writers (serialized by the dylib's
+/// link lock) and lookups take the lock; calls read the machine slot.
+pub(crate) struct OwnerCell<B>(parking_lot::Mutex<Option<B>>);
 
-impl<B> OwnerCell<B> {
-    pub(crate) fn new(value: Option<Arc<B>>) -> Self {
-        OwnerCell(arc_swap::ArcSwapOption::new(value))
+impl<B: Clone> OwnerCell<B> {
+    pub(crate) fn new(value: Option<B>) -> Self {
+        OwnerCell(parking_lot::Mutex::new(value))
     }
 
-    pub(crate) fn load_full(&self) -> Option<Arc<B>> {
-        self.0.load_full()
+    pub(crate) fn load_full(&self) -> Option<B> {
+        self.0.lock().clone()
     }
 
-    pub(crate) fn swap(&self, value: Option<Arc<B>>) -> Option<Arc<B>> {
-        self.0.swap(value)
+    pub(crate) fn swap(&self, value: Option<B>) -> Option<B> {
+        std::mem::replace(&mut *self.0.lock(), value)
     }
 }

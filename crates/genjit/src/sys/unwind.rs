@@ -89,14 +89,13 @@ impl Registration {
     /// # Safety
     /// Every address is a complete, relocated `.eh_frame` section followed by four zero bytes that stays
     /// mapped and unchanged until the returned registration is deregistered.
-    unsafe fn new(sections: &[(usize, u32)]) -> Registration {
+    unsafe fn new(sections: &[usize]) -> Registration {
         debug_assert!(!sections.is_empty());
         // libgcc skips deregistration when the table's first 32 bits are zero: start with an empty section
         // of our own whose address has non-zero low bits (one of two neighbours always does).
         let empty =
             EMPTY.iter().map(|e| e as *const u32 as usize).find(|&a| a as u32 != 0).expect("one of two");
-        let table: Box<[usize]> =
-            [empty].into_iter().chain(sections.iter().map(|&(s, _)| s)).chain([0]).collect();
+        let table: Box<[usize]> = [empty].into_iter().chain(sections.iter().copied()).chain([0]).collect();
         let mut object = Box::new(Object([0; 8]));
         // SAFETY: `table` is a NUL-terminated array of `.eh_frame` addresses valid per the caller's contract
         // (plus an empty section, which holds no FDE); `table` and `object` are boxed, so they stay at these
@@ -165,12 +164,13 @@ impl std::fmt::Debug for Registration {
 
 #[derive(Debug, Default)]
 struct Window {
-    /// Addresses of the window's `.eh_frame` sections, sorted (so libgcc's sort of their FDEs is linear),
-    /// each with its tag.
-    sections: Vec<(usize, u32)>,
+    /// Addresses of the window's `.eh_frame` sections, sorted (so libgcc's sort of their FDEs is linear).
+    sections: Vec<usize>,
     registered: Option<Registration>,
-    /// The distinct tags of the sections the current registration covers.
-    tags: Box<[u32]>,
+    /// Every tag a section of the window had since the window was created: a superset of those of the
+    /// sections the current registration covers (8 bytes less per section than a tag each; a tag only
+    /// makes more pins wait for the window's replaced objects).
+    tags: Vec<u32>,
 }
 
 impl Window {
@@ -181,12 +181,8 @@ impl Window {
     unsafe fn reregister(&mut self, retired: &mut Vec<RetiredObject>) {
         // SAFETY: forwarded.
         let new = (!self.sections.is_empty()).then(|| unsafe { Registration::new(&self.sections) });
-        let mut tags: Vec<u32> = self.sections.iter().map(|&(_, t)| t).collect();
-        tags.sort_unstable();
-        tags.dedup();
-        let old_tags = std::mem::replace(&mut self.tags, tags.into());
         if let Some(old) = std::mem::replace(&mut self.registered, new) {
-            retired.push(old.deregister(old_tags));
+            retired.push(old.deregister(self.tags.clone().into()));
         }
     }
 }
@@ -219,9 +215,12 @@ impl UnwindRegistry {
             return;
         }
         let window = self.windows.entry(section / WINDOW).or_default();
-        let at = window.sections.partition_point(|&(s, _)| s < section);
-        debug_assert!(window.sections.get(at).is_none_or(|&(s, _)| s != section), "{section:#x} twice");
-        window.sections.insert(at, (section, tag));
+        let at = window.sections.partition_point(|&s| s < section);
+        debug_assert!(window.sections.get(at) != Some(&section), "{section:#x} registered twice");
+        window.sections.insert(at, section);
+        if !window.tags.contains(&tag) {
+            window.tags.push(tag);
+        }
         self.sections += 1;
         // SAFETY: every section in the window was inserted under this contract and is still valid.
         unsafe { window.reregister(&mut self.retired) };
@@ -234,8 +233,8 @@ impl UnwindRegistry {
         }
         let mut emptied = Vec::new();
         for (&key, window) in self.windows.range_mut(start / WINDOW..=(end - 1) / WINDOW) {
-            let lo = window.sections.partition_point(|&(s, _)| s < start);
-            let hi = window.sections.partition_point(|&(s, _)| s < end);
+            let lo = window.sections.partition_point(|&s| s < start);
+            let hi = window.sections.partition_point(|&s| s < end);
             if lo == hi {
                 continue;
             }

@@ -149,9 +149,10 @@ fn metadata_per_module_is_small_and_counted() {
         "per one-function module: live {live} B (stats count {counted}), retired {retired} B (stats count \
          {counted_retired})"
     );
-    // Where it goes: DESIGN.md, "Metadata". It was 1,560 B live and 6,368 B retired; the goal is 512 / 1,024.
-    assert!(live < 800, "{live} B of malloc per live module");
-    assert!(retired < 1_150, "{retired} B of malloc per retired module");
+    // Where it goes: DESIGN.md, "Metadata". It was 1,560 B live and 6,368 B retired; the goals are
+    // 512 / 1,024 (measured ~499 / ~850).
+    assert!(live <= 512, "{live} B of malloc per live module");
+    assert!(retired <= 1_024, "{retired} B of malloc per retired module");
     // The figures a host sees are close to the truth, and go back to nothing.
     assert!(counted * 10 >= live * 7 && counted <= live, "stats count {counted} B of {live}");
     assert!(
