@@ -246,11 +246,33 @@ struct PassMemory {
     next_handshake: u64,
 }
 
+/// The scopes each observed reader's scope reaches (see [`Domain::reach_tables`]).
+struct Reaches(Vec<(u32, Vec<bool>)>);
+
+impl Reaches {
+    /// Whether a reader observed at `(epoch, scope)` may still use `r` (a scope without a table: yes).
+    fn holds(&self, reader: (u64, u32), r: &Retired) -> bool {
+        grace::holds(reader, r.stamp, r.scope, |a, b| {
+            self.0
+                .iter()
+                .find(|(from, _)| *from == a)
+                .is_none_or(|(_, t)| t.get(b as usize).copied().unwrap_or(true))
+        })
+    }
+}
+
 /// A retirement the handshake may free: its number, the readers holding it, what it would free.
 type Candidate = (u64, Vec<usize>, Vec<(usize, usize)>);
 
 /// What a stall report calls.
 pub(crate) type StallCallback = Arc<dyn Fn(&Stall) + Send + Sync>;
+
+impl PassMemory {
+    /// When epoch `epoch` began (the start of the latest epoch known not after it).
+    fn started(&self, epoch: u64) -> Option<u64> {
+        self.starts.iter().filter(|&&(e, _)| e <= epoch).map(|&(_, t)| t).max()
+    }
+}
 
 /// One JIT's reclamation domain (see the module docs).
 pub(crate) struct Domain {
@@ -492,16 +514,7 @@ impl Domain {
         }
         let observed = self.observe();
         let reaches = self.reach_tables(&observed);
-        let holds = |r: &Retired| {
-            observed.iter().any(|&(_, e, s)| {
-                grace::holds((e, s), r.stamp, r.scope, |a, b| {
-                    reaches
-                        .iter()
-                        .find(|(from, _)| *from == a)
-                        .is_none_or(|(_, t)| t.get(b as usize).copied().unwrap_or(true))
-                })
-            })
-        };
+        let holds = |r: &Retired| observed.iter().any(|&(_, e, s)| reaches.holds((e, s), r));
         let (mut free, mut keep): (Vec<Retired>, Vec<Retired>) =
             incoming.into_iter().partition(|r| !holds(r));
         let changed = {
@@ -568,7 +581,7 @@ impl Domain {
                 return Vec::new();
             }
             memory.next_handshake = now + (after.as_nanos() as u64).max(1_000_000);
-            let started = |e: u64| memory.starts.iter().filter(|&&(s, _)| s <= e).map(|&(_, t)| t).max();
+            let started = |e: u64| memory.started(e);
             observed
                 .iter()
                 .filter(|&&(_, e, _)| {
@@ -582,18 +595,7 @@ impl Domain {
         }
         let reaches = self.reach_tables(observed);
         let holders_of = |r: &Retired| -> Vec<usize> {
-            observed
-                .iter()
-                .filter(|&&(_, e, s)| {
-                    grace::holds((e, s), r.stamp, r.scope, |a, b| {
-                        reaches
-                            .iter()
-                            .find(|(from, _)| *from == a)
-                            .is_none_or(|(_, t)| t.get(b as usize).copied().unwrap_or(true))
-                    })
-                })
-                .map(|&(r, _, _)| r)
-                .collect()
+            observed.iter().filter(|&&(_, e, s)| reaches.holds((e, s), r)).map(|&(r, _, _)| r).collect()
         };
         // Retirements held only by stalled readers, with what they would free.
         let mut candidates: Vec<Candidate> = Vec::new();
@@ -687,10 +689,10 @@ impl Domain {
     }
 
     /// For every scope a pinned reader runs in, the scopes it reaches.
-    fn reach_tables(&self, observed: &[(usize, u64, u32)]) -> Vec<(u32, Vec<bool>)> {
+    fn reach_tables(&self, observed: &[(usize, u64, u32)]) -> Reaches {
         let mut tables: Vec<(u32, Vec<bool>)> = Vec::new();
         if observed.is_empty() {
-            return tables;
+            return Reaches(tables);
         }
         let scopes = self.scopes.lock();
         for &(_, _, s) in observed {
@@ -698,7 +700,7 @@ impl Domain {
                 tables.push((s, scopes.reach(s)));
             }
         }
-        tables
+        Reaches(tables)
     }
 
     /// Threads holding retirements back (see [`Stall`]).
@@ -715,7 +717,7 @@ impl Domain {
         let reaches = self.reach_tables(observed);
         let started = |epoch: u64| {
             let memory = self.pass.lock();
-            memory.starts.iter().filter(|&&(e, _)| e <= epoch).map(|&(_, t)| t).max().unwrap_or(0)
+            memory.started(epoch).unwrap_or(0)
         };
         let readers: Vec<Arc<Reader>> = self.readers.lock().clone();
         let q = self.queues.lock();
@@ -724,13 +726,7 @@ impl Domain {
         for &(addr, epoch, scope) in observed {
             let (mut retirements, mut bytes, mut first) = (0, 0, u64::MAX);
             for r in q.held.iter().chain(&q.incoming) {
-                let held = grace::holds((epoch, scope), r.stamp, r.scope, |a, b| {
-                    reaches
-                        .iter()
-                        .find(|(from, _)| *from == a)
-                        .is_none_or(|(_, t)| t.get(b as usize).copied().unwrap_or(true))
-                });
-                if held {
+                if reaches.holds((epoch, scope), r) {
                     retirements += 1;
                     first = first.min(r.at);
                     bytes += r.bytes as usize;
@@ -774,7 +770,7 @@ impl Domain {
             observed
                 .iter()
                 .filter(|&&(r, e, _)| !memory.reported.contains(&(r, e)))
-                .filter_map(|&(_, e, _)| memory.starts.iter().find(|&&(s, _)| s == e).map(|&(_, t)| t))
+                .filter_map(|&(_, e, _)| memory.started(e))
                 .min()
         };
         let Some(oldest) = oldest else { return };
@@ -812,7 +808,7 @@ impl Domain {
         let observed = self.observe();
         let oldest = observed.iter().map(|&(_, e, _)| e).min()?;
         let memory = self.pass.lock();
-        let started = memory.starts.iter().filter(|&&(e, _)| e <= oldest).map(|&(_, t)| t).max().unwrap_or(0);
+        let started = memory.started(oldest).unwrap_or(0);
         Some(Duration::from_nanos(now_ns().saturating_sub(started)))
     }
 

@@ -114,11 +114,13 @@ fn a_long_call_holds_back_neither_other_dylibs_nor_other_jits() {
     assert!(s.stalls.iter().all(|st| st.bytes == 0), "the long call holds nothing of `b`: {:?}", s.stalls);
     assert!(s.stalls.iter().map(|st| st.retirements).sum::<usize>() < 1_000, "{:?}", s.stalls);
     assert!(same.cycles > 500 && apart.cycles > 250, "too little churn");
-    // Unchanged within noise: a churned module is ~4 KiB of heap, a few wait for the next pass.
-    let bound = base.max_awaiting.max(64 << 10) * 2;
+    // Not held back: held, every churned module (~4 KiB of heap) would wait for the whole phase, and
+    // the lag would be the phase's length. The bounds are an order of magnitude from both, so other
+    // tests' load cannot fail this; the figures themselves are the bench's (`runtime stall`).
+    let bound = (base.max_awaiting * 4).max(2 << 20);
     assert!(same.max_awaiting <= bound, "`b` held back: {} B awaiting (bound {bound})", same.max_awaiting);
     assert!(apart.max_awaiting <= bound, "the other JIT held back: {} B", apart.max_awaiting);
-    let lag_bound = (base.lag_p99 * 3).max(Duration::from_millis(20));
+    let lag_bound = PHASE / 5;
     assert!(same.lag_p99 <= lag_bound, "`b`'s lag p99 {:?} (bound {lag_bound:?})", same.lag_p99);
     assert!(apart.lag_p99 <= lag_bound, "the other JIT's lag p99 {:?}", apart.lag_p99);
     // Held back without scopes: ~17 MiB/s.
