@@ -1,0 +1,254 @@
+//! Tiering, compile-time half: the IR rewrites that let one function of a module be recompiled on its own
+//! (at a higher tier) and linked against the module it came from.
+//!
+//! The first step of issue 10 (DESIGN.md, "Tiering", says where this goes next): nothing calls these
+//! outside their tests yet.
+//!
+//! - [`promote_locals`] runs on a module *before* its first tier is compiled: every definition with local
+//!   linkage (`internal`, `private`: string constants, `static` variables and functions, C++ static-local
+//!   guards) gets a name unique to the module and becomes a `hidden` global. The first tier's object then
+//!   names them, so the dylib's table has them, visible inside the dylib only.
+//! - [`extract_function`] runs on a copy of the promoted IR: it keeps one function's body and turns every
+//!   other definition into a declaration of the same name. Compiled and added to the dylib, that module
+//!   redefines the function (its entry is redirected, as for any redefinition) and binds every global and
+//!   every other function to the first tier's definitions: the same addresses, the same state, no second
+//!   run of any initializer (constructors are dropped).
+
+use inkwell::llvm_sys::comdat::LLVMSetComdat;
+use inkwell::llvm_sys::core::*;
+use inkwell::llvm_sys::prelude::*;
+use inkwell::llvm_sys::{LLVMLinkage, LLVMVisibility};
+use inkwell::module::Module;
+
+fn value_name(v: LLVMValueRef) -> String {
+    let mut len = 0;
+    // SAFETY: `v` is a live value of the module being rewritten; LLVM returns a pointer/length pair into it.
+    let ptr = unsafe { LLVMGetValueName2(v, &mut len) };
+    // SAFETY: as above, `len` bytes are readable at `ptr`.
+    String::from_utf8_lossy(unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len) }).into_owned()
+}
+
+fn set_name(v: LLVMValueRef, name: &str) {
+    // SAFETY: `v` is a live global of the module; LLVM copies the name.
+    unsafe { LLVMSetValueName2(v, name.as_ptr().cast(), name.len()) };
+}
+
+/// Every function and global variable of `m`, definitions and declarations.
+fn globals(m: LLVMModuleRef) -> Vec<LLVMValueRef> {
+    let mut all = Vec::new();
+    // SAFETY: `m` is a live module; the iteration only reads its lists, which nothing changes meanwhile.
+    unsafe {
+        let mut f = LLVMGetFirstFunction(m);
+        while !f.is_null() {
+            all.push(f);
+            f = LLVMGetNextFunction(f);
+        }
+        let mut g = LLVMGetFirstGlobal(m);
+        while !g.is_null() {
+            all.push(g);
+            g = LLVMGetNextGlobal(g);
+        }
+    }
+    all
+}
+
+/// Makes every local definition of `module` a hidden global named `__gj.<tag>.<name>` (see the module docs).
+/// `tag` must be unique among the modules of the dylib (the module's serial).
+pub(crate) fn promote_locals(module: &Module<'_>, tag: &str) {
+    for v in globals(module.as_mut_ptr()) {
+        // SAFETY: `v` is a live global of the module; linkage and visibility are plain attributes.
+        unsafe {
+            if LLVMIsDeclaration(v) != 0 {
+                continue;
+            }
+            let linkage = LLVMGetLinkage(v);
+            if !matches!(linkage, LLVMLinkage::LLVMInternalLinkage | LLVMLinkage::LLVMPrivateLinkage) {
+                continue;
+            }
+            let name = value_name(v);
+            set_name(v, &format!("__gj.{tag}.{name}"));
+            LLVMSetLinkage(v, LLVMLinkage::LLVMExternalLinkage);
+            LLVMSetVisibility(v, LLVMVisibility::LLVMHiddenVisibility);
+        }
+    }
+}
+
+/// Keeps the body of the function `keep` and turns every other definition of `module` (a copy of a
+/// promoted module) into a declaration bound, at link time, to the first tier's definition (see the
+/// module docs). `Err` names what this step does not handle yet: aliases, ifuncs, thread-locals.
+pub(crate) fn extract_function(module: &Module<'_>, keep: &str) -> Result<(), String> {
+    let m = module.as_mut_ptr();
+    // SAFETY: `m` is live; these only read the module's lists.
+    let (alias, ifunc) = unsafe { (LLVMGetFirstGlobalAlias(m), LLVMGetFirstGlobalIFunc(m)) };
+    if !alias.is_null() || !ifunc.is_null() {
+        return Err("the module has aliases or ifuncs".to_string());
+    }
+    let mut kept = false;
+    for v in globals(m) {
+        // SAFETY: `v` is a live global of `m`; each step keeps the module valid (a declaration has no
+        // body, initializer, comdat or personality), and nothing else holds a reference into the bodies
+        // deleted here.
+        unsafe {
+            let name = value_name(v);
+            if name.starts_with("llvm.") {
+                if matches!(
+                    &*name,
+                    "llvm.global_ctors" | "llvm.global_dtors" | "llvm.used" | "llvm.compiler.used"
+                ) {
+                    LLVMDeleteGlobal(v);
+                }
+                continue;
+            }
+            if LLVMIsDeclaration(v) != 0 {
+                continue;
+            }
+            if LLVMIsAFunction(v).is_null() && LLVMIsThreadLocal(v) != 0 {
+                return Err(format!("`{name}` is thread-local"));
+            }
+            LLVMSetComdat(v, std::ptr::null_mut());
+            // A strong definition: it must win over the first tier's, which it redefines.
+            LLVMSetLinkage(v, LLVMLinkage::LLVMExternalLinkage);
+            if !LLVMIsAFunction(v).is_null() {
+                if name == keep {
+                    kept = true;
+                    continue;
+                }
+                let mut block = LLVMGetFirstBasicBlock(v);
+                while !block.is_null() {
+                    let next = LLVMGetNextBasicBlock(block);
+                    LLVMDeleteBasicBlock(block);
+                    block = next;
+                }
+                if LLVMHasPersonalityFn(v) != 0 {
+                    LLVMSetPersonalityFn(v, std::ptr::null_mut());
+                }
+            } else {
+                LLVMSetInitializer(v, std::ptr::null_mut());
+            }
+        }
+    }
+    if kept {
+        Ok(())
+    } else {
+        Err(format!("the module defines no function `{keep}`"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compile::{compile, OptLevel, Source};
+    use crate::dylib::Change;
+    use crate::Jit;
+    use inkwell::context::Context;
+    use inkwell::memory_buffer::MemoryBuffer;
+
+    /// A module with the state tiering must not duplicate: a private string, an internal counter, a
+    /// static-local guard whose initializer has a side effect, an internal helper, a constructor.
+    const SOURCE: &str = r#"
+@.str = private unnamed_addr constant [4 x i8] c"abc\00"
+@counter = internal global i64 0
+@guard = internal global i1 false
+@inits = global i64 0
+@ctor_runs = global i64 0
+@llvm.global_ctors = appending global [1 x { i32, ptr, ptr }] [{ i32, ptr, ptr } { i32 65535, ptr @ctor, ptr null }]
+
+define internal void @ctor() {
+  %c = load i64, ptr @ctor_runs
+  %d = add i64 %c, 1
+  store i64 %d, ptr @ctor_runs
+  ret void
+}
+
+define internal i64 @helper(i64 %x) {
+  %y = mul i64 %x, 3
+  ret i64 %y
+}
+
+define i64 @f(i64 %x) {
+entry:
+  %g = load i1, ptr @guard
+  br i1 %g, label %body, label %init
+init:
+  store i1 true, ptr @guard
+  %i = load i64, ptr @inits
+  %i1 = add i64 %i, 1
+  store i64 %i1, ptr @inits
+  br label %body
+body:
+  %c = load i64, ptr @counter
+  %c1 = add i64 %c, 1
+  store i64 %c1, ptr @counter
+  %h = call i64 @helper(i64 %x)
+  %r = add i64 %h, %c1
+  ret i64 %r
+}
+
+define i64 @str_addr() {
+  %p = ptrtoint ptr @.str to i64
+  ret i64 %p
+}
+
+define i64 @f_str_addr() {
+  ret i64 ptrtoint (ptr @.str to i64)
+}
+"#;
+
+    fn parse<'c>(context: &'c Context, text: &str) -> Module<'c> {
+        let buffer = MemoryBuffer::create_from_memory_range_copy(text.as_bytes(), "m");
+        context.create_module_from_ir(buffer).unwrap()
+    }
+
+    /// The second tier of `f` shares the first tier's state: the counter goes on, the guard's
+    /// initializer and the constructor ran once, the string is at the same address.
+    #[test]
+    fn a_function_recompiled_alone_shares_its_modules_state() {
+        let context = Context::create();
+        let module = parse(&context, SOURCE);
+        promote_locals(&module, "7");
+        let promoted = module.print_to_string().to_string();
+        assert!(promoted.contains("@__gj.7..str = hidden"), "{promoted}");
+        assert!(promoted.contains("define hidden i64 @__gj.7.helper"), "{promoted}");
+
+        let jit = Jit::new().unwrap();
+        let d = jit.create_dylib("tiers").unwrap();
+        d.add_module(Source::ir_text(promoted.clone())).unwrap();
+        let f = d.lookup::<fn(i64) -> i64>("f").unwrap();
+        assert_eq!((f.call(1), f.call(1)), (4, 5));
+        let tier0_body = f.current_address(&jit.pin()).unwrap();
+
+        // The second tier: `f` alone, at O2.
+        let copy = parse(&context, &promoted);
+        extract_function(&copy, "f").unwrap();
+        let text = copy.print_to_string().to_string();
+        assert!(
+            !text.contains("define i64 @str_addr") && text.contains("declare hidden i64 @__gj.7.helper"),
+            "{text}"
+        );
+        copy.verify().unwrap();
+        let compiled = compile(Source::ir_text(text), "f@tier1".into(), OptLevel::O2, &[]).unwrap();
+        d.change(Change { add: vec![compiled], initializers: true, ..Change::default() }).unwrap();
+
+        assert_ne!(f.current_address(&jit.pin()).unwrap(), tier0_body, "the entry points at the new tier");
+        assert_eq!(f.call(1), 6, "the counter goes on from the first tier's");
+        let global = |name: &str| {
+            // SAFETY: the module defines `name` as an i64 global; nothing writes it meanwhile.
+            unsafe { *(d.lookup_address(name).unwrap() as *const i64) }
+        };
+        assert_eq!((global("inits"), global("ctor_runs")), (1, 1), "no initializer ran twice");
+        let (a, b) =
+            (d.lookup::<fn() -> i64>("str_addr").unwrap(), d.lookup::<fn() -> i64>("f_str_addr").unwrap());
+        assert_eq!(a.call(), b.call());
+        // The first tier's module still defines the other names; nothing else changed.
+        assert_eq!(d.modules().len(), 2);
+    }
+
+    #[test]
+    fn what_extraction_does_not_handle_yet_is_refused() {
+        let context = Context::create();
+        let tls = parse(&context, "@t = thread_local global i64 0\ndefine i64 @f() {\n  ret i64 0\n}\n");
+        assert!(extract_function(&tls, "f").unwrap_err().contains("thread-local"));
+        let missing = parse(&context, "define i64 @f() {\n  ret i64 0\n}\n");
+        assert!(extract_function(&missing, "g").unwrap_err().contains("no function `g`"));
+    }
+}
