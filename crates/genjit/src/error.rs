@@ -198,6 +198,24 @@ pub enum Error {
         /// The dylib, or `None` for the JIT's host symbols.
         dylib: Option<String>,
     },
+    /// Tiering was asked of a dylib that cannot tier (see [`Dylib::enable_tiering`](crate::Dylib)), or a
+    /// function that is not a tiered module's.
+    #[error("tiering in dylib `{dylib}`: {reason}")]
+    Tiering {
+        /// The dylib.
+        dylib: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A tier-up of `symbol` was dropped: the function was redefined or removed while it compiled (a
+    /// user's change always wins over a tier-up).
+    #[error("tier-up of `{symbol}` in dylib `{dylib}` dropped: it was redefined meanwhile")]
+    Superseded {
+        /// The dylib.
+        dylib: String,
+        /// The function.
+        symbol: String,
+    },
     /// A lookup found no such symbol.
     #[error("symbol `{symbol}` not found in dylib `{dylib}`")]
     SymbolNotFound {

@@ -227,6 +227,10 @@ pub struct DylibStats {
     /// the dylib's tables, estimated from the structures' sizes and capacities, allocator overhead
     /// excluded (measured: ~90% of what `mallinfo2` sees).
     pub metadata_bytes: usize,
+    /// Functions moved to the higher tier so far (see [`Dylib::enable_tiering`](crate::Dylib)).
+    pub tier_ups: u64,
+    /// Bytes of IR kept for tiering (the live first-tier modules' promoted IR).
+    pub tiering_bytes: usize,
 }
 
 /// Percentiles of the reclamation lag (removal to memory reusable).
@@ -393,14 +397,17 @@ impl Drop for JitShared {
 }
 
 impl DylibStats {
-    pub(crate) fn new(
-        name: &str,
-        modules: usize,
-        symbols: usize,
-        code_bytes: usize,
-        data_bytes: usize,
-        metadata_bytes: usize,
-    ) -> Self {
-        DylibStats { name: name.to_string(), modules, symbols, code_bytes, data_bytes, metadata_bytes }
+    pub(crate) fn new(name: &str, modules: usize, symbols: usize, bytes: (usize, usize, usize)) -> Self {
+        let (code_bytes, data_bytes, metadata_bytes) = bytes;
+        DylibStats {
+            name: name.to_string(),
+            modules,
+            symbols,
+            code_bytes,
+            data_bytes,
+            metadata_bytes,
+            tier_ups: 0,
+            tiering_bytes: 0,
+        }
     }
 }

@@ -19,9 +19,7 @@ mod diagnostics;
 mod isolate;
 mod machine;
 mod source;
-// The first step of tiering (issue 10): tested IR rewrites, wired into dylibs next.
-#[cfg_attr(not(test), allow(dead_code))]
-mod tier;
+pub(crate) mod tier;
 mod tls;
 
 pub(crate) use isolate::Pool;
@@ -57,6 +55,8 @@ pub(crate) struct Compiled {
     pub(crate) object: Vec<u8>,
     /// IR signatures of the functions it defines.
     pub(crate) signatures: HashMap<String, Signature>,
+    /// For a tiered module: its IR with locals promoted, before optimization (see `tier`).
+    pub(crate) bitcode: Option<Vec<u8>>,
     /// The compile phases' times (the link and publish phases are filled in later).
     pub(crate) timings: ModuleTimings,
 }
@@ -69,12 +69,31 @@ pub(crate) fn compile(
     level: OptLevel,
     dump: &[(DumpKind, PathBuf)],
 ) -> Result<Compiled> {
+    compile_with(source, name, level, dump, None)
+}
+
+/// [`compile`]; with `promote`, the module's locals are promoted under that tag first
+/// (`tier::promote_locals`) and [`Compiled::bitcode`] keeps the promoted IR for later tiers.
+pub(crate) fn compile_with(
+    source: Source,
+    name: String,
+    level: OptLevel,
+    dump: &[(DumpKind, PathBuf)],
+    promote: Option<&str>,
+) -> Result<Compiled> {
     let name = source.name.clone().unwrap_or(name);
     let _span = tracing::debug_span!("compile", module = %name, level = %level).entered();
     let mut timings = ModuleTimings::default();
     if let SourceKind::Object(object) = source.kind {
         dump_bytes(dump, &name, DumpKind::Obj, &object);
-        return Ok(Compiled { name, default_serial: None, object, signatures: HashMap::new(), timings });
+        return Ok(Compiled {
+            name,
+            default_serial: None,
+            object,
+            signatures: HashMap::new(),
+            bitcode: None,
+            timings,
+        });
     }
     // Declared before the context, so it outlives it (the handler points at it).
     let diagnostics = Diagnostics::default();
@@ -85,6 +104,10 @@ pub(crate) fn compile(
     let module = phase!(timings.parse, "parse", load_module(&context, source.kind, &name))?;
     with_machine(level, |machine| {
         let signatures = phase!(timings.verify, "verify", prepare(&module, &name, machine))?;
+        let bitcode = promote.map(|tag| {
+            tier::promote_locals(&module, tag);
+            module.write_bitcode_to_memory().as_slice().to_vec()
+        });
         if let Some(pipeline) = level.pipeline() {
             let options = PassBuilderOptions::create();
             phase!(timings.optimize, "optimize", module.run_passes(&pipeline, machine, options))
@@ -95,7 +118,14 @@ pub(crate) fn compile(
         // object that must not be used.
         match diagnostics.take_errors() {
             Some(errors) => Err(failed(errors)),
-            None => Ok(Compiled { name: name.clone(), default_serial: None, object, signatures, timings }),
+            None => Ok(Compiled {
+                name: name.clone(),
+                default_serial: None,
+                object,
+                signatures,
+                bitcode,
+                timings,
+            }),
         }
     })
 }

@@ -1,9 +1,6 @@
 //! Tiering, compile-time half: the IR rewrites that let one function of a module be recompiled on its own
 //! (at a higher tier) and linked against the module it came from.
 //!
-//! The first step of issue 10 (DESIGN.md, "Tiering", says where this goes next): nothing calls these
-//! outside their tests yet.
-//!
 //! - [`promote_locals`] runs on a module *before* its first tier is compiled: every definition with local
 //!   linkage (`internal`, `private`: string constants, `static` variables and functions, C++ static-local
 //!   guards) gets a name unique to the module and becomes a `hidden` global. The first tier's object then
@@ -14,6 +11,9 @@
 //!   every other function to the first tier's definitions: the same addresses, the same state, no second
 //!   run of any initializer (constructors are dropped).
 
+use super::{Compiled, OptLevel, Source};
+use crate::error::{Error, Result};
+use inkwell::context::Context;
 use inkwell::llvm_sys::comdat::LLVMSetComdat;
 use inkwell::llvm_sys::core::*;
 use inkwell::llvm_sys::prelude::*;
@@ -76,7 +76,7 @@ pub(crate) fn promote_locals(module: &Module<'_>, tag: &str) {
 /// Keeps the body of the function `keep` and turns every other definition of `module` (a copy of a
 /// promoted module) into a declaration bound, at link time, to the first tier's definition (see the
 /// module docs). `Err` names what this step does not handle yet: aliases, ifuncs, thread-locals.
-pub(crate) fn extract_function(module: &Module<'_>, keep: &str) -> Result<(), String> {
+pub(crate) fn extract_function(module: &Module<'_>, keep: &str) -> std::result::Result<(), String> {
     let m = module.as_mut_ptr();
     // SAFETY: `m` is live; these only read the module's lists.
     let (alias, ifunc) = unsafe { (LLVMGetFirstGlobalAlias(m), LLVMGetFirstGlobalIFunc(m)) };
@@ -134,13 +134,32 @@ pub(crate) fn extract_function(module: &Module<'_>, keep: &str) -> Result<(), St
     }
 }
 
+/// Compiles the higher tier of `function` from a tiered module's promoted `bitcode`: the function alone
+/// at `level`, everything else bound to the first tier (see the module docs).
+pub(crate) fn compile_tier(
+    bitcode: &[u8],
+    function: &str,
+    level: OptLevel,
+    name: String,
+) -> Result<Compiled> {
+    let failed = |message: String| Error::Codegen { module: name.clone(), message };
+    let extracted = {
+        let context = Context::create();
+        let buffer = inkwell::memory_buffer::MemoryBuffer::create_from_memory_range_copy(bitcode, &name);
+        let module =
+            Module::parse_bitcode_from_buffer(&buffer, &context).map_err(|m| failed(m.to_string()))?;
+        extract_function(&module, function).map_err(failed)?;
+        module.write_bitcode_to_memory().as_slice().to_vec()
+    };
+    super::compile(Source::bitcode(extracted).named(name.clone()), name, level, &[])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::compile::{compile, OptLevel, Source};
+    use crate::compile::compile;
     use crate::dylib::Change;
     use crate::Jit;
-    use inkwell::context::Context;
     use inkwell::memory_buffer::MemoryBuffer;
 
     /// A module with the state tiering must not duplicate: a private string, an internal counter, a

@@ -35,14 +35,16 @@ mod plan;
 mod redirect;
 mod session;
 pub(crate) mod table;
+mod tiering;
 mod txn;
 
 pub use imports::Importer;
 pub(crate) use session::{Config, Session, StallHook};
 pub(crate) use table::{Definition, DylibShared};
+pub use tiering::Tiering;
 pub(crate) use txn::{Change, Remove};
 
-use crate::compile::{compile, Compiled, Source};
+use crate::compile::{compile_with, Compiled, Source};
 use crate::error::{Error, Result};
 use crate::func::{Func, HostFn};
 use crate::signature::{JitSignature, Signature};
@@ -220,9 +222,11 @@ impl Dylib {
         let serial = next_serial();
         let name = format!("module#{serial}");
         let unnamed = source.name.is_none();
+        // A tiered dylib promotes the module's locals under a tag unique to it (see `tiering`).
+        let tiered = self.shared.state.lock().tiering.is_some().then(|| serial.to_string());
         let mut compiled = match &self.session.pool {
             Some(pool) => pool.compile(source, name, config.opt),
-            None => compile(source, name, config.opt, &config.dump),
+            None => compile_with(source, name, config.opt, &config.dump, tiered.as_deref()),
         }?;
         compiled.default_serial = unnamed.then_some(serial);
         Ok(compiled)
@@ -268,7 +272,7 @@ impl Dylib {
     /// dylibs (unless `removal` is [`Removal::Force`]).
     pub fn replace_all(&self, sources: Vec<Source>, removal: Removal) -> Result<Vec<ModuleHandle>> {
         let add = self.compile_all(sources)?;
-        self.change(Change { add, remove: Remove::All, removal, initializers: true })
+        self.change(Change { add, remove: Remove::All, removal, initializers: true, ..Change::default() })
     }
 
     /// Like [`add_module`](Self::add_module), but the module is inert: its constructors and destructors

@@ -110,22 +110,36 @@ pub(super) struct Plan {
     pub(super) steps: Vec<Step>,
     pub(super) losers: Vec<(Arc<LoadedModule>, DefinedSymbol)>,
     pub(super) scope: Scope,
+    /// The promoted IR of each new module of a tiered dylib (see `tiering`).
+    pub(super) bitcode: Vec<Option<Vec<u8>>>,
+    pub(super) tier_up: Option<(Arc<str>, u64)>,
 }
 
 type Symbols = HashMap<Arc<str>, Definition>;
 
 impl Dylib {
-    pub(super) fn plan(&self, state: &State, imports: &Imports, change: Change) -> Result<Plan> {
+    pub(super) fn plan(&self, state: &State, imports: &Imports, mut change: Change) -> Result<Plan> {
         let scope = self.scope(state, &change.remove)?;
         let removal = change.removal;
         let symbols = self.shared.symbols.read();
+        let tier_up = change.tier_up.take();
+        if let Some((name, origin)) = &tier_up {
+            // A user's redefinition or removal since the tier-up began wins.
+            if symbols.get(name).and_then(Definition::module).map(|m| m.serial) != Some(*origin) {
+                return Err(Error::Superseded {
+                    dylib: self.shared.name.to_string(),
+                    symbol: name.to_string(),
+                });
+            }
+        }
+        let bitcode: Vec<Option<Vec<u8>>> = change.add.iter_mut().map(|c| c.bitcode.take()).collect();
         let entries = self.plan_entries(state, &symbols, &scope, &change.add)?;
         let new = self.link_all(&symbols, &scope, &entries, change)?;
         let (steps, losers) = self.next_definitions(state, &symbols, &scope, &new);
         if removal == Removal::Refuse {
             self.check_imports(state, imports, &scope, &entries, &steps)?;
         }
-        Ok(Plan { new, entries, steps, losers, scope })
+        Ok(Plan { new, entries, steps, losers, scope, bitcode, tier_up })
     }
 
     fn scope(&self, state: &State, remove: &Remove) -> Result<Scope> {
@@ -138,6 +152,11 @@ impl Dylib {
                         return Err(Error::ModuleNotFound { module: h.name.clone(), dylib: h.dylib.clone() });
                     }
                     scope.removing.insert(h.serial);
+                    // A module's higher tiers go with it.
+                    let satellites = state.tiering.as_ref().and_then(|t| t.satellites.get(&h.serial));
+                    scope
+                        .removing
+                        .extend(satellites.into_iter().flatten().filter(|s| state.modules.contains(*s)));
                 }
             }
             Remove::All => {

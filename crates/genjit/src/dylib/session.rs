@@ -82,6 +82,8 @@ pub(crate) struct Session {
     pub(crate) domain: Arc<Domain>,
     /// Compile workers, when compilation is isolated.
     pub(crate) pool: Option<crate::compile::Pool>,
+    /// The tier-up thread's queue, once a tier-up was asked for (see `tiering`).
+    tier_jobs: Mutex<Option<std::sync::mpsc::Sender<super::tiering::Job>>>,
     pub(crate) config: Config,
 }
 
@@ -99,9 +101,30 @@ impl Session {
             imports: Mutex::new(Imports::default()),
             host: RwLock::new(HashMap::new()),
             domain,
+            tier_jobs: Mutex::new(None),
             pool: config.isolate.clone().map(crate::compile::Pool::new),
             config,
         })
+    }
+
+    /// Queues a tier-up for the JIT's tier-up thread (started on first use; it ends when the JIT is
+    /// dropped, since only the session holds the queue's sender).
+    pub(crate) fn tier_up(&self, job: super::tiering::Job) {
+        let mut jobs = self.tier_jobs.lock();
+        let sender = jobs.get_or_insert_with(|| {
+            let (tx, rx) = std::sync::mpsc::channel::<super::tiering::Job>();
+            std::thread::Builder::new()
+                .name("genjit-tier-up".to_string())
+                .spawn(move || {
+                    for job in rx {
+                        job.run();
+                    }
+                })
+                .expect("spawning the genjit tier-up thread");
+            tx
+        });
+        // The receiver lives as long as the thread, which only ends when this sender is dropped.
+        let _ = sender.send(job);
     }
 
     /// genjit's runtime symbols for a module of `dylib` (resolved before anything else).

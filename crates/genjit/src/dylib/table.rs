@@ -87,6 +87,8 @@ pub(crate) struct State {
     pub(super) redirectables: HashMap<String, u64>,
     /// The dylib was removed from its JIT: no further changes.
     pub(super) closed: bool,
+    /// Tiering, once enabled (see `tiering`).
+    pub(super) tiering: Option<super::tiering::TierState>,
     /// Heap bytes of the live modules' code and data blocks (kept with `modules`).
     heap_bytes: (usize, usize),
     /// Estimated malloc bytes of the live modules (kept with `modules`).
@@ -115,6 +117,8 @@ pub(crate) struct DylibShared {
     pub(crate) id: u64,
     pub(super) name: Arc<str>,
     pub(super) state: Mutex<State>,
+    /// Signalled when a tier-up finishes (`Dylib::wait_for_tier_ups`).
+    pub(super) tier_done: parking_lot::Condvar,
     pub(super) symbols: RwLock<HashMap<Arc<str>, Definition>>,
     pub(super) links: RwLock<Vec<Arc<DylibShared>>>,
     /// 16 bytes of the heap's data range: `__dso_handle` is referenced PC-relatively, so it must lie
@@ -144,6 +148,7 @@ impl DylibShared {
             domain,
             name,
             state: Mutex::new(State::default()),
+            tier_done: parking_lot::Condvar::new(),
             symbols: RwLock::new(HashMap::new()),
             links: RwLock::new(Vec::new()),
             dso_handle,
@@ -239,17 +244,20 @@ impl DylibShared {
 
     pub(crate) fn stats(&self) -> DylibStats {
         use std::mem::size_of;
-        let (modules, (code, data), mut metadata) = {
+        let (modules, (code, data), mut metadata, tiering) = {
             let state = self.state.lock();
             let map = state.modules.capacity() * (size_of::<BySerial>() + 1);
-            (state.modules.len(), state.heap_bytes, state.metadata + map)
+            let tiering = state.tiering.as_ref().map_or((0, 0), |t| (t.tier_ups, t.bytes()));
+            (state.modules.len(), state.heap_bytes, state.metadata + map, tiering)
         };
         let symbols = {
             let table = self.symbols.read();
             metadata += table.capacity() * (size_of::<(Arc<str>, Definition)>() + 1);
             table.len()
         };
-        DylibStats::new(&self.name, modules, symbols, code, data, metadata)
+        let mut stats = DylibStats::new(&self.name, modules, symbols, (code, data, metadata));
+        (stats.tier_ups, stats.tiering_bytes) = tiering;
+        stats
     }
 }
 

@@ -41,6 +41,10 @@ pub(crate) struct Change {
     pub(crate) removal: Removal,
     /// Run constructors/destructors and register unwind info (false only for fuzzing).
     pub(crate) initializers: bool,
+    /// A tier-up: `(function, serial of the module it was compiled from)`. The change is refused
+    /// ([`Error::Superseded`]) unless that module still defines the function, and the new module is
+    /// recorded as that module's satellite (see `tiering`).
+    pub(crate) tier_up: Option<(Arc<str>, u64)>,
 }
 
 /// A retired value counted in `Stats::awaiting_metadata_bytes` until it is dropped.
@@ -170,8 +174,18 @@ impl Dylib {
     }
 
     fn commit(&self, state: &mut State, imports: &mut Imports, plan: Plan) -> Done {
-        let Plan { new, entries, steps, losers, scope } = plan;
+        let Plan { new, entries, steps, losers, scope, bitcode, tier_up } = plan;
         let Scope { mut removing, redirectables, .. } = scope;
+        if let Some(t) = state.tiering.as_mut() {
+            for ((m, _), bitcode) in new.iter().zip(bitcode) {
+                if let Some(bitcode) = bitcode {
+                    t.bitcode.insert(m.serial, bitcode.into());
+                }
+            }
+            if let (Some((_, origin)), Some((m, _))) = (tier_up, new.first()) {
+                t.satellites.entry(origin).or_default().push(m.serial);
+            }
+        }
         let mut garbage = Vec::new();
         let mut symbols = self.shared.symbols.write();
         for (m, recorded) in &new {
@@ -235,6 +249,9 @@ impl Dylib {
             removing.iter().filter_map(|serial| state.remove_module(*serial)).collect();
         for m in &retired {
             imports.forget(m.serial);
+            if let Some(t) = state.tiering.as_mut() {
+                t.forget(m.serial);
+            }
         }
         state.alternates.retain(|_, alts| {
             alts.retain(|(m, _)| !removing.contains(&m.serial));

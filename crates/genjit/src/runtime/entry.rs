@@ -175,7 +175,7 @@ impl Entry {
     pub(crate) fn names(&self) -> (Arc<str>, Arc<str>) {
         let table = self.table.lock();
         let (name, scope) = table.names[self.index as usize].clone().expect("a live entry's index is taken");
-        (table.domain.scope_name(scope, false).unwrap_or_else(|| "?".into()), name)
+        (table.domain.scope_name(scope).unwrap_or_else(|| "?".into()), name)
     }
 
     /// The reclamation scope of the entry's dylib.
@@ -269,13 +269,15 @@ static TABLES: Mutex<Vec<Weak<Mutex<EntryTable>>>> = Mutex::new(Vec::new());
 
 /// Where a tombstoned entry's calls end: report the function's name and abort (never run freed memory).
 extern "C" fn genjit_tombstone(stub: usize) -> ! {
-    // `try_lock` throughout: the caller may hold any of these locks (a destructor calling a removed
-    // function); then the message goes without the name.
+    // `try_lock` on the tables: the caller may hold them (a destructor calling a removed function); then
+    // the message goes without the name. The domain holds its scope names' lock only briefly and never
+    // while JIT code runs, so waiting for it cannot deadlock (a `try_lock` there lost races with the
+    // reclaimer).
     let name = TABLES.try_lock().and_then(|tables| {
         tables.iter().filter_map(Weak::upgrade).find_map(|table| {
             let t = table.try_lock()?;
             let (name, scope) = t.name_of(stub)?;
-            Some((t.domain.scope_name(scope, true).unwrap_or_else(|| "?".into()), name))
+            Some((t.domain.scope_name(scope).unwrap_or_else(|| "?".into()), name))
         })
     });
     match name {

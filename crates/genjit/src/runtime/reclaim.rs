@@ -339,10 +339,9 @@ impl Domain {
         id
     }
 
-    /// The name of the dylib whose scope is `scope`; with `try_only`, `None` rather than wait for the lock.
-    pub(crate) fn scope_name(&self, scope: u32, try_only: bool) -> Option<Arc<str>> {
-        let scopes = if try_only { self.scopes.try_lock()? } else { self.scopes.lock() };
-        scopes.names.get(scope as usize).cloned()
+    /// The name of the dylib whose scope is `scope`.
+    pub(crate) fn scope_name(&self, scope: u32) -> Option<Arc<str>> {
+        self.scopes.lock().names.get(scope as usize).cloned()
     }
 
     /// Records that code of scope `from` may reach code of scope `to` (a link or a redirection).

@@ -14,6 +14,7 @@ mod proptests;
 mod redirect;
 mod safety;
 mod stall;
+mod tiering;
 mod unwind;
 
 /// Runs test `name` (its path in this binary) in a child process of its own and returns the child's

@@ -1,0 +1,151 @@
+//! Tiering (first steps): `reoptimize` moves one function to the higher tier on a background thread,
+//! sharing its module's state; a user's change always wins; a module's higher tiers go with it.
+
+use genjit::{Error, Jit, Source, Tiering};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// State a higher tier must not duplicate: a private string, an internal counter, a static-local guard
+/// whose initializer has a side effect, an internal helper, a constructor.
+const SOURCE: &str = r#"
+@.str = private unnamed_addr constant [4 x i8] c"abc\00"
+@counter = internal global i64 0
+@guard = internal global i1 false
+@inits = global i64 0
+@ctor_runs = global i64 0
+@llvm.global_ctors = appending global [1 x { i32, ptr, ptr }] [{ i32, ptr, ptr } { i32 65535, ptr @ctor, ptr null }]
+
+define internal void @ctor() {
+  %c = load i64, ptr @ctor_runs
+  %d = add i64 %c, 1
+  store i64 %d, ptr @ctor_runs
+  ret void
+}
+
+define internal i64 @helper(i64 %x) {
+  %y = mul i64 %x, 3
+  ret i64 %y
+}
+
+define i64 @f(i64 %x) {
+entry:
+  %g = load i1, ptr @guard
+  br i1 %g, label %body, label %init
+init:
+  store i1 true, ptr @guard
+  %i = load i64, ptr @inits
+  %i1 = add i64 %i, 1
+  store i64 %i1, ptr @inits
+  br label %body
+body:
+  %c = load i64, ptr @counter
+  %c1 = add i64 %c, 1
+  store i64 %c1, ptr @counter
+  %h = call i64 @helper(i64 %x)
+  %r = add i64 %h, %c1
+  ret i64 %r
+}
+
+define i64 @str_addr() {
+  ret i64 ptrtoint (ptr @.str to i64)
+}
+"#;
+
+fn global(d: &genjit::Dylib, name: &str) -> i64 {
+    // SAFETY: the module defines `name` as an i64 global.
+    unsafe { *(d.lookup_address(name).unwrap() as *const i64) }
+}
+
+#[test]
+fn reoptimize_moves_a_function_up_without_touching_its_state() {
+    let jit = Jit::new().unwrap();
+    let d = jit.create_dylib("tiers").unwrap();
+    d.enable_tiering(Tiering::new()).unwrap();
+    let module = d.add_module(Source::ir_text(SOURCE)).unwrap();
+    let f = d.lookup::<fn(i64) -> i64>("f").unwrap();
+    assert_eq!((f.call(1), f.call(1)), (4, 5));
+    let tier0 = f.current_address(&d.pin()).unwrap();
+    let str_addr = d.lookup::<fn() -> i64>("str_addr").unwrap().call();
+    // A caller keeps calling while the tier-up compiles and redirects: it never waits, never fails.
+    let stop = Arc::new(AtomicBool::new(false));
+    let caller = {
+        let (f, stop) = (f.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut calls = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                std::hint::black_box(f.call(0));
+                calls += 1;
+            }
+            calls
+        })
+    };
+    d.reoptimize("f").unwrap();
+    d.reoptimize("f").unwrap(); // queued once
+    assert!(d.wait_for_tier_ups(Duration::from_secs(60)));
+    stop.store(true, Ordering::Relaxed);
+    let calls = caller.join().unwrap();
+    let tier1 = f.current_address(&d.pin()).unwrap();
+    assert_ne!(tier1, tier0, "the entry points at the higher tier");
+    // The counter went on through both tiers: 2 calls before, `calls` during, this one.
+    assert_eq!(f.call(1), 3 + (2 + calls as i64 + 1));
+    assert_eq!((global(&d, "inits"), global(&d, "ctor_runs")), (1, 1), "no initializer ran twice");
+    assert_eq!(d.lookup::<fn() -> i64>("str_addr").unwrap().call(), str_addr);
+    let stats = jit.stats().dylibs.into_iter().find(|s| s.name == "tiers").unwrap();
+    assert_eq!(stats.tier_ups, 1);
+    assert!(stats.tiering_bytes > 0);
+    // Already at the higher tier: nothing more to do.
+    d.reoptimize("f").unwrap();
+    assert!(d.wait_for_tier_ups(Duration::from_secs(60)));
+    assert_eq!(f.current_address(&d.pin()).unwrap(), tier1);
+    // Removing the module removes its higher tier with it, and what it kept for tiering.
+    d.remove_module(&module).unwrap();
+    assert!(f.is_removed());
+    assert!(d.modules().is_empty());
+    let stats = jit.stats().dylibs.into_iter().find(|s| s.name == "tiers").unwrap();
+    assert_eq!(stats.tiering_bytes, 0);
+}
+
+#[test]
+fn a_redefinition_wins_over_a_tier_up_in_flight() {
+    let jit = Jit::new().unwrap();
+    let d = jit.create_dylib("race").unwrap();
+    d.enable_tiering(Tiering::new()).unwrap();
+    for round in 0..20 {
+        d.add_module(Source::ir_text(format!("define i64 @g() {{\n  ret i64 {round}\n}}\n"))).unwrap();
+        d.reoptimize("g").unwrap();
+        // The user's redefinition, racing the tier-up of the previous version.
+        let user = 1_000 + round;
+        d.add_module(Source::ir_text(format!("define i64 @g() {{\n  ret i64 {user}\n}}\n"))).unwrap();
+        assert!(d.wait_for_tier_ups(Duration::from_secs(60)));
+        assert_eq!(d.lookup::<fn() -> i64>("g").unwrap().call(), user, "round {round}");
+    }
+}
+
+#[test]
+fn tiering_refusals_are_typed() {
+    let jit = Jit::new().unwrap();
+    let d = jit.create_dylib("plain").unwrap();
+    d.add_module(Source::ir_text("define i64 @h() {\n  ret i64 1\n}\n")).unwrap();
+    assert!(matches!(d.reoptimize("h"), Err(Error::Tiering { .. })), "tiering is off");
+    d.enable_tiering(Tiering::new()).unwrap();
+    let err = d.reoptimize("h").unwrap_err();
+    assert!(
+        matches!(&err, Error::Tiering { reason, .. } if reason.contains("not defined by a tiered module")),
+        "{err}"
+    );
+    assert!(matches!(d.reoptimize("nope"), Err(Error::SymbolNotFound { .. })));
+    // A thread-local: the higher tier reaches the same per-thread copy.
+    d.add_module(Source::ir_text(
+        "@t = thread_local global i64 5\ndefine i64 @k() {\n  %v = load i64, ptr @t\n  %w = add i64 %v, 1\n  \
+         store i64 %w, ptr @t\n  ret i64 %v\n}\n",
+    ))
+    .unwrap();
+    let k = d.lookup::<fn() -> i64>("k").unwrap();
+    assert_eq!(k.call(), 5);
+    d.reoptimize("k").unwrap();
+    assert!(d.wait_for_tier_ups(Duration::from_secs(60)));
+    assert_eq!(jit.stats().dylibs[0].tier_ups, 1);
+    assert_eq!(k.call(), 6);
+    assert_eq!(std::thread::spawn(move || k.call()).join().unwrap(), 5, "another thread has its own copy");
+}
