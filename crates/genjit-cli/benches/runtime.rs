@@ -22,7 +22,11 @@
 //!   a JIT with no long call and in a third JIT, alternating in 3 s rounds during the call: throughput,
 //!   peak awaiting bytes and reclamation lag p99 per round, and RSS over the minute.
 //!
-//! `cargo bench -p genjit-cli --bench runtime [call|redefine|churn|parallel|stall]`
+//! - `counters`: what tier 0's call counters cost (`Dylib::enable_tiering`, a threshold never reached):
+//!   a loop at O0 calling a small function through its entry, and a function spending its time in one
+//!   loop, each against the same IR in a dylib without tiering.
+//!
+//! `cargo bench -p genjit-cli --bench runtime [call|redefine|churn|parallel|stall|counters]`
 
 #![allow(missing_docs)]
 
@@ -340,6 +344,62 @@ fn stall() {
     );
 }
 
+fn counters() {
+    const IR: &str = "define i64 @leaf(i64 %x) {\n  %y = mul i64 %x, 3\n  %z = add i64 %y, 1\n  ret i64 %z\n}\n\
+        define i64 @calls(i64 %n) {\nentry:\n  br label %loop\nloop:\n  %i = phi i64 [ 0, %entry ], [ %i1, %loop ]\n  \
+        %acc = phi i64 [ 0, %entry ], [ %acc1, %loop ]\n  %v = call i64 @leaf(i64 %i)\n  %acc1 = add i64 %acc, %v\n  \
+        %i1 = add i64 %i, 1\n  %done = icmp eq i64 %i1, %n\n  br i1 %done, label %exit, label %loop\nexit:\n  ret i64 %acc1\n}\n\
+        define i64 @spins(i64 %n) {\nentry:\n  br label %loop\nloop:\n  %i = phi i64 [ 0, %entry ], [ %i1, %loop ]\n  \
+        %acc = phi i64 [ 0, %entry ], [ %acc1, %loop ]\n  %m = mul i64 %i, 7\n  %acc1 = xor i64 %acc, %m\n  \
+        %i1 = add i64 %i, 1\n  %done = icmp eq i64 %i1, %n\n  br i1 %done, label %exit, label %loop\nexit:\n  ret i64 %acc1\n}\n";
+    let jit = Jit::new().unwrap();
+    let plain = jit.create_dylib("plain").unwrap();
+    plain.add_module(Source::ir_text(IR)).unwrap();
+    let counted = jit.create_dylib("counted").unwrap();
+    counted.enable_tiering(genjit::Tiering::new().threshold(Some(u64::MAX))).unwrap();
+    counted.add_module(Source::ir_text(IR)).unwrap();
+    const N: i64 = 1_000_000;
+    let f = |d: &genjit::Dylib, name: &str| d.lookup::<fn(i64) -> i64>(name).unwrap();
+    let (pc, cc, ps, cs) =
+        (f(&plain, "calls"), f(&counted, "calls"), f(&plain, "spins"), f(&counted, "spins"));
+    assert_eq!(pc.call(N), cc.call(N));
+    let mut contestants = [
+        Contestant::new("calls, no counters", || {
+            black_box(pc.call(black_box(N)));
+        }),
+        Contestant::new("calls, counted", || {
+            black_box(cc.call(black_box(N)));
+        }),
+        Contestant::new("loop, no counters", || {
+            black_box(ps.call(black_box(N)));
+        }),
+        Contestant::new("loop, counted", || {
+            black_box(cs.call(black_box(N)));
+        }),
+    ];
+    let results = contest("tier-0 (O0) call counters, per 1M iterations", 30, 1, &mut contestants);
+    results.print(&[]);
+    for (counted, plain) in [("calls, counted", "calls, no counters"), ("loop, counted", "loop, no counters")]
+    {
+        let (r, lo, hi) = results.ratio(counted, plain);
+        println!("  {counted} / {plain}: {r:.3}x [{lo:.3} .. {hi:.3}]");
+    }
+    let per = |name: &str| results.median(name) / N as f64 * 1e9;
+    println!(
+        "  per call: {:.2} ns with a counter, {:.2} ns without; per loop iteration: {:.2} vs {:.2} ns (counters count calls only)",
+        per("calls, counted"),
+        per("calls, no counters"),
+        per("loop, counted"),
+        per("loop, no counters")
+    );
+    assert!(counted.wait_for_tier_ups(Duration::from_secs(1)));
+    assert_eq!(
+        jit.stats().dylibs.iter().map(|d| d.tier_ups).sum::<u64>(),
+        0,
+        "the threshold is never reached"
+    );
+}
+
 fn main() {
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let wanted = |name: &str| filter.as_ref().is_none_or(|f| name.contains(f.as_str()));
@@ -357,5 +417,8 @@ fn main() {
     }
     if wanted("stall") {
         stall();
+    }
+    if wanted("counters") {
+        counters();
     }
 }

@@ -72,14 +72,22 @@ pub(crate) fn compile(
     compile_with(source, name, level, dump, None)
 }
 
-/// [`compile`]; with `promote`, the module's locals are promoted under that tag first
-/// (`tier::promote_locals`) and [`Compiled::bitcode`] keeps the promoted IR for later tiers.
+/// How a first-tier module is compiled (see `tier`): the tag its locals are promoted under, and the call
+/// count after which its functions ask for the higher tier.
+pub(crate) struct FirstTier<'a> {
+    pub(crate) tag: &'a str,
+    pub(crate) threshold: Option<u64>,
+}
+
+/// [`compile`]; for a first tier, the module's locals are promoted under its tag first
+/// (`tier::promote_locals`), [`Compiled::bitcode`] keeps the promoted IR for later tiers, and then (with a
+/// threshold) its functions get call counters (`tier::count_calls`).
 pub(crate) fn compile_with(
     source: Source,
     name: String,
     level: OptLevel,
     dump: &[(DumpKind, PathBuf)],
-    promote: Option<&str>,
+    first_tier: Option<FirstTier<'_>>,
 ) -> Result<Compiled> {
     let name = source.name.clone().unwrap_or(name);
     let _span = tracing::debug_span!("compile", module = %name, level = %level).entered();
@@ -104,9 +112,13 @@ pub(crate) fn compile_with(
     let module = phase!(timings.parse, "parse", load_module(&context, source.kind, &name))?;
     with_machine(level, |machine| {
         let signatures = phase!(timings.verify, "verify", prepare(&module, &name, machine))?;
-        let bitcode = promote.map(|tag| {
-            tier::promote_locals(&module, tag);
-            module.write_bitcode_to_memory().as_slice().to_vec()
+        let bitcode = first_tier.map(|t| {
+            tier::promote_locals(&module, t.tag);
+            let kept = module.write_bitcode_to_memory().as_slice().to_vec();
+            if let Some(threshold) = t.threshold {
+                tier::count_calls(&module, t.tag, threshold);
+            }
+            kept
         });
         if let Some(pipeline) = level.pipeline() {
             let options = PassBuilderOptions::create();

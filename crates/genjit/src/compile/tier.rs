@@ -73,6 +73,74 @@ pub(crate) fn promote_locals(module: &Module<'_>, tag: &str) {
     }
 }
 
+/// The runtime function a first-tier function calls once its counter runs out (see [`count_calls`]).
+pub(crate) const HOT: &str = "__genjit_hot";
+
+/// The name of the call counter of `function` in the module promoted under `tag`.
+pub(crate) fn counter_name(tag: &str, function: &str) -> String {
+    format!("__gj.{tag}.cnt.{function}")
+}
+
+/// Gives every externally visible function of `module` (promoted under `tag`) a call counter: a hidden
+/// global starting at `threshold`, decremented at entry by a new entry block (plain loads and stores:
+/// racing calls may lose a decrement, never skip the threshold, which is `<= 0`); at or below zero the
+/// function calls [`HOT`] with the counter's address, which claims the tier-up and resets the counter.
+/// Runs after the promoted IR was kept, so higher tiers have no counters.
+pub(crate) fn count_calls(module: &Module<'_>, tag: &str, threshold: u64) {
+    let m = module.as_mut_ptr();
+    // SAFETY: every value below is created in, or taken from, `m` and its context; the builder is
+    // positioned inside blocks of the function being instrumented; the new entry block precedes the old
+    // one, which had no predecessors (an entry block cannot be a branch target).
+    unsafe {
+        let context = LLVMGetModuleContext(m);
+        let i64t = LLVMInt64TypeInContext(context);
+        let ptr = LLVMPointerTypeInContext(context, 0);
+        let void = LLVMVoidTypeInContext(context);
+        let mut params = [ptr];
+        let hook_type = LLVMFunctionType(void, params.as_mut_ptr(), 1, 0);
+        let hook_name = std::ffi::CString::new(HOT).expect("no NUL");
+        let mut hook = LLVMGetNamedFunction(m, hook_name.as_ptr());
+        if hook.is_null() {
+            hook = LLVMAddFunction(m, hook_name.as_ptr(), hook_type);
+        }
+        let builder = LLVMCreateBuilderInContext(context);
+        for f in globals(m) {
+            if LLVMIsAFunction(f).is_null() || LLVMIsDeclaration(f) != 0 || f == hook {
+                continue;
+            }
+            let name = value_name(f);
+            if name.starts_with("llvm.") || LLVMGetVisibility(f) == LLVMVisibility::LLVMHiddenVisibility {
+                continue; // promoted locals and hidden functions are reached only through the others
+            }
+            let counter_name = std::ffi::CString::new(counter_name(tag, &name)).expect("no NUL in IR names");
+            let counter = LLVMAddGlobal(m, i64t, counter_name.as_ptr());
+            LLVMSetInitializer(counter, LLVMConstInt(i64t, threshold.min(i64::MAX as u64), 0));
+            LLVMSetVisibility(counter, LLVMVisibility::LLVMHiddenVisibility);
+            let old_entry = LLVMGetEntryBasicBlock(f);
+            let entry = LLVMInsertBasicBlockInContext(context, old_entry, c"gj.count".as_ptr());
+            let hot = LLVMInsertBasicBlockInContext(context, old_entry, c"gj.hot".as_ptr());
+            LLVMPositionBuilderAtEnd(builder, entry);
+            let left = LLVMBuildLoad2(builder, i64t, counter, c"gj.left".as_ptr());
+            let next = LLVMBuildSub(builder, left, LLVMConstInt(i64t, 1, 0), c"gj.next".as_ptr());
+            LLVMBuildStore(builder, next, counter);
+            let zero = LLVMConstInt(i64t, 0, 0);
+            let due = LLVMBuildICmp(
+                builder,
+                inkwell::llvm_sys::LLVMIntPredicate::LLVMIntSLE,
+                next,
+                zero,
+                c"gj.due".as_ptr(),
+            );
+            LLVMBuildCondBr(builder, due, hot, old_entry);
+            LLVMPositionBuilderAtEnd(builder, hot);
+            let mut args = [counter];
+            LLVMBuildCall2(builder, hook_type, hook, args.as_mut_ptr(), 1, c"".as_ptr());
+            LLVMBuildBr(builder, old_entry);
+        }
+        LLVMDisposeBuilder(builder);
+    }
+}
+
 /// Keeps the body of the function `keep` and turns every other definition of `module` (a copy of a
 /// promoted module) into a declaration bound, at link time, to the first tier's definition (see the
 /// module docs). `Err` names what this step does not handle yet: aliases, ifuncs, thread-locals.

@@ -223,10 +223,12 @@ impl Dylib {
         let name = format!("module#{serial}");
         let unnamed = source.name.is_none();
         // A tiered dylib promotes the module's locals under a tag unique to it (see `tiering`).
-        let tiered = self.shared.state.lock().tiering.is_some().then(|| serial.to_string());
+        let threshold = self.shared.state.lock().tiering.as_ref().map(|t| t.config.threshold);
+        let tag = serial.to_string();
+        let first_tier = threshold.map(|threshold| crate::compile::FirstTier { tag: &tag, threshold });
         let mut compiled = match &self.session.pool {
             Some(pool) => pool.compile(source, name, config.opt),
-            None => compile_with(source, name, config.opt, &config.dump, tiered.as_deref()),
+            None => compile_with(source, name, config.opt, &config.dump, first_tier),
         }?;
         compiled.default_serial = unnamed.then_some(serial);
         Ok(compiled)

@@ -131,6 +131,7 @@ impl Session {
     pub(crate) fn runtime_symbol(&self, dylib: &DylibShared, name: &str) -> Option<usize> {
         match name {
             tls::TLS_GET => Some(tls::genjit_tls_get as *const () as usize),
+            crate::compile::tier::HOT => Some(super::tiering::genjit_hot as *const () as usize),
             "__dso_handle" => Some(dylib.dso_handle()),
             _ => None,
         }

@@ -9,11 +9,15 @@
 //! the first tier's body is retired (and freed once no thread runs it) only when nothing else of its
 //! module is defined any more.
 
-use super::{Change, Dylib};
+use super::module::LoadedModule;
+use super::{Change, Dylib, DylibShared, Session};
 use crate::compile::{tier, OptLevel};
 use crate::error::{Error, Result};
+use parking_lot::Mutex;
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
+use std::sync::Weak;
 use std::time::{Duration, Instant};
 
 /// How a dylib tiers up (see [`Dylib::enable_tiering`]).
@@ -22,11 +26,14 @@ use std::time::{Duration, Instant};
 pub struct Tiering {
     /// The level the higher tier is compiled at (default O2).
     pub level: OptLevel,
+    /// Calls after which a function asks for the higher tier by itself (default 100; `None`: only
+    /// [`Dylib::reoptimize`]). Counted at tier 0 by a per-function counter (see `compile::tier`).
+    pub threshold: Option<u64>,
 }
 
 impl Default for Tiering {
     fn default() -> Self {
-        Tiering { level: OptLevel::O2 }
+        Tiering { level: OptLevel::O2, threshold: Some(100) }
     }
 }
 
@@ -40,6 +47,64 @@ impl Tiering {
     pub fn level(mut self, level: OptLevel) -> Tiering {
         self.level = level;
         self
+    }
+
+    /// The call count after which a function tiers up by itself (`None`: only on `reoptimize`).
+    pub fn threshold(mut self, calls: Option<u64>) -> Tiering {
+        self.threshold = calls.map(|c| c.max(1));
+        self
+    }
+}
+
+/// A first-tier function's counter, by address: where its [`genjit_hot`] call comes from.
+struct Hot {
+    session: Weak<Session>,
+    dylib: Weak<DylibShared>,
+    name: Arc<str>,
+}
+
+static COUNTERS: Mutex<Option<HashMap<usize, Hot>>> = Mutex::new(None);
+
+/// The function's name, if `symbol` is a call counter (`__gj.<tag>.cnt.<name>`, see `compile::tier`).
+fn counted(symbol: &str) -> Option<&str> {
+    symbol.strip_prefix("__gj.")?.split_once(".cnt.").map(|(_, name)| name)
+}
+
+/// Records the counters of a first-tier module just published (under its dylib's link lock).
+pub(crate) fn register_counters(session: &Arc<Session>, dylib: &Arc<DylibShared>, module: &LoadedModule) {
+    let mut counters = COUNTERS.lock();
+    let counters = counters.get_or_insert_with(HashMap::new);
+    for s in module.symbols.iter() {
+        if let Some(name) = counted(&s.name) {
+            let hot =
+                Hot { session: Arc::downgrade(session), dylib: Arc::downgrade(dylib), name: name.into() };
+            counters.insert(s.addr, hot);
+        }
+    }
+}
+
+/// Forgets the counters of a module that is retired.
+pub(crate) fn forget_counters(module: &LoadedModule) {
+    if let Some(counters) = COUNTERS.lock().as_mut() {
+        for s in module.symbols.iter().filter(|s| counted(&s.name).is_some()) {
+            counters.remove(&s.addr);
+        }
+    }
+}
+
+/// Called by a first-tier function whose counter ran out: resets the counter (no more calls until the
+/// next tier-up claim) and queues the function (`reoptimize` de-duplicates racing callers). Never
+/// blocks for long: a lookup and a queue push.
+pub(crate) extern "C" fn genjit_hot(counter: *const AtomicI64) {
+    // SAFETY: the caller is the code of the live module that holds this counter (an 8-aligned i64 in its
+    // data block, which stays mapped while its code runs).
+    unsafe { &*counter }.store(i64::MAX, Ordering::Relaxed);
+    let hot = COUNTERS.lock().as_ref().and_then(|c| {
+        c.get(&(counter as usize)).map(|h| (h.session.upgrade(), h.dylib.upgrade(), h.name.clone()))
+    });
+    if let Some((Some(session), Some(shared), name)) = hot {
+        // Errors (the function was redefined meanwhile, the dylib closed) leave it where it is.
+        let _ = Dylib::new(session, shared, Arc::new(())).reoptimize(&name);
     }
 }
 

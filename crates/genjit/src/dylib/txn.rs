@@ -180,6 +180,7 @@ impl Dylib {
             for ((m, _), bitcode) in new.iter().zip(bitcode) {
                 if let Some(bitcode) = bitcode {
                     t.bitcode.insert(m.serial, bitcode.into());
+                    super::tiering::register_counters(&self.session, &self.shared, m);
                 }
             }
             if let (Some((_, origin)), Some((m, _))) = (tier_up, new.first()) {
@@ -251,6 +252,7 @@ impl Dylib {
             imports.forget(m.serial);
             if let Some(t) = state.tiering.as_mut() {
                 t.forget(m.serial);
+                super::tiering::forget_counters(m);
             }
         }
         state.alternates.retain(|_, alts| {

@@ -149,3 +149,30 @@ fn tiering_refusals_are_typed() {
     assert_eq!(k.call(), 6);
     assert_eq!(std::thread::spawn(move || k.call()).join().unwrap(), 5, "another thread has its own copy");
 }
+
+#[test]
+fn a_function_called_often_enough_tiers_up_by_itself() {
+    let jit = Jit::new().unwrap();
+    let d = jit.create_dylib("counted").unwrap();
+    d.enable_tiering(Tiering::new().threshold(Some(50))).unwrap();
+    d.add_module(Source::ir_text(SOURCE)).unwrap();
+    let f = d.lookup::<fn(i64) -> i64>("f").unwrap();
+    let tier0 = f.current_address(&d.pin()).unwrap();
+    let tier_ups = || jit.stats().dylibs[0].tier_ups;
+    for _ in 0..49 {
+        f.call(0);
+    }
+    assert!(d.wait_for_tier_ups(Duration::from_secs(60)));
+    assert_eq!((tier_ups(), f.current_address(&d.pin()).unwrap()), (0, tier0), "49 calls: still tier 0");
+    assert_eq!(f.call(0), 50, "the 50th call");
+    assert!(d.wait_for_tier_ups(Duration::from_secs(60)));
+    assert_eq!(tier_ups(), 1);
+    assert_ne!(f.current_address(&d.pin()).unwrap(), tier0, "tiered up after its 50th call");
+    assert_eq!(f.call(0), 51, "state went on");
+    // A function never called stays where it is.
+    let s = d.lookup::<fn() -> i64>("str_addr").unwrap();
+    let before = s.current_address(&d.pin()).unwrap();
+    s.call();
+    assert!(d.wait_for_tier_ups(Duration::from_secs(60)));
+    assert_eq!((tier_ups(), s.current_address(&d.pin()).unwrap()), (1, before));
+}
