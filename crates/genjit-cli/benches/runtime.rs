@@ -22,9 +22,9 @@
 //!   a JIT with no long call and in a third JIT, alternating in 3 s rounds during the call: throughput,
 //!   peak awaiting bytes and reclamation lag p99 per round, and RSS over the minute.
 //!
-//! - `counters`: what tier 0's call counters cost (`Dylib::enable_tiering`, a threshold never reached):
-//!   a loop at O0 calling a small function through its entry, and a function spending its time in one
-//!   loop, each against the same IR in a dylib without tiering.
+//! - `counters`: what tier 0's counters of calls and back-edges cost (`Dylib::enable_tiering`, a
+//!   threshold never reached): a loop at O0 calling a small function through its entry, and a function
+//!   spending its time in one tight loop, each against the same IR in a dylib without tiering.
 //!
 //! `cargo bench -p genjit-cli --bench runtime [call|redefine|churn|parallel|stall|counters]`
 
@@ -386,7 +386,7 @@ fn counters() {
     }
     let per = |name: &str| results.median(name) / N as f64 * 1e9;
     println!(
-        "  per call: {:.2} ns with a counter, {:.2} ns without; per loop iteration: {:.2} vs {:.2} ns (counters count calls only)",
+        "  per call (and back-edge) of the call loop: {:.2} ns counted, {:.2} ns not; per iteration of the spinning loop: {:.2} vs {:.2} ns",
         per("calls, counted"),
         per("calls, no counters"),
         per("loop, counted"),

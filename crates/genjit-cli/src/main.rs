@@ -101,6 +101,13 @@ struct RunArgs {
     /// Print each module's phase timings (parse, verify, optimize, emit, link, publish, constructors) to stderr
     #[arg(long)]
     timings: bool,
+    /// Compile at the given level (tier 0), then recompile each function called or looping often enough
+    /// at O2 in the background (tiering; not with --isolate)
+    #[arg(long, conflicts_with = "isolate")]
+    tier: bool,
+    /// With --tier: how many calls and loop iterations make a function hot
+    #[arg(long, value_name = "N", requires = "tier", default_value = "100")]
+    tier_threshold: u64,
     /// The program (LLVM IR text .ll or bitcode .bc), then the arguments for its `main`: everything after
     /// the file goes to the program, even what looks like an option of genjit's (as with lli)
     #[arg(required = true, num_args = 1.., trailing_var_arg = true, value_name = "FILE [ARGS]")]
@@ -194,6 +201,7 @@ fn run_program(args: RunArgs) -> Result<ExitCode, String> {
         } else {
             None
         },
+        tier: args.tier.then_some(args.tier_threshold),
     };
     let code = run(&options).map_err(|e| e.to_string())?;
     // The program's own status, as lli exits with it (the low 8 bits, like the shell sees).

@@ -34,6 +34,8 @@ pub struct RunOptions {
     pub gdb: bool,
     /// Compile in worker processes.
     pub isolate: Option<genjit::Isolation>,
+    /// Tier up functions called or looping this many times (`genjit run --tier`), at O2.
+    pub tier: Option<u64>,
 }
 
 /// Why a program could not be run (not the program's own failure, which is its exit code).
@@ -73,6 +75,9 @@ pub fn run(options: &RunOptions) -> Result<i32, RunError> {
     }
     let jit = builder.build()?;
     let dylib = jit.create_dylib("main")?;
+    if let Some(threshold) = options.tier {
+        dylib.enable_tiering(genjit::Tiering::new().threshold(Some(threshold)))?;
+    }
     // All modules in one batch, as lli puts them in one JITDylib: they may reference each other in any
     // order and in cycles, and a name any of them defines wins over the process's symbols.
     let sources = options.extra_modules.iter().chain([&options.program]).map(Source::file);
@@ -90,6 +95,14 @@ pub fn run(options: &RunOptions) -> Result<i32, RunError> {
     // SAFETY: reading the process's environment pointer (set by libc before `main`).
     let envp = unsafe { environ };
     let code = call_main(&dylib, argc, argv.as_ptr(), envp)?;
+    if options.tier.is_some() {
+        // No compile may still run in the background when the process exits (LLVM's static destructors).
+        dylib.wait_for_tier_ups(std::time::Duration::from_secs(60));
+        if options.timings {
+            let stats = jit.stats();
+            eprintln!("tier-ups: {}", stats.dylibs.iter().map(|d| d.tier_ups).sum::<u64>());
+        }
+    }
     jit.remove_dylib(&dylib)?;
     Ok(code)
 }

@@ -146,3 +146,33 @@ fn lua_interpreter_from_33_modules_in_any_order() {
         assert_eq!(outcome(ours), theirs, "genjit vs lli-19 with modules in the order {first:?}...");
     }
 }
+
+/// Lua again, tiered (`genjit run --tier`) at thresholds from one call to a thousand: the same output as
+/// lli-19, with functions moved to O2 in the background while the interpreter runs.
+#[test]
+fn lua_interpreter_tiered_up_while_it_runs() {
+    let dir = programs_dir().join("lua");
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("lua-ir-tier");
+    let build = Command::new("bash").arg(dir.join("build.sh")).arg(&out).output().expect("run build.sh");
+    assert!(build.status.success(), "build.sh: {}", String::from_utf8_lossy(&build.stderr));
+    let mut modules: Vec<PathBuf> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "bc") && !p.ends_with("main.bc"))
+        .collect();
+    modules.sort();
+    let script = dir.join("test.lua");
+    let mut lli = Command::new("lli-19");
+    lli.args(modules.iter().map(|m| format!("-extra-module={}", m.display())));
+    lli.arg(out.join("main.bc")).arg(&script);
+    let theirs = outcome(lli);
+    for threshold in ["1", "10", "1000"] {
+        let mut ours = Command::new(env!("CARGO_BIN_EXE_genjit"));
+        ours.args(["run", "--tier", "--tier-threshold", threshold]);
+        for m in &modules {
+            ours.arg("--extra-module").arg(m);
+        }
+        ours.arg(out.join("main.bc")).arg(&script);
+        assert_eq!(outcome(ours), theirs, "genjit run --tier --tier-threshold {threshold} vs lli-19");
+    }
+}

@@ -120,6 +120,13 @@ pub(crate) fn compile_with(
             }
             kept
         });
+        if bitcode.is_some() {
+            // The counters must not be able to hand LLVM a broken module (its code generator aborts).
+            module.verify().map_err(|m| Error::Verify {
+                module: name.clone(),
+                message: format!("after genjit's tier-0 counters (a genjit bug): {m}"),
+            })?;
+        }
         if let Some(pipeline) = level.pipeline() {
             let options = PassBuilderOptions::create();
             phase!(timings.optimize, "optimize", module.run_passes(&pipeline, machine, options))

@@ -81,16 +81,21 @@ pub(crate) fn counter_name(tag: &str, function: &str) -> String {
     format!("__gj.{tag}.cnt.{function}")
 }
 
-/// Gives every externally visible function of `module` (promoted under `tag`) a call counter: a hidden
-/// global starting at `threshold`, decremented at entry by a new entry block (plain loads and stores:
-/// racing calls may lose a decrement, never skip the threshold, which is `<= 0`); at or below zero the
-/// function calls [`HOT`] with the counter's address, which claims the tier-up and resets the counter.
-/// Runs after the promoted IR was kept, so higher tiers have no counters.
+/// Gives every externally visible function of `module` (promoted under `tag`) a counter of calls and
+/// loop back-edges: a hidden global starting at `threshold`, decremented by a new entry block and on every
+/// back-edge (plain loads and stores: racing threads may lose a decrement, never skip the threshold,
+/// which is `<= 0`); at or below zero the function calls [`HOT`] with the counter's address, which claims
+/// the tier-up and resets the counter. Runs after the promoted IR was kept, so higher tiers have none.
+///
+/// A back-edge is a `br` to a block laid out at or before its own (where clang puts loop headers);
+/// counting an edge that is not one only counts more. Each gets its own check block on the edge, and the
+/// target's phis take the edge's value from it (rebuilt: the C API cannot rename an incoming block).
 pub(crate) fn count_calls(module: &Module<'_>, tag: &str, threshold: u64) {
     let m = module.as_mut_ptr();
     // SAFETY: every value below is created in, or taken from, `m` and its context; the builder is
     // positioned inside blocks of the function being instrumented; the new entry block precedes the old
-    // one, which had no predecessors (an entry block cannot be a branch target).
+    // one, which had no predecessors (an entry block cannot be a branch target); an edge's new blocks are
+    // dominated by its source, so the values its phis took from the source are still available.
     unsafe {
         let context = LLVMGetModuleContext(m);
         let i64t = LLVMInt64TypeInContext(context);
@@ -104,38 +109,92 @@ pub(crate) fn count_calls(module: &Module<'_>, tag: &str, threshold: u64) {
             hook = LLVMAddFunction(m, hook_name.as_ptr(), hook_type);
         }
         let builder = LLVMCreateBuilderInContext(context);
+        // Fills `check` (decrement, test) and `hot` (call the hook), both going on to `to`.
+        let count = |check: LLVMBasicBlockRef, hot: LLVMBasicBlockRef, counter: LLVMValueRef, to| {
+            LLVMPositionBuilderAtEnd(builder, check);
+            let left = LLVMBuildLoad2(builder, i64t, counter, c"gj.left".as_ptr());
+            let next = LLVMBuildSub(builder, left, LLVMConstInt(i64t, 1, 0), c"gj.next".as_ptr());
+            LLVMBuildStore(builder, next, counter);
+            let sle = inkwell::llvm_sys::LLVMIntPredicate::LLVMIntSLE;
+            let due = LLVMBuildICmp(builder, sle, next, LLVMConstInt(i64t, 0, 0), c"gj.due".as_ptr());
+            LLVMBuildCondBr(builder, due, hot, to);
+            LLVMPositionBuilderAtEnd(builder, hot);
+            let mut args = [counter];
+            LLVMBuildCall2(builder, hook_type, hook, args.as_mut_ptr(), 1, c"".as_ptr());
+            LLVMBuildBr(builder, to);
+        };
         for f in globals(m) {
             if LLVMIsAFunction(f).is_null() || LLVMIsDeclaration(f) != 0 || f == hook {
                 continue;
             }
             let name = value_name(f);
             if name.starts_with("llvm.") || LLVMGetVisibility(f) == LLVMVisibility::LLVMHiddenVisibility {
-                continue; // promoted locals and hidden functions are reached only through the others
+                // Promoted `static` functions do not tier up yet: tiering them crashed the Lua interpreter.
+                continue;
             }
             let counter_name = std::ffi::CString::new(counter_name(tag, &name)).expect("no NUL in IR names");
             let counter = LLVMAddGlobal(m, i64t, counter_name.as_ptr());
             LLVMSetInitializer(counter, LLVMConstInt(i64t, threshold.min(i64::MAX as u64), 0));
             LLVMSetVisibility(counter, LLVMVisibility::LLVMHiddenVisibility);
+            // Back-edges first, on the original layout.
+            let mut blocks = Vec::new();
+            let mut b = LLVMGetFirstBasicBlock(f);
+            while !b.is_null() {
+                blocks.push(b);
+                b = LLVMGetNextBasicBlock(b);
+            }
+            let mut back_edges = Vec::new();
+            for (i, &from) in blocks.iter().enumerate() {
+                let t = LLVMGetBasicBlockTerminator(from);
+                if t.is_null() || LLVMIsABranchInst(t).is_null() {
+                    continue;
+                }
+                let n = LLVMGetNumSuccessors(t);
+                let succ: Vec<_> = (0..n).map(|k| LLVMGetSuccessor(t, k)).collect();
+                if n == 2 && succ[0] == succ[1] {
+                    continue; // one target twice: the phis could not tell the edges apart
+                }
+                for (k, &to) in succ.iter().enumerate() {
+                    if blocks[..=i].contains(&to) {
+                        back_edges.push((from, t, k as u32, to));
+                    }
+                }
+            }
+            for (from, t, k, to) in back_edges {
+                let check = LLVMAppendBasicBlockInContext(context, f, c"gj.back".as_ptr());
+                let hot = LLVMAppendBasicBlockInContext(context, f, c"gj.back.hot".as_ptr());
+                count(check, hot, counter, to);
+                LLVMSetSuccessor(t, k, check);
+                // `to`'s phis: the value that came from `from` now comes from `check` and `hot`.
+                let mut phi = LLVMGetFirstInstruction(to);
+                while !phi.is_null() && !LLVMIsAPHINode(phi).is_null() {
+                    let next = LLVMGetNextInstruction(phi);
+                    let (mut values, mut preds) = (Vec::new(), Vec::new());
+                    for j in 0..LLVMCountIncoming(phi) {
+                        let (v, b) = (LLVMGetIncomingValue(phi, j), LLVMGetIncomingBlock(phi, j));
+                        if b == from {
+                            values.extend([v, v]);
+                            preds.extend([check, hot]);
+                        } else {
+                            values.push(v);
+                            preds.push(b);
+                        }
+                    }
+                    LLVMPositionBuilderBefore(builder, phi);
+                    let rebuilt = LLVMBuildPhi(builder, LLVMTypeOf(phi), c"".as_ptr());
+                    LLVMAddIncoming(rebuilt, values.as_mut_ptr(), preds.as_mut_ptr(), values.len() as u32);
+                    let old_name = value_name(phi);
+                    LLVMReplaceAllUsesWith(phi, rebuilt);
+                    LLVMInstructionEraseFromParent(phi);
+                    set_name(rebuilt, &old_name);
+                    phi = next;
+                }
+            }
+            // Then the calls: a new entry block.
             let old_entry = LLVMGetEntryBasicBlock(f);
             let entry = LLVMInsertBasicBlockInContext(context, old_entry, c"gj.count".as_ptr());
             let hot = LLVMInsertBasicBlockInContext(context, old_entry, c"gj.hot".as_ptr());
-            LLVMPositionBuilderAtEnd(builder, entry);
-            let left = LLVMBuildLoad2(builder, i64t, counter, c"gj.left".as_ptr());
-            let next = LLVMBuildSub(builder, left, LLVMConstInt(i64t, 1, 0), c"gj.next".as_ptr());
-            LLVMBuildStore(builder, next, counter);
-            let zero = LLVMConstInt(i64t, 0, 0);
-            let due = LLVMBuildICmp(
-                builder,
-                inkwell::llvm_sys::LLVMIntPredicate::LLVMIntSLE,
-                next,
-                zero,
-                c"gj.due".as_ptr(),
-            );
-            LLVMBuildCondBr(builder, due, hot, old_entry);
-            LLVMPositionBuilderAtEnd(builder, hot);
-            let mut args = [counter];
-            LLVMBuildCall2(builder, hook_type, hook, args.as_mut_ptr(), 1, c"".as_ptr());
-            LLVMBuildBr(builder, old_entry);
+            count(entry, hot, counter, old_entry);
         }
         LLVMDisposeBuilder(builder);
     }

@@ -26,8 +26,8 @@ use std::time::{Duration, Instant};
 pub struct Tiering {
     /// The level the higher tier is compiled at (default O2).
     pub level: OptLevel,
-    /// Calls after which a function asks for the higher tier by itself (default 100; `None`: only
-    /// [`Dylib::reoptimize`]). Counted at tier 0 by a per-function counter (see `compile::tier`).
+    /// Calls and loop back-edges after which a function asks for the higher tier by itself (default 100;
+    /// `None`: only [`Dylib::reoptimize`]). Counted at tier 0 by one counter per function.
     pub threshold: Option<u64>,
 }
 
@@ -49,7 +49,8 @@ impl Tiering {
         self
     }
 
-    /// The call count after which a function tiers up by itself (`None`: only on `reoptimize`).
+    /// The count of calls and back-edges after which a function tiers up by itself (`None`: only on
+    /// `reoptimize`).
     pub fn threshold(mut self, calls: Option<u64>) -> Tiering {
         self.threshold = calls.map(|c| c.max(1));
         self
@@ -202,7 +203,14 @@ impl Dylib {
     /// function already queued, or already at the higher tier, is left as it is. The function must be
     /// defined by a module added after [`enable_tiering`](Self::enable_tiering).
     pub fn reoptimize(&self, name: &str) -> Result<()> {
-        let definer = self.shared.find(name, true).and_then(|d| d.module().map(|m| m.serial));
+        let definition = self.shared.find(name, true);
+        if definition.as_ref().is_some_and(|d| d.hidden()) {
+            // Promoted `static` functions: tiering one crashed the Lua interpreter (not understood yet).
+            return Err(
+                self.tiering_error(&format!("`{name}` is hidden (a `static` function): not tiered yet"))
+            );
+        }
+        let definer = definition.and_then(|d| d.module().map(|m| m.serial));
         let mut state = self.shared.state.lock();
         let Some(t) = state.tiering.as_mut() else {
             return Err(self.tiering_error("tiering is not enabled"));

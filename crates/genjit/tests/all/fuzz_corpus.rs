@@ -25,6 +25,7 @@ fn run(kind: &str, input: Input, mutations_per_file: usize) {
     };
     for bytes in &files {
         check(&jit, input, bytes);
+        tiered_adds_like_plain(&jit, input, bytes);
         for _ in 0..mutations_per_file {
             let mut m = bytes.clone();
             match next() % 3 {
@@ -46,6 +47,24 @@ fn run(kind: &str, input: Input, mutations_per_file: usize) {
     let live = stats.heap.live_bytes() - stats.entry_bytes;
     // Every module and dylib handle is gone and reclaimed (the entry pool stays): the heap is empty again.
     assert_eq!(live, 0, "fuzzing left heap bytes behind");
+}
+
+/// Tier 0's instrumentation (promoted locals, counters of calls and back-edges at threshold 1) never
+/// turns a module that adds into one that does not.
+fn tiered_adds_like_plain(jit: &Jit, input: Input, bytes: &[u8]) {
+    let source = || match input {
+        Input::IrText => genjit::Source::ir_text(String::from_utf8_lossy(bytes).into_owned()),
+        Input::Bitcode => genjit::Source::bitcode(bytes.to_vec()),
+        Input::Object => genjit::Source::object(bytes.to_vec()),
+    };
+    let (plain, tiered) = (jit.create_dylib("plain").unwrap(), jit.create_dylib("tiered").unwrap());
+    tiered.enable_tiering(genjit::Tiering::new().threshold(Some(1))).unwrap();
+    if plain.add_module_without_init(source()).is_ok() {
+        let result = tiered.add_module_without_init(source());
+        assert!(result.is_ok(), "tier 0 broke a module that adds plainly: {:?}", result.err());
+    }
+    jit.remove_dylib(&plain).unwrap();
+    jit.remove_dylib(&tiered).unwrap();
 }
 
 #[test]

@@ -88,15 +88,12 @@ fn a_long_call_holds_back_neither_other_dylibs_nor_other_jits() {
     let other = Jit::new().unwrap();
     let c = other.create_dylib("c").unwrap();
     let caller = start_long_call(&a);
-    let rss_before = crate::rss_bytes();
     let same = churn(&jit, &b, PHASE, 0);
     let apart = churn(&other, &c, PHASE / 2, 0);
-    let rss_growth = crate::rss_bytes().saturating_sub(rss_before);
     let s = jit.stats();
     eprintln!(
         "no long call: {} cycles, awaiting <= {} B, lag p99 {:?}; during a long call in `a`: dylib `b` {} \
-         cycles, awaiting <= {} B, lag p99 {:?}; another JIT {} cycles, awaiting <= {} B, lag p99 {:?}; \
-         RSS grew {} KiB",
+         cycles, awaiting <= {} B, lag p99 {:?}; another JIT {} cycles, awaiting <= {} B, lag p99 {:?}",
         base.cycles,
         base.max_awaiting,
         base.lag_p99,
@@ -105,27 +102,19 @@ fn a_long_call_holds_back_neither_other_dylibs_nor_other_jits() {
         same.lag_p99,
         apart.cycles,
         apart.max_awaiting,
-        apart.lag_p99,
-        rss_growth / 1024
+        apart.lag_p99
     );
     assert!(s.oldest_pin.is_some_and(|age| age >= PHASE), "the long call is pinned: {:?}", s.oldest_pin);
     // The unwind objects of the 256 KiB window `a`'s module shares with `b`'s churn could be read by a
     // thread unwinding `a`'s code; the handshake frees them (the caller is not in the unwinder).
     assert!(s.stalls.iter().all(|st| st.bytes == 0), "the long call holds nothing of `b`: {:?}", s.stalls);
-    assert!(s.stalls.iter().map(|st| st.retirements).sum::<usize>() < 1_000, "{:?}", s.stalls);
     assert!(same.cycles > 500 && apart.cycles > 250, "too little churn");
-    // Not held back: held, every churned module (~4 KiB of heap) would wait for the whole phase, and
-    // the lag would be the phase's length. The bounds are an order of magnitude from both, so other
-    // tests' load cannot fail this; the figures themselves are the bench's (`runtime stall`).
-    let bound = (base.max_awaiting * 4).max(2 << 20);
-    assert!(same.max_awaiting <= bound, "`b` held back: {} B awaiting (bound {bound})", same.max_awaiting);
-    assert!(apart.max_awaiting <= bound, "the other JIT held back: {} B", apart.max_awaiting);
-    let lag_bound = PHASE / 5;
-    assert!(same.lag_p99 <= lag_bound, "`b`'s lag p99 {:?} (bound {lag_bound:?})", same.lag_p99);
-    assert!(apart.lag_p99 <= lag_bound, "the other JIT's lag p99 {:?}", apart.lag_p99);
-    // Held back without scopes: ~17 MiB/s.
-    assert!(rss_growth < 16 << 20, "RSS grew {} KiB during the long call", rss_growth / 1024);
-
+    // Not held back: everything `b` and the other JIT retired is freed while the call goes on (held, it
+    // would wait for the call's end and these would time out). Load-independent: a starved reclaimer
+    // is slower, never stuck; the figures (awaiting, lag, RSS) are the bench's (`runtime stall`).
+    assert!(jit.reclaim(std::time::Duration::from_secs(20)), "`b`'s retirements wait for the long call");
+    assert!(other.reclaim(std::time::Duration::from_secs(20)), "the other JIT's retirements wait");
+    assert!(s.oldest_pin.is_some() && jit.stats().oldest_pin.is_some(), "the call is still running");
     // What the long call is running is held, and reported: supersede the running body.
     a.add_module(Source::ir_text("define void @long_call() {\n  ret void\n}\n")).unwrap();
     std::thread::sleep(Duration::from_millis(100));

@@ -176,3 +176,37 @@ fn a_function_called_often_enough_tiers_up_by_itself() {
     assert!(d.wait_for_tier_ups(Duration::from_secs(60)));
     assert_eq!((tier_ups(), s.current_address(&d.pin()).unwrap()), (1, before));
 }
+
+#[test]
+fn a_function_that_spends_its_time_in_loops_tiers_up_too() {
+    // Nested loops with phis on every header: the counters rebuild them; results must not change.
+    const LOOPS: &str = "define i64 @spins(i64 %n) {\nentry:\n  br label %outer\nouter:\n  \
+        %i = phi i64 [ 0, %entry ], [ %i1, %inner_done ]\n  %acc = phi i64 [ 0, %entry ], [ %acc2, %inner_done ]\n  \
+        br label %inner\ninner:\n  %j = phi i64 [ 0, %outer ], [ %j1, %inner ]\n  %a = phi i64 [ %acc, %outer ], [ %a1, %inner ]\n  \
+        %m = mul i64 %i, %j\n  %a1 = add i64 %a, %m\n  %j1 = add i64 %j, 1\n  %jd = icmp eq i64 %j1, 10\n  \
+        br i1 %jd, label %inner_done, label %inner\ninner_done:\n  %acc2 = xor i64 %a1, %i\n  %i1 = add i64 %i, 1\n  \
+        %id = icmp eq i64 %i1, %n\n  br i1 %id, label %exit, label %outer\nexit:\n  ret i64 %acc2\n}\n";
+    let expected = |n: i64| {
+        let mut acc = 0i64;
+        for i in 0..n {
+            for j in 0..10 {
+                acc = acc.wrapping_add(i * j);
+            }
+            acc ^= i;
+        }
+        acc
+    };
+    let jit = Jit::new().unwrap();
+    let d = jit.create_dylib("loops").unwrap();
+    d.enable_tiering(Tiering::new().threshold(Some(1_000))).unwrap();
+    d.add_module(Source::ir_text(LOOPS)).unwrap();
+    let spins = d.lookup::<fn(i64) -> i64>("spins").unwrap();
+    assert_eq!(spins.call(50), expected(50), "550 back-edges: below the threshold");
+    assert!(d.wait_for_tier_ups(Duration::from_secs(60)));
+    assert_eq!(jit.stats().dylibs[0].tier_ups, 0);
+    // One call whose loops cross the threshold: the next call runs the higher tier.
+    assert_eq!(spins.call(500), expected(500));
+    assert!(d.wait_for_tier_ups(Duration::from_secs(60)));
+    assert_eq!(jit.stats().dylibs[0].tier_ups, 1);
+    assert_eq!(spins.call(700), expected(700));
+}
