@@ -81,7 +81,7 @@ pub(crate) fn counter_name(tag: &str, function: &str) -> String {
     format!("__gj.{tag}.cnt.{function}")
 }
 
-/// Gives every externally visible function of `module` (promoted under `tag`) a counter of calls and
+/// Gives every function of `module` (promoted under `tag`, so its `static` functions too) a counter of calls and
 /// loop back-edges: a hidden global starting at `threshold`, decremented by a new entry block and on every
 /// back-edge (plain loads and stores: racing threads may lose a decrement, never skip the threshold,
 /// which is `<= 0`); at or below zero the function calls [`HOT`] with the counter's address, which claims
@@ -128,8 +128,7 @@ pub(crate) fn count_calls(module: &Module<'_>, tag: &str, threshold: u64) {
                 continue;
             }
             let name = value_name(f);
-            if name.starts_with("llvm.") || LLVMGetVisibility(f) == LLVMVisibility::LLVMHiddenVisibility {
-                // Promoted `static` functions do not tier up yet: tiering them crashed the Lua interpreter.
+            if name.starts_with("llvm.") {
                 continue;
             }
             let counter_name = std::ffi::CString::new(counter_name(tag, &name)).expect("no NUL in IR names");
@@ -202,7 +201,9 @@ pub(crate) fn count_calls(module: &Module<'_>, tag: &str, threshold: u64) {
 
 /// Keeps the body of the function `keep` and turns every other definition of `module` (a copy of a
 /// promoted module) into a declaration bound, at link time, to the first tier's definition (see the
-/// module docs). `Err` names what this step does not handle yet: aliases, ifuncs, thread-locals.
+/// module docs). `Err` names what it does not handle: aliases, ifuncs, thread-local variables (the
+/// first tier rewrote those already), a kept function whose labels are addressed (a computed goto's jump
+/// table is first-tier data holding first-tier labels), labels of another body addressed from elsewhere.
 pub(crate) fn extract_function(module: &Module<'_>, keep: &str) -> std::result::Result<(), String> {
     let m = module.as_mut_ptr();
     // SAFETY: `m` is live; these only read the module's lists.
@@ -210,11 +211,44 @@ pub(crate) fn extract_function(module: &Module<'_>, keep: &str) -> std::result::
     if !alias.is_null() || !ifunc.is_null() {
         return Err("the module has aliases or ifuncs".to_string());
     }
-    let mut kept = false;
-    for v in globals(m) {
-        // SAFETY: `v` is a live global of `m`; each step keeps the module valid (a declaration has no
-        // body, initializer, comdat or personality), and nothing else holds a reference into the bodies
-        // deleted here.
+    // Whether a label of `f` is addressed (`blockaddress`) by something that is still used: branches use
+    // blocks too, and a `blockaddress` constant outlives its last user.
+    let address_taken = |f: LLVMValueRef| {
+        // SAFETY: `f` is a live function of `m`; only its block list and use lists are read.
+        unsafe {
+            let mut block = LLVMGetFirstBasicBlock(f);
+            while !block.is_null() {
+                let mut u = LLVMGetFirstUse(LLVMBasicBlockAsValue(block));
+                while !u.is_null() {
+                    let user = LLVMGetUser(u);
+                    if !LLVMIsABlockAddress(user).is_null() && !LLVMGetFirstUse(user).is_null() {
+                        return true;
+                    }
+                    u = LLVMGetNextUse(u);
+                }
+                block = LLVMGetNextBasicBlock(block);
+            }
+            false
+        }
+    };
+    // SAFETY: reads only.
+    let (functions, variables): (Vec<_>, Vec<_>) =
+        globals(m).into_iter().partition(|&v| unsafe { !LLVMIsAFunction(v).is_null() });
+    let Some(&kept) = functions
+        .iter()
+        // SAFETY: reads only.
+        .find(|&&f| value_name(f) == keep && unsafe { LLVMIsDeclaration(f) } == 0)
+    else {
+        return Err(format!("the module defines no function `{keep}`"));
+    };
+    // A computed goto's jump table is data of the first tier, holding the first tier's labels: a second
+    // body jumping through it would land in the first one's code.
+    if address_taken(kept) {
+        return Err(format!("`{keep}` takes the address of its own labels (computed goto)"));
+    }
+    // Variables first: their initializers may hold the addresses of labels in the bodies deleted next.
+    for v in variables {
+        // SAFETY: `v` is a live global variable of `m`; a declaration has no initializer or comdat.
         unsafe {
             let name = value_name(v);
             if name.starts_with("llvm.") {
@@ -229,36 +263,42 @@ pub(crate) fn extract_function(module: &Module<'_>, keep: &str) -> std::result::
             if LLVMIsDeclaration(v) != 0 {
                 continue;
             }
-            if LLVMIsAFunction(v).is_null() && LLVMIsThreadLocal(v) != 0 {
+            if LLVMIsThreadLocal(v) != 0 {
                 return Err(format!("`{name}` is thread-local"));
             }
             LLVMSetComdat(v, std::ptr::null_mut());
-            // A strong definition: it must win over the first tier's, which it redefines.
             LLVMSetLinkage(v, LLVMLinkage::LLVMExternalLinkage);
-            if !LLVMIsAFunction(v).is_null() {
-                if name == keep {
-                    kept = true;
-                    continue;
-                }
-                let mut block = LLVMGetFirstBasicBlock(v);
-                while !block.is_null() {
-                    let next = LLVMGetNextBasicBlock(block);
-                    LLVMDeleteBasicBlock(block);
-                    block = next;
-                }
-                if LLVMHasPersonalityFn(v) != 0 {
-                    LLVMSetPersonalityFn(v, std::ptr::null_mut());
-                }
-            } else {
-                LLVMSetInitializer(v, std::ptr::null_mut());
+            LLVMSetInitializer(v, std::ptr::null_mut());
+        }
+    }
+    for f in functions {
+        // SAFETY: `f` is a live function of `m`; a declaration has no body, comdat or personality; a body
+        // whose labels are still addressed from elsewhere is refused before anything of it is deleted.
+        unsafe {
+            if LLVMIsDeclaration(f) != 0 || value_name(f).starts_with("llvm.") {
+                continue;
+            }
+            LLVMSetComdat(f, std::ptr::null_mut());
+            // A strong definition: the kept one must win over the first tier's, which it redefines.
+            LLVMSetLinkage(f, LLVMLinkage::LLVMExternalLinkage);
+            if f == kept {
+                continue;
+            }
+            if address_taken(f) {
+                return Err(format!("the labels of `{}` are addressed outside its body", value_name(f)));
+            }
+            let mut block = LLVMGetFirstBasicBlock(f);
+            while !block.is_null() {
+                let next = LLVMGetNextBasicBlock(block);
+                LLVMDeleteBasicBlock(block);
+                block = next;
+            }
+            if LLVMHasPersonalityFn(f) != 0 {
+                LLVMSetPersonalityFn(f, std::ptr::null_mut());
             }
         }
     }
-    if kept {
-        Ok(())
-    } else {
-        Err(format!("the module defines no function `{keep}`"))
-    }
+    Ok(())
 }
 
 /// Compiles the higher tier of `function` from a tiered module's promoted `bitcode`: the function alone

@@ -204,12 +204,6 @@ impl Dylib {
     /// defined by a module added after [`enable_tiering`](Self::enable_tiering).
     pub fn reoptimize(&self, name: &str) -> Result<()> {
         let definition = self.shared.find(name, true);
-        if definition.as_ref().is_some_and(|d| d.hidden()) {
-            // Promoted `static` functions: tiering one crashed the Lua interpreter (not understood yet).
-            return Err(
-                self.tiering_error(&format!("`{name}` is hidden (a `static` function): not tiered yet"))
-            );
-        }
         let definer = definition.and_then(|d| d.module().map(|m| m.serial));
         let mut state = self.shared.state.lock();
         let Some(t) = state.tiering.as_mut() else {
