@@ -380,9 +380,8 @@ fn ignoring_the_handshake_is_caught() {
     model(|| handshake_under_a_call(false));
 }
 
-/// Negative control: freeing at once (no grace period) must be caught, or the model checks nothing. loom's
-/// failure aborts the process during cleanup (crossbeam's thread-locals), so `scripts/loom.sh` runs it on
-/// its own and requires it to fail with loom's report.
+/// Negative control: freeing at once (no grace period) must be caught, or the model checks nothing.
+/// `scripts/loom.sh` runs each negative control on its own and requires it to fail with loom's report.
 #[test]
 #[ignore = "negative control, run by scripts/loom.sh expecting failure"]
 fn freeing_without_a_grace_period_is_caught() {

@@ -179,9 +179,10 @@ pub struct Stats {
     /// How long the longest-pinned thread of this JIT has been pinned, if any is (pins in other JITs
     /// never hold this one back).
     pub oldest_pin: Option<Duration>,
-    /// Whether pins cost no hardware fence: the reclaimer orders them with
-    /// `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)` (Linux 4.14+). Otherwise each pin runs a `SeqCst`
-    /// fence (~10 ns more per call).
+    /// Whether the reclaimer orders pins (two plain stores either way) with
+    /// `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)` (Linux 4.14+); otherwise with a page-protection
+    /// change whose TLB shootdown interrupts every CPU running the process (slower for the reclaimer
+    /// only).
     pub fenceless_pins: bool,
     /// Handshakes run (see [`JitBuilder::handshake_after`]), and retirements they freed while the pins
     /// holding them went on.
