@@ -103,15 +103,12 @@ fn every_program_is_in_the_suite() {
     }
 }
 
-/// A real 33-file C program, Lua 5.4 (from the `lua-src` crate's sources, one bitcode file per C file,
-/// built by tests/programs/lua/build.sh), run by `genjit run` with every file but the driver as
-/// `--extra-module`, in three orders, against `lli-19`. Its files call each other in cycles, so before
-/// batch linking no order linked at all.
-#[test]
-fn lua_interpreter_from_33_modules_in_any_order() {
-    let dir = programs_dir().join("lua");
-    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("lua-ir");
-    let build = Command::new("bash").arg(dir.join("build.sh")).arg(&out).output().expect("run build.sh");
+/// Lua 5.4 built into `CARGO_TARGET_TMPDIR/dir` by tests/programs/lua/build.sh: the 32 library modules
+/// (sorted), the output directory (with `main.bc`), the test script, and what lli-19 makes of it.
+fn lua(dir: &str) -> (Vec<PathBuf>, PathBuf, PathBuf, (String, String, i32)) {
+    let programs = programs_dir().join("lua");
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(dir);
+    let build = Command::new("bash").arg(programs.join("build.sh")).arg(&out).output().expect("run build.sh");
     assert!(build.status.success(), "build.sh: {}", String::from_utf8_lossy(&build.stderr));
     let mut modules: Vec<PathBuf> = std::fs::read_dir(&out)
         .unwrap()
@@ -120,12 +117,22 @@ fn lua_interpreter_from_33_modules_in_any_order() {
         .collect();
     modules.sort();
     assert!(modules.len() >= 30, "{} modules", modules.len());
-    let script = dir.join("test.lua");
+    let script = programs.join("test.lua");
     let mut lli = Command::new("lli-19");
     lli.args(modules.iter().map(|m| format!("-extra-module={}", m.display())));
     lli.arg(out.join("main.bc")).arg(&script);
     let theirs = outcome(lli);
     assert!(theirs.0.contains("fib(20)\t6765"), "lli: {theirs:?}");
+    (modules, out, script, theirs)
+}
+
+/// A real 33-file C program, Lua 5.4 (from the `lua-src` crate's sources, one bitcode file per C file,
+/// built by tests/programs/lua/build.sh), run by `genjit run` with every file but the driver as
+/// `--extra-module`, in three orders, against `lli-19`. Its files call each other in cycles, so before
+/// batch linking no order linked at all.
+#[test]
+fn lua_interpreter_from_33_modules_in_any_order() {
+    let (modules, out, script, theirs) = lua("lua-ir");
     let mut orders = vec![modules.clone(), modules.iter().rev().cloned().collect()];
     // A fixed shuffle (an LCG), so a failure reproduces.
     let mut shuffled = modules.clone();
@@ -151,21 +158,7 @@ fn lua_interpreter_from_33_modules_in_any_order() {
 /// lli-19, with functions moved to O2 in the background while the interpreter runs.
 #[test]
 fn lua_interpreter_tiered_up_while_it_runs() {
-    let dir = programs_dir().join("lua");
-    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("lua-ir-tier");
-    let build = Command::new("bash").arg(dir.join("build.sh")).arg(&out).output().expect("run build.sh");
-    assert!(build.status.success(), "build.sh: {}", String::from_utf8_lossy(&build.stderr));
-    let mut modules: Vec<PathBuf> = std::fs::read_dir(&out)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "bc") && !p.ends_with("main.bc"))
-        .collect();
-    modules.sort();
-    let script = dir.join("test.lua");
-    let mut lli = Command::new("lli-19");
-    lli.args(modules.iter().map(|m| format!("-extra-module={}", m.display())));
-    lli.arg(out.join("main.bc")).arg(&script);
-    let theirs = outcome(lli);
+    let (modules, out, script, theirs) = lua("lua-ir-tier");
     for threshold in ["1", "10", "1000"] {
         let mut ours = Command::new(env!("CARGO_BIN_EXE_genjit"));
         ours.args(["run", "--tier", "--tier-threshold", threshold]);

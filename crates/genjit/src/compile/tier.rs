@@ -323,114 +323,37 @@ pub(crate) fn compile_tier(
 
 #[cfg(test)]
 mod tests {
+    // What a tier-up shares with its first tier is tested through the API (`tests/all/tiering.rs`).
     use super::*;
-    use crate::compile::compile;
-    use crate::dylib::Change;
-    use crate::Jit;
     use inkwell::memory_buffer::MemoryBuffer;
-
-    /// A module with the state tiering must not duplicate: a private string, an internal counter, a
-    /// static-local guard whose initializer has a side effect, an internal helper, a constructor.
-    const SOURCE: &str = r#"
-@.str = private unnamed_addr constant [4 x i8] c"abc\00"
-@counter = internal global i64 0
-@guard = internal global i1 false
-@inits = global i64 0
-@ctor_runs = global i64 0
-@llvm.global_ctors = appending global [1 x { i32, ptr, ptr }] [{ i32, ptr, ptr } { i32 65535, ptr @ctor, ptr null }]
-
-define internal void @ctor() {
-  %c = load i64, ptr @ctor_runs
-  %d = add i64 %c, 1
-  store i64 %d, ptr @ctor_runs
-  ret void
-}
-
-define internal i64 @helper(i64 %x) {
-  %y = mul i64 %x, 3
-  ret i64 %y
-}
-
-define i64 @f(i64 %x) {
-entry:
-  %g = load i1, ptr @guard
-  br i1 %g, label %body, label %init
-init:
-  store i1 true, ptr @guard
-  %i = load i64, ptr @inits
-  %i1 = add i64 %i, 1
-  store i64 %i1, ptr @inits
-  br label %body
-body:
-  %c = load i64, ptr @counter
-  %c1 = add i64 %c, 1
-  store i64 %c1, ptr @counter
-  %h = call i64 @helper(i64 %x)
-  %r = add i64 %h, %c1
-  ret i64 %r
-}
-
-define i64 @str_addr() {
-  %p = ptrtoint ptr @.str to i64
-  ret i64 %p
-}
-
-define i64 @f_str_addr() {
-  ret i64 ptrtoint (ptr @.str to i64)
-}
-"#;
 
     fn parse<'c>(context: &'c Context, text: &str) -> Module<'c> {
         let buffer = MemoryBuffer::create_from_memory_range_copy(text.as_bytes(), "m");
         context.create_module_from_ir(buffer).unwrap()
     }
 
-    /// The second tier of `f` shares the first tier's state: the counter goes on, the guard's
-    /// initializer and the constructor ran once, the string is at the same address.
     #[test]
-    fn a_function_recompiled_alone_shares_its_modules_state() {
+    fn promotion_names_locals_and_extraction_keeps_one_body() {
         let context = Context::create();
-        let module = parse(&context, SOURCE);
+        let module = parse(
+            &context,
+            "@.str = private constant [2 x i8] c\"a\\00\"\ndefine internal i64 @h() {\n  ret i64 1\n}\n\
+             define i64 @f() {\n  %r = call i64 @h()\n  ret i64 %r\n}\ndefine i64 @g() {\n  ret i64 2\n}\n",
+        );
         promote_locals(&module, "7");
         let promoted = module.print_to_string().to_string();
-        assert!(promoted.contains("@__gj.7..str = hidden"), "{promoted}");
-        assert!(promoted.contains("define hidden i64 @__gj.7.helper"), "{promoted}");
-
-        let jit = Jit::new().unwrap();
-        let d = jit.create_dylib("tiers").unwrap();
-        d.add_module(Source::ir_text(promoted.clone())).unwrap();
-        let f = d.lookup::<fn(i64) -> i64>("f").unwrap();
-        assert_eq!((f.call(1), f.call(1)), (4, 5));
-        let tier0_body = f.current_address(&jit.pin()).unwrap();
-
-        // The second tier: `f` alone, at O2.
-        let copy = parse(&context, &promoted);
-        extract_function(&copy, "f").unwrap();
-        let text = copy.print_to_string().to_string();
-        assert!(
-            !text.contains("define i64 @str_addr") && text.contains("declare hidden i64 @__gj.7.helper"),
-            "{text}"
-        );
-        copy.verify().unwrap();
-        let compiled = compile(Source::ir_text(text), "f@tier1".into(), OptLevel::O2, &[]).unwrap();
-        d.change(Change { add: vec![compiled], initializers: true, ..Change::default() }).unwrap();
-
-        assert_ne!(f.current_address(&jit.pin()).unwrap(), tier0_body, "the entry points at the new tier");
-        assert_eq!(f.call(1), 6, "the counter goes on from the first tier's");
-        let global = |name: &str| {
-            // SAFETY: the module defines `name` as an i64 global; nothing writes it meanwhile.
-            unsafe { *(d.lookup_address(name).unwrap() as *const i64) }
-        };
-        assert_eq!((global("inits"), global("ctor_runs")), (1, 1), "no initializer ran twice");
-        let (a, b) =
-            (d.lookup::<fn() -> i64>("str_addr").unwrap(), d.lookup::<fn() -> i64>("f_str_addr").unwrap());
-        assert_eq!(a.call(), b.call());
-        // The first tier's module still defines the other names; nothing else changed.
-        assert_eq!(d.modules().len(), 2);
+        assert!(promoted.contains("@__gj.7..str = hidden constant"), "{promoted}");
+        assert!(promoted.contains("define hidden i64 @__gj.7.h()"), "{promoted}");
+        extract_function(&module, "f").unwrap();
+        let extracted = module.print_to_string().to_string();
+        assert!(extracted.contains("define i64 @f()"), "{extracted}");
+        assert!(extracted.contains("declare hidden i64 @__gj.7.h()"), "{extracted}");
+        assert!(extracted.contains("declare i64 @g()") && !extracted.contains("ret i64 2"), "{extracted}");
+        module.verify().unwrap();
     }
 
     #[test]
-    fn what_extraction_does_not_handle_yet_is_refused() {
+    fn what_extraction_does_not_handle_is_refused() {
         let context = Context::create();
         let tls = parse(&context, "@t = thread_local global i64 0\ndefine i64 @f() {\n  ret i64 0\n}\n");
         assert!(extract_function(&tls, "f").unwrap_err().contains("thread-local"));
