@@ -232,6 +232,8 @@ pub struct DylibStats {
     pub tier_ups: u64,
     /// Bytes of IR kept for tiering (the live first-tier modules' promoted IR).
     pub tiering_bytes: usize,
+    /// Higher tiers dropped because a callee they inlined was redefined or removed.
+    pub tier_invalidations: u64,
 }
 
 /// Percentiles of the reclamation lag (removal to memory reusable).
@@ -409,6 +411,7 @@ impl DylibStats {
             metadata_bytes,
             tier_ups: 0,
             tiering_bytes: 0,
+            tier_invalidations: 0,
         }
     }
 }

@@ -72,7 +72,7 @@ mod timings;
 pub use compile::{
     host_target_machine, serve_compile_worker, DumpKind, Isolation, OptLevel, ParseOptLevelError, Source,
 };
-pub use dylib::{Dylib, Importer, ModuleHandle, RedirectTarget, Removal, Tiering};
+pub use dylib::{Dylib, Importer, ModuleHandle, RedirectTarget, Removal, TierStatus, Tiering};
 pub use error::{Definer, Error, RedirectRefusal, Result};
 pub use func::{Func, HostFn};
 pub use heap::{GenerationStats, HeapStats, Kind as GenerationKind};

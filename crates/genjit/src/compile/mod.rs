@@ -90,8 +90,6 @@ pub(crate) fn compile_with(
     first_tier: Option<FirstTier<'_>>,
 ) -> Result<Compiled> {
     let name = source.name.clone().unwrap_or(name);
-    let _span = tracing::debug_span!("compile", module = %name, level = %level).entered();
-    let mut timings = ModuleTimings::default();
     if let SourceKind::Object(object) = source.kind {
         dump_bytes(dump, &name, DumpKind::Obj, &object);
         return Ok(Compiled {
@@ -100,49 +98,88 @@ pub(crate) fn compile_with(
             object,
             signatures: HashMap::new(),
             bitcode: None,
-            timings,
+            timings: ModuleTimings::default(),
         });
     }
+    let mut bitcode = None;
+    let mut first_tier = first_tier;
+    let mut before = |module: &Module<'_>| {
+        let Some(t) = first_tier.take() else { return Ok(()) };
+        tier::promote_locals(module, t.tag);
+        bitcode = Some(module.write_bitcode_to_memory().as_slice().to_vec());
+        if let Some(threshold) = t.threshold {
+            tier::count_calls(module, t.tag, threshold);
+        }
+        // The counters must not be able to hand LLVM a broken module (its code generator aborts).
+        module.verify().map_err(|m| Error::Verify {
+            module: name.clone(),
+            message: format!("after genjit's tier-0 counters (a genjit bug): {m}"),
+        })
+    };
+    let steps = Steps { before_optimize: Some(&mut before), ..Steps::default() };
+    let kind = source.kind;
+    let mut compiled = compile_steps(&name, level, dump, |context| load_module(context, kind, &name), steps)?;
+    compiled.bitcode = bitcode;
+    Ok(compiled)
+}
+
+/// A step run on a module between the phases of [`compile_steps`].
+pub(crate) type ModuleStep<'a> = &'a mut dyn FnMut(&Module<'_>) -> Result<()>;
+
+/// What [`compile_steps`] does besides parse, verify, optimize and emit.
+#[derive(Default)]
+pub(crate) struct Steps<'a> {
+    /// Runs on the verified module, pointed at the host, before optimization.
+    pub(crate) before_optimize: Option<ModuleStep<'a>>,
+    /// The pass pipeline, instead of the level's `default<On>`.
+    pub(crate) pipeline: Option<&'a str>,
+    /// Runs on the optimized module, before code generation.
+    pub(crate) after_optimize: Option<&'a mut dyn FnMut(&Module<'_>)>,
+}
+
+/// Builds a module in a fresh context with `load`, then verifies, prepares, optimizes and emits it, with
+/// `steps` in between (see the module docs).
+pub(crate) fn compile_steps(
+    name: &str,
+    level: OptLevel,
+    dump: &[(DumpKind, PathBuf)],
+    load: impl for<'c> FnOnce(&'c Context) -> Result<Module<'c>>,
+    steps: Steps<'_>,
+) -> Result<Compiled> {
+    let _span = tracing::debug_span!("compile", module = %name, level = %level).entered();
+    let mut timings = ModuleTimings::default();
     // Declared before the context, so it outlives it (the handler points at it).
     let diagnostics = Diagnostics::default();
     let context = Context::create();
     // SAFETY: `diagnostics` is declared before `context`, so it is dropped after it, and never moves.
     unsafe { diagnostics.install(&context) };
-    let failed = |message: String| Error::Codegen { module: name.clone(), message };
-    let module = phase!(timings.parse, "parse", load_module(&context, source.kind, &name))?;
+    let failed = |message: String| Error::Codegen { module: name.to_string(), message };
+    let module = phase!(timings.parse, "parse", load(&context))?;
+    let Steps { before_optimize, pipeline, after_optimize } = steps;
     with_machine(level, |machine| {
-        let signatures = phase!(timings.verify, "verify", prepare(&module, &name, machine))?;
-        let bitcode = first_tier.map(|t| {
-            tier::promote_locals(&module, t.tag);
-            let kept = module.write_bitcode_to_memory().as_slice().to_vec();
-            if let Some(threshold) = t.threshold {
-                tier::count_calls(&module, t.tag, threshold);
-            }
-            kept
-        });
-        if bitcode.is_some() {
-            // The counters must not be able to hand LLVM a broken module (its code generator aborts).
-            module.verify().map_err(|m| Error::Verify {
-                module: name.clone(),
-                message: format!("after genjit's tier-0 counters (a genjit bug): {m}"),
-            })?;
+        let signatures = phase!(timings.verify, "verify", prepare(&module, name, machine))?;
+        if let Some(before) = before_optimize {
+            before(&module)?;
         }
-        if let Some(pipeline) = level.pipeline() {
+        if let Some(pipeline) = pipeline.map(str::to_string).or_else(|| level.pipeline()) {
             let options = PassBuilderOptions::create();
             phase!(timings.optimize, "optimize", module.run_passes(&pipeline, machine, options))
                 .map_err(|m| failed(m.to_string()))?;
         }
-        let object = phase!(timings.emit, "emit", emit(&module, &name, machine, dump))?;
+        if let Some(after) = after_optimize {
+            after(&module);
+        }
+        let object = phase!(timings.emit, "emit", emit(&module, name, machine, dump))?;
         // An error diagnostic (e.g. invalid inline asm) lets code generation run to the end, with an
         // object that must not be used.
         match diagnostics.take_errors() {
             Some(errors) => Err(failed(errors)),
             None => Ok(Compiled {
-                name: name.clone(),
+                name: name.to_string(),
                 default_serial: None,
                 object,
                 signatures,
-                bitcode,
+                bitcode: None,
                 timings,
             }),
         }

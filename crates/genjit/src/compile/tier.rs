@@ -11,14 +11,14 @@
 //!   every other function to the first tier's definitions: the same addresses, the same state, no second
 //!   run of any initializer (constructors are dropped).
 
-use super::{Compiled, OptLevel, Source};
+use super::{Compiled, OptLevel};
 use crate::error::{Error, Result};
-use inkwell::context::Context;
 use inkwell::llvm_sys::comdat::LLVMSetComdat;
 use inkwell::llvm_sys::core::*;
 use inkwell::llvm_sys::prelude::*;
 use inkwell::llvm_sys::{LLVMLinkage, LLVMVisibility};
 use inkwell::module::Module;
+use inkwell::values::AsValueRef;
 
 fn value_name(v: LLVMValueRef) -> String {
     let mut len = 0;
@@ -55,7 +55,18 @@ fn globals(m: LLVMModuleRef) -> Vec<LLVMValueRef> {
 /// Makes every local definition of `module` a hidden global named `__gj.<tag>.<name>` (see the module docs).
 /// `tag` must be unique among the modules of the dylib (the module's serial).
 pub(crate) fn promote_locals(module: &Module<'_>, tag: &str) {
-    for v in globals(module.as_mut_ptr()) {
+    let m = module.as_mut_ptr();
+    // The module's marker: data it always defines, so it stays published (its first-tier bodies are the
+    // fallback of its higher tiers) until it is removed, even when every function moved up.
+    let marker = std::ffi::CString::new(format!("__gj.{tag}.unit")).expect("no NUL in a tag");
+    // SAFETY: `m` is live; the new global gets a zero initializer and hidden visibility.
+    unsafe {
+        let i8t = LLVMInt8TypeInContext(LLVMGetModuleContext(m));
+        let unit = LLVMAddGlobal(m, i8t, marker.as_ptr());
+        LLVMSetInitializer(unit, LLVMConstInt(i8t, 0, 0));
+        LLVMSetVisibility(unit, LLVMVisibility::LLVMHiddenVisibility);
+    }
+    for v in globals(m) {
         // SAFETY: `v` is a live global of the module; linkage and visibility are plain attributes.
         unsafe {
             if LLVMIsDeclaration(v) != 0 {
@@ -199,52 +210,100 @@ pub(crate) fn count_calls(module: &Module<'_>, tag: &str, threshold: u64) {
     }
 }
 
+/// The functions `f` calls directly (the callee operand of its calls and invokes), defined or not.
+fn direct_callees(f: LLVMValueRef) -> Vec<LLVMValueRef> {
+    let mut callees = Vec::new();
+    // SAFETY: `f` is a live function; only its blocks, instructions and operands are read.
+    unsafe {
+        let mut block = LLVMGetFirstBasicBlock(f);
+        while !block.is_null() {
+            let mut i = LLVMGetFirstInstruction(block);
+            while !i.is_null() {
+                if !LLVMIsACallInst(i).is_null() || !LLVMIsAInvokeInst(i).is_null() {
+                    let callee = LLVMGetCalledValue(i);
+                    if !LLVMIsAFunction(callee).is_null() {
+                        callees.push(callee);
+                    }
+                }
+                i = LLVMGetNextInstruction(i);
+            }
+            block = LLVMGetNextBasicBlock(block);
+        }
+    }
+    callees
+}
+
+/// How many direct calls `f` makes to each of `names`.
+fn call_counts(f: LLVMValueRef, names: &[String]) -> Vec<usize> {
+    let callees: Vec<String> = direct_callees(f).into_iter().map(value_name).collect();
+    names.iter().map(|n| callees.iter().filter(|c| *c == n).count()).collect()
+}
+
+/// Whether a label of `f` is addressed (`blockaddress`) by something that is still used: branches use
+/// blocks too, and a `blockaddress` constant outlives its last user.
+fn labels_addressed(f: LLVMValueRef) -> bool {
+    // SAFETY: `f` is a live function; only its block list and use lists are read.
+    unsafe {
+        let mut block = LLVMGetFirstBasicBlock(f);
+        while !block.is_null() {
+            let mut u = LLVMGetFirstUse(LLVMBasicBlockAsValue(block));
+            while !u.is_null() {
+                let user = LLVMGetUser(u);
+                if !LLVMIsABlockAddress(user).is_null() && !LLVMGetFirstUse(user).is_null() {
+                    return true;
+                }
+                u = LLVMGetNextUse(u);
+            }
+            block = LLVMGetNextBasicBlock(block);
+        }
+        false
+    }
+}
+
 /// Keeps the body of the function `keep` and turns every other definition of `module` (a copy of a
 /// promoted module) into a declaration bound, at link time, to the first tier's definition (see the
-/// module docs). `Err` names what it does not handle: aliases, ifuncs, thread-local variables (the
-/// first tier rewrote those already), a kept function whose labels are addressed (a computed goto's jump
-/// table is first-tier data holding first-tier labels), labels of another body addressed from elsewhere.
-pub(crate) fn extract_function(module: &Module<'_>, keep: &str) -> std::result::Result<(), String> {
+/// module docs). The direct callees for which `inlinable` says yes keep their bodies as
+/// `available_externally`: the optimizer may inline them, the code generator emits nothing for them, and
+/// calls left out of line still bind to the first tier. Returns the names of those callees.
+///
+/// `Err` names what it does not handle: aliases, ifuncs, thread-local variables (the first tier rewrote
+/// those already), a kept function whose labels are addressed (a computed goto's jump table is first-tier
+/// data holding first-tier labels), labels of another body addressed from elsewhere.
+pub(crate) fn extract_function(
+    module: &Module<'_>,
+    keep: &str,
+    inlinable: &dyn Fn(&str) -> bool,
+) -> std::result::Result<Vec<String>, String> {
     let m = module.as_mut_ptr();
     // SAFETY: `m` is live; these only read the module's lists.
     let (alias, ifunc) = unsafe { (LLVMGetFirstGlobalAlias(m), LLVMGetFirstGlobalIFunc(m)) };
     if !alias.is_null() || !ifunc.is_null() {
         return Err("the module has aliases or ifuncs".to_string());
     }
-    // Whether a label of `f` is addressed (`blockaddress`) by something that is still used: branches use
-    // blocks too, and a `blockaddress` constant outlives its last user.
-    let address_taken = |f: LLVMValueRef| {
-        // SAFETY: `f` is a live function of `m`; only its block list and use lists are read.
-        unsafe {
-            let mut block = LLVMGetFirstBasicBlock(f);
-            while !block.is_null() {
-                let mut u = LLVMGetFirstUse(LLVMBasicBlockAsValue(block));
-                while !u.is_null() {
-                    let user = LLVMGetUser(u);
-                    if !LLVMIsABlockAddress(user).is_null() && !LLVMGetFirstUse(user).is_null() {
-                        return true;
-                    }
-                    u = LLVMGetNextUse(u);
-                }
-                block = LLVMGetNextBasicBlock(block);
-            }
-            false
-        }
-    };
     // SAFETY: reads only.
     let (functions, variables): (Vec<_>, Vec<_>) =
         globals(m).into_iter().partition(|&v| unsafe { !LLVMIsAFunction(v).is_null() });
-    let Some(&kept) = functions
-        .iter()
-        // SAFETY: reads only.
-        .find(|&&f| value_name(f) == keep && unsafe { LLVMIsDeclaration(f) } == 0)
-    else {
+    // SAFETY: reads only.
+    let defined = |f: LLVMValueRef| unsafe { LLVMIsDeclaration(f) } == 0;
+    let Some(&kept) = functions.iter().find(|&&f| value_name(f) == keep && defined(f)) else {
         return Err(format!("the module defines no function `{keep}`"));
     };
     // A computed goto's jump table is data of the first tier, holding the first tier's labels: a second
     // body jumping through it would land in the first one's code.
-    if address_taken(kept) {
+    if labels_addressed(kept) {
         return Err(format!("`{keep}` takes the address of its own labels (computed goto)"));
+    }
+    let mut inlined: Vec<LLVMValueRef> = Vec::new();
+    for callee in direct_callees(kept) {
+        let name = value_name(callee);
+        let eligible = callee != kept
+            && defined(callee)
+            && !name.starts_with("llvm.")
+            && !labels_addressed(callee)
+            && !inlined.contains(&callee);
+        if eligible && inlinable(&name) {
+            inlined.push(callee);
+        }
     }
     // Variables first: their initializers may hold the addresses of labels in the bodies deleted next.
     for v in variables {
@@ -275,16 +334,20 @@ pub(crate) fn extract_function(module: &Module<'_>, keep: &str) -> std::result::
         // SAFETY: `f` is a live function of `m`; a declaration has no body, comdat or personality; a body
         // whose labels are still addressed from elsewhere is refused before anything of it is deleted.
         unsafe {
-            if LLVMIsDeclaration(f) != 0 || value_name(f).starts_with("llvm.") {
+            if !defined(f) || value_name(f).starts_with("llvm.") {
                 continue;
             }
             LLVMSetComdat(f, std::ptr::null_mut());
+            if inlined.contains(&f) {
+                LLVMSetLinkage(f, LLVMLinkage::LLVMAvailableExternallyLinkage);
+                continue;
+            }
             // A strong definition: the kept one must win over the first tier's, which it redefines.
             LLVMSetLinkage(f, LLVMLinkage::LLVMExternalLinkage);
             if f == kept {
                 continue;
             }
-            if address_taken(f) {
+            if labels_addressed(f) {
                 return Err(format!("the labels of `{}` are addressed outside its body", value_name(f)));
             }
             let mut block = LLVMGetFirstBasicBlock(f);
@@ -298,33 +361,70 @@ pub(crate) fn extract_function(module: &Module<'_>, keep: &str) -> std::result::
             }
         }
     }
-    Ok(())
+    Ok(inlined.into_iter().map(value_name).collect())
 }
 
-/// Compiles the higher tier of `function` from a tiered module's promoted `bitcode`: the function alone
-/// at `level`, everything else bound to the first tier (see the module docs).
+/// A higher tier, compiled: the module, and the callees whose bodies it may contain (see
+/// [`compile_tier`]).
+pub(crate) struct TierUp {
+    pub(crate) compiled: Compiled,
+    pub(crate) inlined: Vec<String>,
+}
+
+/// Compiles the higher tier of `function` from a tiered module's promoted `bitcode`: the function at
+/// `level`, with the direct callees `inlinable` allows as `available_externally` bodies, everything else
+/// bound to the first tier (see the module docs).
+///
+/// What was inlined is found by comparing the function's calls to each such callee before and after
+/// optimization: a callee called fewer times afterwards may have been inlined (or its call deleted as
+/// dead), and is reported. A callee whose calls all remain is not: its copy was never used.
 pub(crate) fn compile_tier(
     bitcode: &[u8],
     function: &str,
     level: OptLevel,
     name: String,
-) -> Result<Compiled> {
+    inlinable: &dyn Fn(&str) -> bool,
+) -> Result<TierUp> {
     let failed = |message: String| Error::Codegen { module: name.clone(), message };
-    let extracted = {
-        let context = Context::create();
-        let buffer = inkwell::memory_buffer::MemoryBuffer::create_from_memory_range_copy(bitcode, &name);
-        let module =
-            Module::parse_bitcode_from_buffer(&buffer, &context).map_err(|m| failed(m.to_string()))?;
-        extract_function(&module, function).map_err(failed)?;
-        module.write_bitcode_to_memory().as_slice().to_vec()
+    // The callees given bodies, and how often the function calls each before optimization.
+    let candidates = std::cell::RefCell::new((Vec::new(), Vec::new()));
+    let mut inlined = Vec::new();
+    let mut after = |module: &Module<'_>| {
+        let (candidates, before) = &*candidates.borrow();
+        let kept = module.get_function(function).expect("optimization keeps it").as_value_ref();
+        let after = call_counts(kept, candidates);
+        inlined = candidates
+            .iter()
+            .zip(before.iter().zip(&after))
+            .filter(|(_, (b, a))| a < b)
+            .map(|(c, _)| c.clone())
+            .collect();
     };
-    super::compile(Source::bitcode(extracted).named(name.clone()), name, level, &[])
+    let steps = super::Steps { after_optimize: Some(&mut after), ..super::Steps::default() };
+    let compiled = super::compile_steps(
+        &name,
+        level,
+        &[],
+        |context| {
+            let buffer = inkwell::memory_buffer::MemoryBuffer::create_from_memory_range_copy(bitcode, &name);
+            let module =
+                Module::parse_bitcode_from_buffer(&buffer, context).map_err(|m| failed(m.to_string()))?;
+            let callees = extract_function(&module, function, inlinable).map_err(failed)?;
+            let kept = module.get_function(function).expect("extraction keeps it").as_value_ref();
+            let before = call_counts(kept, &callees);
+            *candidates.borrow_mut() = (callees, before);
+            Ok(module)
+        },
+        steps,
+    )?;
+    Ok(TierUp { compiled, inlined })
 }
 
 #[cfg(test)]
 mod tests {
     // What a tier-up shares with its first tier is tested through the API (`tests/all/tiering.rs`).
     use super::*;
+    use inkwell::context::Context;
     use inkwell::memory_buffer::MemoryBuffer;
 
     fn parse<'c>(context: &'c Context, text: &str) -> Module<'c> {
@@ -344,7 +444,7 @@ mod tests {
         let promoted = module.print_to_string().to_string();
         assert!(promoted.contains("@__gj.7..str = hidden constant"), "{promoted}");
         assert!(promoted.contains("define hidden i64 @__gj.7.h()"), "{promoted}");
-        extract_function(&module, "f").unwrap();
+        extract_function(&module, "f", &|_| false).unwrap();
         let extracted = module.print_to_string().to_string();
         assert!(extracted.contains("define i64 @f()"), "{extracted}");
         assert!(extracted.contains("declare hidden i64 @__gj.7.h()"), "{extracted}");
@@ -356,8 +456,8 @@ mod tests {
     fn what_extraction_does_not_handle_is_refused() {
         let context = Context::create();
         let tls = parse(&context, "@t = thread_local global i64 0\ndefine i64 @f() {\n  ret i64 0\n}\n");
-        assert!(extract_function(&tls, "f").unwrap_err().contains("thread-local"));
+        assert!(extract_function(&tls, "f", &|_| false).unwrap_err().contains("thread-local"));
         let missing = parse(&context, "define i64 @f() {\n  ret i64 0\n}\n");
-        assert!(extract_function(&missing, "g").unwrap_err().contains("no function `g`"));
+        assert!(extract_function(&missing, "g", &|_| false).unwrap_err().contains("no function `g`"));
     }
 }

@@ -41,7 +41,7 @@ mod txn;
 pub use imports::Importer;
 pub(crate) use session::{Config, Session, StallHook};
 pub(crate) use table::{Definition, DylibShared};
-pub use tiering::Tiering;
+pub use tiering::{TierStatus, Tiering};
 pub(crate) use txn::{Change, Remove};
 
 use crate::compile::{compile_with, Compiled, Source};

@@ -112,26 +112,40 @@ pub(super) struct Plan {
     pub(super) scope: Scope,
     /// The promoted IR of each new module of a tiered dylib (see `tiering`).
     pub(super) bitcode: Vec<Option<Vec<u8>>>,
-    pub(super) tier_up: Option<(Arc<str>, u64)>,
+    pub(super) tier_up: Option<super::tiering::TierUpCheck>,
+    /// Higher tiers the change takes out because they inlined a name it redefines or removes.
+    pub(super) invalidated: usize,
 }
 
 type Symbols = HashMap<Arc<str>, Definition>;
 
 impl Dylib {
     pub(super) fn plan(&self, state: &State, imports: &Imports, mut change: Change) -> Result<Plan> {
-        let scope = self.scope(state, &change.remove)?;
+        let mut scope = self.scope(state, &change.remove)?;
         let removal = change.removal;
         let symbols = self.shared.symbols.read();
         let tier_up = change.tier_up.take();
-        if let Some((name, origin)) = &tier_up {
-            // A user's redefinition or removal since the tier-up began wins.
-            if symbols.get(name).and_then(Definition::module).map(|m| m.serial) != Some(*origin) {
+        let definer = |name: &str| symbols.get(name).and_then(Definition::module).map(|m| m.serial);
+        if let Some(check) = &tier_up {
+            // A user's redefinition or removal since the tier-up began wins, of the function or of a
+            // callee it inlined.
+            let t = state.tiering.as_ref().expect("tier-ups only in tiered dylibs");
+            let moved = definer(&check.name) != Some(check.origin);
+            let redefined = |c: &&Arc<str>| !definer(c).is_some_and(|s| t.same_unit(check.origin, s));
+            let stale = if moved { Some(&check.name) } else { check.inlined.iter().find(redefined) };
+            if let Some(stale) = stale {
                 return Err(Error::Superseded {
                     dylib: self.shared.name.to_string(),
-                    symbol: name.to_string(),
+                    symbol: stale.to_string(),
                 });
             }
         }
+        let invalidated = match (&tier_up, &state.tiering) {
+            (None, Some(t)) if !t.inlined.is_empty() => {
+                self.invalidate(state, t, &symbols, &mut scope, &change)?
+            }
+            _ => 0,
+        };
         let bitcode: Vec<Option<Vec<u8>>> = change.add.iter_mut().map(|c| c.bitcode.take()).collect();
         let entries = self.plan_entries(state, &symbols, &scope, &change.add)?;
         let new = self.link_all(&symbols, &scope, &entries, change)?;
@@ -139,7 +153,7 @@ impl Dylib {
         if removal == Removal::Refuse {
             self.check_imports(state, imports, &scope, &entries, &steps)?;
         }
-        Ok(Plan { new, entries, steps, losers, scope, bitcode, tier_up })
+        Ok(Plan { new, entries, steps, losers, scope, bitcode, tier_up, invalidated })
     }
 
     fn scope(&self, state: &State, remove: &Remove) -> Result<Scope> {
@@ -166,6 +180,36 @@ impl Dylib {
             }
         }
         Ok(scope)
+    }
+
+    /// Adds to the scope the higher tiers that inlined a name this change redefines or removes (their
+    /// functions fall back to the first tier, in the same commit); returns how many.
+    fn invalidate(
+        &self,
+        state: &State,
+        t: &super::tiering::TierState,
+        symbols: &Symbols,
+        scope: &mut Scope,
+        change: &Change,
+    ) -> Result<usize> {
+        let mut touched: HashSet<Arc<str>> = HashSet::new();
+        for compiled in &change.add {
+            touched.extend(definitions(compiled)?.into_iter().map(|d| d.name));
+        }
+        for serial in &scope.removing {
+            let module = &state.modules.get(serial).expect("removing only live modules").0;
+            let current = |n: &str| symbols.get(n).and_then(Definition::module).map(|m| m.serial);
+            touched.extend(
+                module.symbols.iter().filter(|s| current(&s.name) == Some(*serial)).map(|s| s.name.clone()),
+            );
+        }
+        let mut count = 0;
+        for satellite in t.invalidated_by(&touched) {
+            if state.modules.contains(&satellite) && scope.removing.insert(satellite) {
+                count += 1;
+            }
+        }
+        Ok(count)
     }
 
     /// Step 1: an entry for every function the batch defines.
@@ -418,10 +462,10 @@ impl Dylib {
             let winner = match first {
                 Some((m, s)) if !s.weak || live.is_none() => Some(((*m).clone(), (*s).clone())),
                 _ if live.is_some() => None,
-                _ => {
+                _ => self.tier_fallback(state, scope, old.as_ref(), &name).or_else(|| {
                     let mut alternates = state.alternates.get(&name).into_iter().flatten();
                     alternates.find(|(m, _)| !scope.removing.contains(&m.serial)).cloned()
-                }
+                }),
             };
             for (m, s) in candidates {
                 if !winner.as_ref().is_some_and(|(w, _)| Arc::ptr_eq(w, m)) {
@@ -435,6 +479,25 @@ impl Dylib {
             }
         }
         (steps, losers)
+    }
+
+    /// When a higher tier's definition of `name` goes and the first-tier module it came from stays: that
+    /// module's own definition, which the higher tier had replaced.
+    fn tier_fallback(
+        &self,
+        state: &State,
+        scope: &Scope,
+        old: Option<&Definition>,
+        name: &str,
+    ) -> Option<(Arc<LoadedModule>, DefinedSymbol)> {
+        let satellite = old?.module()?.serial;
+        let origin = state.tiering.as_ref()?.origin_of(satellite)?;
+        if scope.removing.contains(&origin) {
+            return None;
+        }
+        let module = &state.modules.get(&origin)?.0;
+        let symbol = module.symbols.iter().find(|s| &*s.name == name)?;
+        Some((module.clone(), symbol.clone()))
     }
 
     /// Step 4: nothing a live importer uses may disappear or move.

@@ -57,6 +57,19 @@ impl Tiering {
     }
 }
 
+/// Where a function of a tiered dylib stands (see [`Dylib::tier_status`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TierStatus {
+    /// 0 for the first tier (counted), 1 for the higher tier.
+    pub tier: u32,
+    /// A tier-up of it is queued or compiling.
+    pub queued: bool,
+    /// Callees whose bodies the higher tier may contain: redefining or removing one of them drops this
+    /// tier (the function falls back to its first tier, in the same step, and counts again).
+    pub inlined: Vec<String>,
+}
+
 /// A first-tier function's counter, by address: where its [`genjit_hot`] call comes from.
 struct Hot {
     session: Weak<Session>,
@@ -119,19 +132,66 @@ pub(crate) struct TierState {
     pub(crate) pending: HashSet<Arc<str>>,
     /// Higher-tier modules by the serial of the module they came from.
     pub(crate) satellites: HashMap<u64, Vec<u64>>,
+    /// The callees each higher-tier module may have inlined, by its serial.
+    pub(crate) inlined: HashMap<u64, Vec<Arc<str>>>,
     pub(crate) tier_ups: u64,
+    /// Higher tiers dropped because a callee they inlined was redefined or removed.
+    pub(crate) invalidations: u64,
 }
 
 impl TierState {
-    /// Forgets what belonged to modules that are gone.
+    /// Forgets what belonged to a module that is gone.
     pub(crate) fn forget(&mut self, serial: u64) {
         self.bitcode.remove(&serial);
         self.satellites.remove(&serial);
+        self.inlined.remove(&serial);
+        for satellites in self.satellites.values_mut() {
+            satellites.retain(|&s| s != serial);
+        }
+    }
+
+    /// The first-tier module a higher-tier module came from.
+    pub(crate) fn origin_of(&self, satellite: u64) -> Option<u64> {
+        self.satellites.iter().find(|(_, s)| s.contains(&satellite)).map(|(&origin, _)| origin)
+    }
+
+    /// Whether `serial` is the first-tier module `origin` or one of its higher tiers: the same functions.
+    pub(crate) fn same_unit(&self, origin: u64, serial: u64) -> bool {
+        serial == origin || self.satellites.get(&origin).is_some_and(|s| s.contains(&serial))
+    }
+
+    /// The higher-tier modules that inlined one of `names`: a change that redefines or removes them must
+    /// take those modules out with it, so no call runs an inlined copy of the old body.
+    pub(crate) fn invalidated_by(&self, touched: &HashSet<Arc<str>>) -> Vec<u64> {
+        let inlined = self.inlined.iter();
+        inlined.filter(|(_, callees)| callees.iter().any(|c| touched.contains(c))).map(|(&s, _)| s).collect()
     }
 
     /// Bytes of retained IR (for `DylibStats`).
     pub(crate) fn bytes(&self) -> usize {
         self.bitcode.values().map(|b| b.len()).sum()
+    }
+}
+
+/// What a tier-up's change must still find true when it commits (else [`Error::Superseded`]).
+#[derive(Debug)]
+pub(crate) struct TierUpCheck {
+    /// The function moving up.
+    pub(crate) name: Arc<str>,
+    /// The first-tier module it came from, which must still define it.
+    pub(crate) origin: u64,
+    /// Callees the new body may have inlined: each must still be defined by `origin` or its higher tiers.
+    pub(crate) inlined: Vec<Arc<str>>,
+}
+
+/// Sets a first-tier function's counter back to `threshold` (after its higher tier was dropped, so it can
+/// move up again).
+pub(crate) fn rearm(module: &LoadedModule, function: &str, threshold: u64) {
+    if let Some(s) = module.symbols.iter().find(|s| counted(&s.name) == Some(function)) {
+        // SAFETY: the counter is an 8-aligned i64 in the live module's data block; its code updates it
+        // with plain loads and stores (racy by design), so an atomic store is compatible.
+        unsafe { &*(s.addr as *const AtomicI64) }
+            .store(threshold.min(i64::MAX as u64) as i64, Ordering::Relaxed);
     }
 }
 
@@ -149,11 +209,19 @@ impl Job {
     pub(crate) fn run(self) {
         let Job { dylib, name, origin, bitcode, level } = self;
         let module = format!("{name}@{level}");
-        let result = tier::compile_tier(&bitcode, &name, level, module).and_then(|compiled| {
+        // Callees still defined by the module the function came from (or its higher tiers: the same
+        // function) may be inlined; one the user redefined since may not. Checked again at commit.
+        let inlinable = |callee: &str| {
+            let definer = dylib.shared.find(callee, true).and_then(|d| d.module().map(|m| m.serial));
+            let state = dylib.shared.state.lock();
+            definer.zip(state.tiering.as_ref()).is_some_and(|(serial, t)| t.same_unit(origin, serial))
+        };
+        let result = tier::compile_tier(&bitcode, &name, level, module, &inlinable).and_then(|up| {
+            let inlined = up.inlined.iter().map(|c| Arc::from(c.as_str())).collect();
             let change = Change {
-                add: vec![compiled],
+                add: vec![up.compiled],
                 initializers: true,
-                tier_up: Some((name.clone(), origin)),
+                tier_up: Some(TierUpCheck { name: name.clone(), origin, inlined }),
                 ..Change::default()
             };
             dylib.change(change)
@@ -188,7 +256,9 @@ impl Dylib {
             bitcode: HashMap::new(),
             pending: HashSet::new(),
             satellites: HashMap::new(),
+            inlined: HashMap::new(),
             tier_ups: 0,
+            invalidations: 0,
         });
         t.config = tiering;
         Ok(())
@@ -229,6 +299,21 @@ impl Dylib {
         drop(state);
         self.session.tier_up(Job { dylib: self.clone(), name, origin, bitcode, level });
         Ok(())
+    }
+
+    /// Where `name` stands: its tier, whether a tier-up is queued or compiling, and which callees its body
+    /// may have inlined. `None` when the dylib does not define it from a tiered module.
+    pub fn tier_status(&self, name: &str) -> Option<TierStatus> {
+        let serial = self.shared.find(name, true)?.module()?.serial;
+        let state = self.shared.state.lock();
+        let t = state.tiering.as_ref()?;
+        let queued = t.pending.contains(name);
+        if t.bitcode.contains_key(&serial) {
+            return Some(TierStatus { tier: 0, queued, inlined: Vec::new() });
+        }
+        t.origin_of(serial)?;
+        let inlined = t.inlined.get(&serial).into_iter().flatten().map(|c| c.to_string()).collect();
+        Some(TierStatus { tier: 1, queued, inlined })
     }
 
     /// Waits until no tier-up of this dylib is queued or compiling, or `timeout` passes; returns whether

@@ -41,10 +41,9 @@ pub(crate) struct Change {
     pub(crate) removal: Removal,
     /// Run constructors/destructors and register unwind info (false only for fuzzing).
     pub(crate) initializers: bool,
-    /// A tier-up: `(function, serial of the module it was compiled from)`. The change is refused
-    /// ([`Error::Superseded`]) unless that module still defines the function, and the new module is
-    /// recorded as that module's satellite (see `tiering`).
-    pub(crate) tier_up: Option<(Arc<str>, u64)>,
+    /// A tier-up: refused ([`Error::Superseded`]) unless what it was compiled from still holds; the new
+    /// module is recorded as its origin's satellite (see `tiering`).
+    pub(crate) tier_up: Option<super::tiering::TierUpCheck>,
 }
 
 /// A retired value counted in `Stats::awaiting_metadata_bytes` until it is dropped.
@@ -174,7 +173,7 @@ impl Dylib {
     }
 
     fn commit(&self, state: &mut State, imports: &mut Imports, plan: Plan) -> Done {
-        let Plan { new, entries, steps, losers, scope, bitcode, tier_up } = plan;
+        let Plan { new, entries, steps, losers, scope, bitcode, tier_up, invalidated } = plan;
         let Scope { mut removing, redirectables, .. } = scope;
         if let Some(t) = state.tiering.as_mut() {
             for ((m, _), bitcode) in new.iter().zip(bitcode) {
@@ -183,9 +182,13 @@ impl Dylib {
                     super::tiering::register_counters(&self.session, &self.shared, m);
                 }
             }
-            if let (Some((_, origin)), Some((m, _))) = (tier_up, new.first()) {
-                t.satellites.entry(origin).or_default().push(m.serial);
+            if let (Some(check), Some((m, _))) = (tier_up, new.first()) {
+                t.satellites.entry(check.origin).or_default().push(m.serial);
+                if !check.inlined.is_empty() {
+                    t.inlined.insert(m.serial, check.inlined);
+                }
             }
+            t.invalidations += invalidated as u64;
         }
         let mut garbage = Vec::new();
         let mut symbols = self.shared.symbols.write();
@@ -214,6 +217,14 @@ impl Dylib {
             match next {
                 Next::Module(module, s) => {
                     module.publish_one();
+                    // A higher tier dropped: the first tier's body is back; let it count again.
+                    if let Some(t) = state.tiering.as_ref().filter(|_| s.is_function) {
+                        let from = old.as_ref().and_then(|d| d.module()).map(|m| m.serial);
+                        let fallback = from.and_then(|f| t.origin_of(f)) == Some(module.serial);
+                        if let (true, Some(threshold)) = (fallback, t.config.threshold) {
+                            super::tiering::rearm(&module, &name, threshold);
+                        }
+                    }
                     if let Some(alts) = state.alternates.get_mut(&name) {
                         alts.retain(|(m, _)| !Arc::ptr_eq(m, &module));
                     }

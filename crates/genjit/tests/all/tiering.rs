@@ -238,3 +238,57 @@ fn a_computed_goto_keeps_its_module_at_tier_0() {
     assert_eq!(jit.stats().dylibs[0].tier_ups, 0);
     assert_eq!((other.call(1), dispatch.call(1)), (2, 20));
 }
+
+const CALLER_AND_CALLEE: &str = "define i64 @g(i64 %x) {\n  %y = mul i64 %x, 2\n  ret i64 %y\n}\n\
+    define i64 @f(i64 %x) {\n  %r = call i64 @g(i64 %x)\n  %s = add i64 %r, 1\n  ret i64 %s\n}\n";
+
+#[test]
+fn a_redefinition_after_inlining_is_never_bypassed_by_the_inlined_copy() {
+    let jit = Jit::new().unwrap();
+    let d = jit.create_dylib("inline").unwrap();
+    d.enable_tiering(Tiering::new().threshold(Some(1_000))).unwrap();
+    d.add_module(Source::ir_text(CALLER_AND_CALLEE)).unwrap();
+    let f = d.lookup::<fn(i64) -> i64>("f").unwrap();
+    let tier0 = f.current_address(&d.pin()).unwrap();
+    d.reoptimize("f").unwrap();
+    assert!(d.wait_for_tier_ups(Duration::from_secs(60)));
+    let status = d.tier_status("f").unwrap();
+    assert_eq!((status.tier, status.inlined), (1, vec!["g".to_string()]), "`g` was inlined into `f`");
+    assert_eq!(f.call(5), 11);
+    // Redefining the inlined callee drops `f`'s higher tier in the same step: the very next call sees it.
+    d.add_module(Source::ir_text("define i64 @g(i64 %x) {\n  %y = mul i64 %x, 3\n  ret i64 %y\n}\n"))
+        .unwrap();
+    assert_eq!(f.call(5), 16, "the inlined copy of the old `g` is not used");
+    assert_eq!(f.current_address(&d.pin()).unwrap(), tier0, "back on its first tier");
+    assert_eq!(d.tier_status("f").unwrap().tier, 0);
+    let stats = jit.stats().dylibs.into_iter().find(|s| s.name == "inline").unwrap();
+    assert_eq!((stats.tier_ups, stats.tier_invalidations), (1, 1));
+    // Its counter counts again: hot enough, it moves up once more, now calling the new `g` out of line.
+    for _ in 0..1_000 {
+        assert_eq!(f.call(5), 16);
+    }
+    assert!(d.wait_for_tier_ups(Duration::from_secs(60)));
+    let status = d.tier_status("f").unwrap();
+    assert_eq!((status.tier, status.inlined.len()), (1, 0), "{status:?}");
+    assert_eq!(f.call(5), 16);
+}
+
+#[test]
+fn a_tier_up_that_inlined_a_callee_redefined_meanwhile_is_dropped() {
+    let jit = Jit::new().unwrap();
+    let d = jit.create_dylib("inline-race").unwrap();
+    d.enable_tiering(Tiering::new().threshold(None)).unwrap();
+    let f = {
+        d.add_module(Source::ir_text(CALLER_AND_CALLEE)).unwrap();
+        d.lookup::<fn(i64) -> i64>("f").unwrap()
+    };
+    for round in 0..20i64 {
+        d.reoptimize("f").unwrap();
+        // Racing the tier-up (which may have inlined the previous `g`).
+        let g = format!("define i64 @g(i64 %x) {{\n  %y = add i64 %x, {round}\n  ret i64 %y\n}}\n");
+        d.add_module(Source::ir_text(g)).unwrap();
+        assert_eq!(f.call(5), 5 + round + 1, "round {round}: right after the redefinition");
+        assert!(d.wait_for_tier_ups(Duration::from_secs(60)));
+        assert_eq!(f.call(5), 5 + round + 1, "round {round}: after the tier-up settled");
+    }
+}
