@@ -394,7 +394,7 @@ fn counters() {
     );
     assert!(counted.wait_for_tier_ups(Duration::from_secs(1)));
     assert_eq!(
-        jit.stats().dylibs.iter().map(|d| d.tier_ups).sum::<u64>(),
+        jit.stats().dylibs.iter().map(|d| d.tiering.tier_ups).sum::<u64>(),
         0,
         "the threshold is never reached"
     );

@@ -100,7 +100,7 @@ pub fn run(options: &RunOptions) -> Result<i32, RunError> {
         dylib.wait_for_tier_ups(std::time::Duration::from_secs(60));
         if options.timings {
             let stats = jit.stats();
-            eprintln!("tier-ups: {}", stats.dylibs.iter().map(|d| d.tier_ups).sum::<u64>());
+            eprintln!("tier-ups: {}", stats.dylibs.iter().map(|d| d.tiering.tier_ups).sum::<u64>());
         }
     }
     jit.remove_dylib(&dylib)?;

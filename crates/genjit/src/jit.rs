@@ -228,12 +228,36 @@ pub struct DylibStats {
     /// the dylib's tables, estimated from the structures' sizes and capacities, allocator overhead
     /// excluded (measured: ~90% of what `mallinfo2` sees).
     pub metadata_bytes: usize,
-    /// Functions moved to the higher tier so far (see [`Dylib::enable_tiering`](crate::Dylib)).
+    /// Tiering and lazy compilation (all zero in a dylib that uses neither).
+    pub tiering: TieringStats,
+}
+
+/// A dylib's tiering and lazy compilation figures (see [`Dylib::enable_tiering`](crate::Dylib) and
+/// [`Dylib::add_lazy_module`](crate::Dylib)).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
+pub struct TieringStats {
+    /// Functions moved to the higher tier so far.
     pub tier_ups: u64,
-    /// Bytes of IR kept for tiering (the live first-tier modules' promoted IR).
-    pub tiering_bytes: usize,
     /// Higher tiers dropped because a callee they inlined was redefined or removed.
-    pub tier_invalidations: u64,
+    pub invalidations: u64,
+    /// Bytes of IR kept for tiering and lazy compilation (the live tiered and lazy modules' promoted IR).
+    pub retained_ir_bytes: usize,
+    /// Functions defined lazily by the live lazy modules.
+    pub lazy_functions: usize,
+    /// Of those, the ones never compiled (never called, nor compiled ahead or by speculation).
+    pub lazy_uncompiled: usize,
+    /// Lazy functions compiled so far (on their first call, ahead, or by speculation).
+    pub lazy_compiles: u64,
+    /// Of those, the ones compiled by speculation.
+    pub speculative_compiles: u64,
+    /// Time spent compiling, by tier: [0] first-tier modules of tiered and lazy dylibs and lazy functions,
+    /// [1] higher tiers (on the background thread).
+    pub compile_time: [std::time::Duration; 2],
+    /// Heap bytes (code and data) of the live modules at each tier: [0] first-tier and lazy modules and
+    /// lazily compiled functions, [1] higher tiers.
+    pub heap_bytes: [usize; 2],
 }
 
 /// Percentiles of the reclamation lag (removal to memory reusable).
@@ -409,9 +433,7 @@ impl DylibStats {
             code_bytes,
             data_bytes,
             metadata_bytes,
-            tier_ups: 0,
-            tiering_bytes: 0,
-            tier_invalidations: 0,
+            tiering: TieringStats::default(),
         }
     }
 }

@@ -72,11 +72,11 @@ mod timings;
 pub use compile::{
     host_target_machine, serve_compile_worker, DumpKind, Isolation, OptLevel, ParseOptLevelError, Source,
 };
-pub use dylib::{Dylib, Importer, ModuleHandle, RedirectTarget, Removal, TierStatus, Tiering};
+pub use dylib::{Dylib, Importer, Lazy, ModuleHandle, RedirectTarget, Removal, TierStatus, Tiering};
 pub use error::{Definer, Error, RedirectRefusal, Result};
 pub use func::{Func, HostFn};
 pub use heap::{GenerationStats, HeapStats, Kind as GenerationKind};
-pub use jit::{DylibStats, Jit, JitBuilder, Lag, Stats};
+pub use jit::{DylibStats, Jit, JitBuilder, Lag, Stats, TieringStats};
 pub use runtime::reclaim::{reclaim_all, Pinned, Stall};
 pub use signature::{IrType, JitReturn, JitSignature, JitType, Signature, ValType};
 pub use timings::ModuleTimings;

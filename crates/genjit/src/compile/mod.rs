@@ -77,6 +77,8 @@ pub(crate) fn compile(
 pub(crate) struct FirstTier<'a> {
     pub(crate) tag: &'a str,
     pub(crate) threshold: Option<u64>,
+    /// Replace the bodies of the functions that can be compiled alone by trampolines (`tier::make_lazy`).
+    pub(crate) lazy: bool,
 }
 
 /// [`compile`]; for a first tier, the module's locals are promoted under its tag first
@@ -107,13 +109,14 @@ pub(crate) fn compile_with(
         let Some(t) = first_tier.take() else { return Ok(()) };
         tier::promote_locals(module, t.tag);
         bitcode = Some(module.write_bitcode_to_memory().as_slice().to_vec());
+        let lazy = if t.lazy { tier::make_lazy(module, t.tag) } else { Vec::new() };
         if let Some(threshold) = t.threshold {
-            tier::count_calls(module, t.tag, threshold);
+            tier::count_calls(module, t.tag, threshold, &lazy);
         }
         // The counters must not be able to hand LLVM a broken module (its code generator aborts).
         module.verify().map_err(|m| Error::Verify {
             module: name.clone(),
-            message: format!("after genjit's tier-0 counters (a genjit bug): {m}"),
+            message: format!("after genjit's tier-0 rewrites (a genjit bug): {m}"),
         })
     };
     let steps = Steps { before_optimize: Some(&mut before), ..Steps::default() };
@@ -259,7 +262,7 @@ fn signatures(module: &Module<'_>) -> HashMap<String, Signature> {
 
 /// Parameter attributes that change how an argument is passed: a parameter carrying one matches no Rust
 /// type, whatever its IR type.
-const ABI_ATTRIBUTES: [&str; 10] = [
+pub(crate) const ABI_ATTRIBUTES: [&str; 10] = [
     "byval",
     "byref",
     "sret",

@@ -84,6 +84,8 @@ pub(crate) fn promote_locals(module: &Module<'_>, tag: &str) {
     }
 }
 
+const AVAILABLE_EXTERNALLY: LLVMLinkage = LLVMLinkage::LLVMAvailableExternallyLinkage;
+
 /// The runtime function a first-tier function calls once its counter runs out (see [`count_calls`]).
 pub(crate) const HOT: &str = "__genjit_hot";
 
@@ -101,7 +103,7 @@ pub(crate) fn counter_name(tag: &str, function: &str) -> String {
 /// A back-edge is a `br` to a block laid out at or before its own (where clang puts loop headers);
 /// counting an edge that is not one only counts more. Each gets its own check block on the edge, and the
 /// target's phis take the edge's value from it (rebuilt: the C API cannot rename an incoming block).
-pub(crate) fn count_calls(module: &Module<'_>, tag: &str, threshold: u64) {
+pub(crate) fn count_calls(module: &Module<'_>, tag: &str, threshold: u64, skip: &[String]) {
     let m = module.as_mut_ptr();
     // SAFETY: every value below is created in, or taken from, `m` and its context; the builder is
     // positioned inside blocks of the function being instrumented; the new entry block precedes the old
@@ -139,7 +141,8 @@ pub(crate) fn count_calls(module: &Module<'_>, tag: &str, threshold: u64) {
                 continue;
             }
             let name = value_name(f);
-            if name.starts_with("llvm.") {
+            if name.starts_with("llvm.") || skip.contains(&name) || LLVMGetLinkage(f) == AVAILABLE_EXTERNALLY
+            {
                 continue;
             }
             let counter_name = std::ffi::CString::new(counter_name(tag, &name)).expect("no NUL in IR names");
@@ -208,6 +211,105 @@ pub(crate) fn count_calls(module: &Module<'_>, tag: &str, threshold: u64) {
         }
         LLVMDisposeBuilder(builder);
     }
+}
+
+/// The runtime function a lazy function's trampoline calls (see [`make_lazy`]).
+pub(crate) const LAZY: &str = "__genjit_lazy";
+
+/// The function's name, if `symbol` is a lazy function's record (`__gj.<tag>.lazy.<name>`).
+pub(crate) fn lazy_function(symbol: &str) -> Option<&str> {
+    symbol.strip_prefix("__gj.")?.split_once(".lazy.").map(|(_, name)| name)
+}
+
+/// ABI attributes a trampoline could not forward with a plain `musttail` call.
+fn forwards_plainly(f: LLVMValueRef) -> bool {
+    // SAFETY: `f` is a live function; its type and attributes are only read.
+    unsafe {
+        let ty = LLVMGlobalGetValueType(f);
+        if LLVMIsFunctionVarArg(ty) != 0 {
+            return false;
+        }
+        let params = LLVMCountParams(f);
+        super::ABI_ATTRIBUTES.iter().all(|a| {
+            let kind = LLVMGetEnumAttributeKindForName(a.as_ptr().cast(), a.len());
+            (1..=params).all(|i| LLVMGetEnumAttributeAtIndex(f, i, kind).is_null())
+        })
+    }
+}
+
+/// Makes `module` (promoted under `tag`) lazy: the body of every function that can be compiled on its own
+/// is replaced by a trampoline, and the names of those functions are returned. A trampoline passes its
+/// function's *record* (a hidden byte `__gj.<tag>.lazy.<name>`, by whose address the runtime knows the
+/// function) to [`LAZY`], which compiles the function if nobody has (concurrent first callers wait) and
+/// returns the function's entry; the trampoline then `musttail`-calls that entry with its own arguments,
+/// which now reaches the compiled body. Data, constructors' lists and the functions kept whole (variadic
+/// ones, ones with ABI attributes or addressed labels; all of them if the module has aliases or ifuncs)
+/// stay as they are: the module is the first tier's data and fallback.
+pub(crate) fn make_lazy(module: &Module<'_>, tag: &str) -> Vec<String> {
+    let m = module.as_mut_ptr();
+    // SAFETY: reads only.
+    if unsafe { !LLVMGetFirstGlobalAlias(m).is_null() || !LLVMGetFirstGlobalIFunc(m).is_null() } {
+        return Vec::new();
+    }
+    let mut lazy = Vec::new();
+    // SAFETY: every value is created in, or taken from, `m`; a function's blocks are deleted before its new
+    // body is built; the trampoline's call has the function's own type, calling convention and
+    // arguments, immediately followed by the `ret` of its result, as `musttail` requires.
+    unsafe {
+        let context = LLVMGetModuleContext(m);
+        let ptr = LLVMPointerTypeInContext(context, 0);
+        let i8t = LLVMInt8TypeInContext(context);
+        let mut params = [ptr];
+        let hook_type = LLVMFunctionType(ptr, params.as_mut_ptr(), 1, 0);
+        let hook_name = std::ffi::CString::new(LAZY).expect("no NUL");
+        let hook = LLVMAddFunction(m, hook_name.as_ptr(), hook_type);
+        let builder = LLVMCreateBuilderInContext(context);
+        for f in globals(m) {
+            if LLVMIsAFunction(f).is_null() || LLVMIsDeclaration(f) != 0 || f == hook {
+                continue;
+            }
+            let name = value_name(f);
+            if name.starts_with("llvm.")
+                || LLVMGetLinkage(f) == AVAILABLE_EXTERNALLY
+                || !forwards_plainly(f)
+                || labels_addressed(f)
+            {
+                continue;
+            }
+            let record_name = std::ffi::CString::new(format!("__gj.{tag}.lazy.{name}")).expect("no NUL");
+            let record = LLVMAddGlobal(m, i8t, record_name.as_ptr());
+            LLVMSetInitializer(record, LLVMConstInt(i8t, 0, 0));
+            LLVMSetVisibility(record, LLVMVisibility::LLVMHiddenVisibility);
+            let mut block = LLVMGetFirstBasicBlock(f);
+            while !block.is_null() {
+                let next = LLVMGetNextBasicBlock(block);
+                LLVMDeleteBasicBlock(block);
+                block = next;
+            }
+            if LLVMHasPersonalityFn(f) != 0 {
+                LLVMSetPersonalityFn(f, std::ptr::null_mut());
+            }
+            let entry = LLVMAppendBasicBlockInContext(context, f, c"gj.lazy".as_ptr());
+            LLVMPositionBuilderAtEnd(builder, entry);
+            let mut record_arg = [record];
+            let target =
+                LLVMBuildCall2(builder, hook_type, hook, record_arg.as_mut_ptr(), 1, c"gj.entry".as_ptr());
+            let ty = LLVMGlobalGetValueType(f);
+            let mut args: Vec<LLVMValueRef> = (0..LLVMCountParams(f)).map(|i| LLVMGetParam(f, i)).collect();
+            let call =
+                LLVMBuildCall2(builder, ty, target, args.as_mut_ptr(), args.len() as u32, c"".as_ptr());
+            LLVMSetInstructionCallConv(call, LLVMGetFunctionCallConv(f));
+            LLVMSetTailCallKind(call, inkwell::llvm_sys::LLVMTailCallKind::LLVMTailCallKindMustTail);
+            if LLVMGetTypeKind(LLVMGetReturnType(ty)) == inkwell::llvm_sys::LLVMTypeKind::LLVMVoidTypeKind {
+                LLVMBuildRetVoid(builder);
+            } else {
+                LLVMBuildRet(builder, call);
+            }
+            lazy.push(name);
+        }
+        LLVMDisposeBuilder(builder);
+    }
+    lazy
 }
 
 /// The functions `f` calls directly (the callee operand of its calls and invokes), defined or not.
@@ -364,33 +466,49 @@ pub(crate) fn extract_function(
     Ok(inlined.into_iter().map(value_name).collect())
 }
 
-/// A higher tier, compiled: the module, and the callees whose bodies it may contain (see
-/// [`compile_tier`]).
-pub(crate) struct TierUp {
+/// One function compiled on its own from a tiered module's promoted IR (see [`compile_function`]).
+pub(crate) struct Extracted {
     pub(crate) compiled: Compiled,
+    /// Callees whose bodies the module may contain (inlined).
     pub(crate) inlined: Vec<String>,
+    /// The functions of the original module it calls directly (for speculation).
+    pub(crate) callees: Vec<String>,
 }
 
-/// Compiles the higher tier of `function` from a tiered module's promoted `bitcode`: the function at
-/// `level`, with the direct callees `inlinable` allows as `available_externally` bodies, everything else
-/// bound to the first tier (see the module docs).
+/// How [`compile_function`] compiles one function.
+pub(crate) struct Extract<'a> {
+    pub(crate) function: &'a str,
+    pub(crate) level: OptLevel,
+    /// The new module's name.
+    pub(crate) name: String,
+    /// Which direct callees may be given `available_externally` bodies (inlined).
+    pub(crate) inlinable: &'a dyn Fn(&str) -> bool,
+    /// Call counters for the next tier: `(tag, threshold)` (see [`count_calls`]).
+    pub(crate) counters: Option<(&'a str, u64)>,
+}
+
+/// Compiles `extract.function` from a tiered module's promoted `bitcode`: that function at the level,
+/// with the direct callees `inlinable` allows as `available_externally` bodies, everything else bound to
+/// the first tier (see the module docs). A higher tier, and a lazy function's first compile.
 ///
 /// What was inlined is found by comparing the function's calls to each such callee before and after
 /// optimization: a callee called fewer times afterwards may have been inlined (or its call deleted as
 /// dead), and is reported. A callee whose calls all remain is not: its copy was never used.
-pub(crate) fn compile_tier(
-    bitcode: &[u8],
-    function: &str,
-    level: OptLevel,
-    name: String,
-    inlinable: &dyn Fn(&str) -> bool,
-) -> Result<TierUp> {
+pub(crate) fn compile_function(bitcode: &[u8], extract: Extract<'_>) -> Result<Extracted> {
+    let Extract { function, level, name, inlinable, counters } = extract;
     let failed = |message: String| Error::Codegen { module: name.clone(), message };
-    // The callees given bodies, and how often the function calls each before optimization.
-    let candidates = std::cell::RefCell::new((Vec::new(), Vec::new()));
+    // The callees given bodies, how often the function calls each before optimization, and every
+    // function of the module it calls.
+    let found = std::cell::RefCell::new((Vec::new(), Vec::new(), Vec::new()));
     let mut inlined = Vec::new();
+    let mut before = |module: &Module<'_>| {
+        if let Some((tag, threshold)) = counters {
+            count_calls(module, tag, threshold, &[]);
+        }
+        Ok(())
+    };
     let mut after = |module: &Module<'_>| {
-        let (candidates, before) = &*candidates.borrow();
+        let (candidates, before, _) = &*found.borrow();
         let kept = module.get_function(function).expect("optimization keeps it").as_value_ref();
         let after = call_counts(kept, candidates);
         inlined = candidates
@@ -400,7 +518,11 @@ pub(crate) fn compile_tier(
             .map(|(c, _)| c.clone())
             .collect();
     };
-    let steps = super::Steps { after_optimize: Some(&mut after), ..super::Steps::default() };
+    let steps = super::Steps {
+        before_optimize: Some(&mut before),
+        after_optimize: Some(&mut after),
+        ..super::Steps::default()
+    };
     let compiled = super::compile_steps(
         &name,
         level,
@@ -409,15 +531,26 @@ pub(crate) fn compile_tier(
             let buffer = inkwell::memory_buffer::MemoryBuffer::create_from_memory_range_copy(bitcode, &name);
             let module =
                 Module::parse_bitcode_from_buffer(&buffer, context).map_err(|m| failed(m.to_string()))?;
-            let callees = extract_function(&module, function, inlinable).map_err(failed)?;
+            let callees: Vec<String> = module
+                .get_function(function)
+                .map(|f| direct_callees(f.as_value_ref()))
+                .unwrap_or_default()
+                .into_iter()
+                // SAFETY: reads only.
+                .filter(|&c| unsafe { LLVMIsDeclaration(c) } == 0)
+                .map(value_name)
+                .filter(|c| c != function && !c.starts_with("llvm."))
+                .collect();
+            let candidates = extract_function(&module, function, inlinable).map_err(failed)?;
             let kept = module.get_function(function).expect("extraction keeps it").as_value_ref();
-            let before = call_counts(kept, &callees);
-            *candidates.borrow_mut() = (callees, before);
+            let before = call_counts(kept, &candidates);
+            *found.borrow_mut() = (candidates, before, callees);
             Ok(module)
         },
         steps,
     )?;
-    Ok(TierUp { compiled, inlined })
+    let callees = std::mem::take(&mut found.borrow_mut().2);
+    Ok(Extracted { compiled, inlined, callees })
 }
 
 #[cfg(test)]

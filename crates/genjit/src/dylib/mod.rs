@@ -30,6 +30,7 @@
 //! epoch reclamation once no thread can still be running them (see `runtime::reclaim`).
 
 mod imports;
+mod lazy;
 pub(crate) mod module;
 mod plan;
 mod redirect;
@@ -39,6 +40,7 @@ mod tiering;
 mod txn;
 
 pub use imports::Importer;
+pub use lazy::Lazy;
 pub(crate) use session::{Config, Session, StallHook};
 pub(crate) use table::{Definition, DylibShared};
 pub use tiering::{TierStatus, Tiering};
@@ -217,15 +219,22 @@ impl Dylib {
         self.shared.domain.pin(self.shared.scope)
     }
 
-    fn compile(&self, source: Source) -> Result<Compiled> {
+    /// Compiles a module for this dylib (`lazy`: see [`add_lazy_module`](Self::add_lazy_module)).
+    fn compile(&self, source: Source, lazy: bool) -> Result<Compiled> {
         let config = &self.session.config;
         let serial = next_serial();
         let name = format!("module#{serial}");
         let unnamed = source.name.is_none();
         // A tiered dylib promotes the module's locals under a tag unique to it (see `tiering`).
-        let threshold = self.shared.state.lock().tiering.as_ref().map(|t| t.config.threshold);
+        let tiering =
+            self.shared.state.lock().tiering.as_ref().map(|t| t.config.as_ref().map(|c| c.threshold));
         let tag = serial.to_string();
-        let first_tier = threshold.map(|threshold| crate::compile::FirstTier { tag: &tag, threshold });
+        let first_tier = match tiering {
+            Some(threshold) if threshold.is_some() || lazy => {
+                Some(crate::compile::FirstTier { tag: &tag, threshold: threshold.flatten(), lazy })
+            }
+            _ => None,
+        };
         let mut compiled = match &self.session.pool {
             Some(pool) => pool.compile(source, name, config.opt),
             None => compile_with(source, name, config.opt, &config.dump, first_tier),
@@ -235,7 +244,7 @@ impl Dylib {
     }
 
     fn compile_all(&self, sources: Vec<Source>) -> Result<Vec<Compiled>> {
-        sources.into_iter().map(|s| self.compile(s)).collect()
+        sources.into_iter().map(|s| self.compile(s, false)).collect()
     }
 
     /// Compiles, links and publishes a module, then runs its constructors.
@@ -253,7 +262,7 @@ impl Dylib {
     /// # Ok::<(), genjit::Error>(())
     /// ```
     pub fn add_module(&self, source: Source) -> Result<ModuleHandle> {
-        let compiled = self.compile(source)?;
+        let compiled = self.compile(source, false)?;
         let mut handles =
             self.change(Change { add: vec![compiled], initializers: true, ..Change::default() })?;
         Ok(handles.pop().expect("one module added"))
@@ -281,7 +290,7 @@ impl Dylib {
     /// never run and its `.eh_frame` is not registered (for fuzzing arbitrary objects).
     #[doc(hidden)]
     pub fn add_module_without_init(&self, source: Source) -> Result<ModuleHandle> {
-        let compiled = self.compile(source)?;
+        let compiled = self.compile(source, false)?;
         let mut handles = self.change(Change { add: vec![compiled], ..Change::default() })?;
         Ok(handles.pop().expect("one module added"))
     }

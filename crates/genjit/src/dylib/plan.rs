@@ -115,6 +115,7 @@ pub(super) struct Plan {
     pub(super) tier_up: Option<super::tiering::TierUpCheck>,
     /// Higher tiers the change takes out because they inlined a name it redefines or removes.
     pub(super) invalidated: usize,
+    pub(super) speculate: bool,
 }
 
 type Symbols = HashMap<Arc<str>, Definition>;
@@ -125,12 +126,13 @@ impl Dylib {
         let removal = change.removal;
         let symbols = self.shared.symbols.read();
         let tier_up = change.tier_up.take();
+        let speculate = change.speculate;
         let definer = |name: &str| symbols.get(name).and_then(Definition::module).map(|m| m.serial);
         if let Some(check) = &tier_up {
             // A user's redefinition or removal since the tier-up began wins, of the function or of a
             // callee it inlined.
             let t = state.tiering.as_ref().expect("tier-ups only in tiered dylibs");
-            let moved = definer(&check.name) != Some(check.origin);
+            let moved = definer(&check.name) != Some(check.from);
             let redefined = |c: &&Arc<str>| !definer(c).is_some_and(|s| t.same_unit(check.origin, s));
             let stale = if moved { Some(&check.name) } else { check.inlined.iter().find(redefined) };
             if let Some(stale) = stale {
@@ -141,9 +143,7 @@ impl Dylib {
             }
         }
         let invalidated = match (&tier_up, &state.tiering) {
-            (None, Some(t)) if !t.inlined.is_empty() => {
-                self.invalidate(state, t, &symbols, &mut scope, &change)?
-            }
+            (None, Some(t)) if t.any_inlined() => self.invalidate(state, t, &symbols, &mut scope, &change)?,
             _ => 0,
         };
         let bitcode: Vec<Option<Vec<u8>>> = change.add.iter_mut().map(|c| c.bitcode.take()).collect();
@@ -153,7 +153,7 @@ impl Dylib {
         if removal == Removal::Refuse {
             self.check_imports(state, imports, &scope, &entries, &steps)?;
         }
-        Ok(Plan { new, entries, steps, losers, scope, bitcode, tier_up, invalidated })
+        Ok(Plan { new, entries, steps, losers, scope, bitcode, tier_up, invalidated, speculate })
     }
 
     fn scope(&self, state: &State, remove: &Remove) -> Result<Scope> {
@@ -490,14 +490,23 @@ impl Dylib {
         old: Option<&Definition>,
         name: &str,
     ) -> Option<(Arc<LoadedModule>, DefinedSymbol)> {
-        let satellite = old?.module()?.serial;
-        let origin = state.tiering.as_ref()?.origin_of(satellite)?;
-        if scope.removing.contains(&origin) {
-            return None;
-        }
-        let module = &state.modules.get(&origin)?.0;
-        let symbol = module.symbols.iter().find(|s| &*s.name == name)?;
-        Some((module.clone(), symbol.clone()))
+        let t = state.tiering.as_ref()?;
+        let layer = t.layers.get(&old?.module()?.serial)?;
+        // The highest remaining layer below it that defines the name (a lazy function's first compile),
+        // else the origin (a first tier, or a lazy function's trampoline, which compiles it again).
+        let below =
+            t.satellites.get(&layer.origin).into_iter().flatten().filter(|s| {
+                !scope.removing.contains(s) && t.layers.get(s).is_some_and(|l| l.tier < layer.tier)
+            });
+        let candidates = below.chain(std::iter::once(&layer.origin)).filter(|s| !scope.removing.contains(s));
+        let mut found = candidates.filter_map(|s| {
+            let module = &state.modules.get(s)?.0;
+            let symbol = module.symbols.iter().find(|sym| &*sym.name == name)?;
+            Some((t.layers.get(s).map_or(0, |l| l.tier), module.clone(), symbol.clone()))
+        });
+        let first = found.next()?;
+        let (_, module, symbol) = found.fold(first, |best, c| if c.0 > best.0 { c } else { best });
+        Some((module, symbol))
     }
 
     /// Step 4: nothing a live importer uses may disappear or move.

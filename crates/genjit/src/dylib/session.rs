@@ -109,7 +109,7 @@ impl Session {
 
     /// Queues a tier-up for the JIT's tier-up thread (started on first use; it ends when the JIT is
     /// dropped, since only the session holds the queue's sender).
-    pub(crate) fn tier_up(&self, job: super::tiering::Job) {
+    pub(crate) fn background(&self, job: super::tiering::Job) {
         let mut jobs = self.tier_jobs.lock();
         let sender = jobs.get_or_insert_with(|| {
             let (tx, rx) = std::sync::mpsc::channel::<super::tiering::Job>();
@@ -132,6 +132,7 @@ impl Session {
         match name {
             tls::TLS_GET => Some(tls::genjit_tls_get as *const () as usize),
             crate::compile::tier::HOT => Some(super::tiering::genjit_hot as *const () as usize),
+            crate::compile::tier::LAZY => Some(super::lazy::genjit_lazy as *const () as usize),
             "__dso_handle" => Some(dylib.dso_handle()),
             _ => None,
         }

@@ -247,8 +247,7 @@ impl DylibShared {
         let (modules, (code, data), mut metadata, tiering) = {
             let state = self.state.lock();
             let map = state.modules.capacity() * (size_of::<BySerial>() + 1);
-            let tiering =
-                state.tiering.as_ref().map_or((0, 0, 0), |t| (t.tier_ups, t.bytes(), t.invalidations));
+            let tiering = state.tiering.as_ref().map(|t| t.stats(&state, self)).unwrap_or_default();
             (state.modules.len(), state.heap_bytes, state.metadata + map, tiering)
         };
         let symbols = {
@@ -257,7 +256,7 @@ impl DylibShared {
             table.len()
         };
         let mut stats = DylibStats::new(&self.name, modules, symbols, (code, data, metadata));
-        (stats.tier_ups, stats.tiering_bytes, stats.tier_invalidations) = tiering;
+        stats.tiering = tiering;
         stats
     }
 }

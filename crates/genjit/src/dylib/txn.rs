@@ -44,6 +44,8 @@ pub(crate) struct Change {
     /// A tier-up: refused ([`Error::Superseded`]) unless what it was compiled from still holds; the new
     /// module is recorded as its origin's satellite (see `tiering`).
     pub(crate) tier_up: Option<super::tiering::TierUpCheck>,
+    /// A lazy module's functions speculate (see `lazy`).
+    pub(crate) speculate: bool,
 }
 
 /// A retired value counted in `Stats::awaiting_metadata_bytes` until it is dropped.
@@ -173,20 +175,30 @@ impl Dylib {
     }
 
     fn commit(&self, state: &mut State, imports: &mut Imports, plan: Plan) -> Done {
-        let Plan { new, entries, steps, losers, scope, bitcode, tier_up, invalidated } = plan;
+        let Plan { new, entries, steps, losers, scope, bitcode, tier_up, invalidated, speculate } = plan;
         let Scope { mut removing, redirectables, .. } = scope;
         if let Some(t) = state.tiering.as_mut() {
             for ((m, _), bitcode) in new.iter().zip(bitcode) {
+                super::tiering::register_counters(&self.session, &self.shared, m);
                 if let Some(bitcode) = bitcode {
+                    let took = m.timings();
+                    t.compile_time[0] += took.parse + took.verify + took.optimize + took.emit;
                     t.bitcode.insert(m.serial, bitcode.into());
-                    super::tiering::register_counters(&self.session, &self.shared, m);
+                    let functions = super::lazy::register(&self.session, &self.shared, m);
+                    if !functions.is_empty() {
+                        let unit = super::tiering::LazyUnit {
+                            functions: functions.into_iter().collect(),
+                            speculate,
+                        };
+                        t.lazy.insert(m.serial, unit);
+                    }
                 }
             }
             if let (Some(check), Some((m, _))) = (tier_up, new.first()) {
                 t.satellites.entry(check.origin).or_default().push(m.serial);
-                if !check.inlined.is_empty() {
-                    t.inlined.insert(m.serial, check.inlined);
-                }
+                let layer =
+                    super::tiering::Layer { origin: check.origin, tier: check.tier, inlined: check.inlined };
+                t.layers.insert(m.serial, layer);
             }
             t.invalidations += invalidated as u64;
         }
@@ -219,9 +231,12 @@ impl Dylib {
                     module.publish_one();
                     // A higher tier dropped: the first tier's body is back; let it count again.
                     if let Some(t) = state.tiering.as_ref().filter(|_| s.is_function) {
-                        let from = old.as_ref().and_then(|d| d.module()).map(|m| m.serial);
-                        let fallback = from.and_then(|f| t.origin_of(f)) == Some(module.serial);
-                        if let (true, Some(threshold)) = (fallback, t.config.threshold) {
+                        // Back to a lower layer (or the origin) of the same function: a fallback.
+                        let from =
+                            old.as_ref().and_then(|d| d.module()).and_then(|m| t.layers.get(&m.serial));
+                        let fallback = from.is_some_and(|l| t.same_unit(l.origin, module.serial));
+                        let threshold = t.config.as_ref().and_then(|c| c.threshold);
+                        if let (true, Some(threshold)) = (fallback, threshold) {
                             super::tiering::rearm(&module, &name, threshold);
                         }
                     }
@@ -264,6 +279,7 @@ impl Dylib {
             if let Some(t) = state.tiering.as_mut() {
                 t.forget(m.serial);
                 super::tiering::forget_counters(m);
+                super::lazy::forget(m);
             }
         }
         state.alternates.retain(|_, alts| {

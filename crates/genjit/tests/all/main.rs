@@ -7,6 +7,7 @@ mod errors;
 mod fuzz_corpus;
 mod heap;
 mod isolate;
+mod lazy;
 mod leak;
 mod model;
 mod observe;

@@ -93,8 +93,8 @@ fn reoptimize_moves_a_function_up_without_touching_its_state() {
     assert_eq!((global(&d, "inits"), global(&d, "ctor_runs")), (1, 1), "no initializer ran twice");
     assert_eq!(d.lookup::<fn() -> i64>("str_addr").unwrap().call(), str_addr);
     let stats = jit.stats().dylibs.into_iter().find(|s| s.name == "tiers").unwrap();
-    assert_eq!(stats.tier_ups, 1);
-    assert!(stats.tiering_bytes > 0);
+    assert_eq!(stats.tiering.tier_ups, 1);
+    assert!(stats.tiering.retained_ir_bytes > 0);
     // Already at the higher tier: nothing more to do.
     d.reoptimize("f").unwrap();
     assert!(d.wait_for_tier_ups(Duration::from_secs(60)));
@@ -104,7 +104,7 @@ fn reoptimize_moves_a_function_up_without_touching_its_state() {
     assert!(f.is_removed());
     assert!(d.modules().is_empty());
     let stats = jit.stats().dylibs.into_iter().find(|s| s.name == "tiers").unwrap();
-    assert_eq!(stats.tiering_bytes, 0);
+    assert_eq!(stats.tiering.retained_ir_bytes, 0);
 }
 
 #[test]
@@ -146,7 +146,7 @@ fn tiering_refusals_are_typed() {
     assert_eq!(k.call(), 5);
     d.reoptimize("k").unwrap();
     assert!(d.wait_for_tier_ups(Duration::from_secs(60)));
-    assert_eq!(jit.stats().dylibs[0].tier_ups, 1);
+    assert_eq!(jit.stats().dylibs[0].tiering.tier_ups, 1);
     assert_eq!(k.call(), 6);
     assert_eq!(std::thread::spawn(move || k.call()).join().unwrap(), 5, "another thread has its own copy");
 }
@@ -159,7 +159,7 @@ fn a_function_called_often_enough_tiers_up_by_itself() {
     d.add_module(Source::ir_text(SOURCE)).unwrap();
     let f = d.lookup::<fn(i64) -> i64>("f").unwrap();
     let tier0 = f.current_address(&d.pin()).unwrap();
-    let tier_ups = || jit.stats().dylibs[0].tier_ups;
+    let tier_ups = || jit.stats().dylibs[0].tiering.tier_ups;
     for _ in 0..49 {
         f.call(0);
     }
@@ -204,11 +204,11 @@ fn a_function_that_spends_its_time_in_loops_tiers_up_too() {
     let spins = d.lookup::<fn(i64) -> i64>("spins").unwrap();
     assert_eq!(spins.call(50), expected(50), "550 back-edges: below the threshold");
     assert!(d.wait_for_tier_ups(Duration::from_secs(60)));
-    assert_eq!(jit.stats().dylibs[0].tier_ups, 0);
+    assert_eq!(jit.stats().dylibs[0].tiering.tier_ups, 0);
     // One call whose loops cross the threshold: the next call runs the higher tier.
     assert_eq!(spins.call(500), expected(500));
     assert!(d.wait_for_tier_ups(Duration::from_secs(60)));
-    assert_eq!(jit.stats().dylibs[0].tier_ups, 1);
+    assert_eq!(jit.stats().dylibs[0].tiering.tier_ups, 1);
     assert_eq!(spins.call(700), expected(700));
 }
 
@@ -231,11 +231,11 @@ fn a_computed_goto_keeps_its_module_at_tier_0() {
         (d.lookup::<fn(i64) -> i64>("dispatch").unwrap(), d.lookup::<fn(i64) -> i64>("other").unwrap());
     d.reoptimize("dispatch").unwrap();
     assert!(d.wait_for_tier_ups(Duration::from_secs(60)));
-    assert_eq!(jit.stats().dylibs[0].tier_ups, 0, "a computed goto is not tiered");
+    assert_eq!(jit.stats().dylibs[0].tiering.tier_ups, 0, "a computed goto is not tiered");
     assert_eq!((dispatch.call(0), dispatch.call(1)), (10, 20));
     d.reoptimize("other").unwrap();
     assert!(d.wait_for_tier_ups(Duration::from_secs(60)));
-    assert_eq!(jit.stats().dylibs[0].tier_ups, 0);
+    assert_eq!(jit.stats().dylibs[0].tiering.tier_ups, 0);
     assert_eq!((other.call(1), dispatch.call(1)), (2, 20));
 }
 
@@ -262,7 +262,7 @@ fn a_redefinition_after_inlining_is_never_bypassed_by_the_inlined_copy() {
     assert_eq!(f.current_address(&d.pin()).unwrap(), tier0, "back on its first tier");
     assert_eq!(d.tier_status("f").unwrap().tier, 0);
     let stats = jit.stats().dylibs.into_iter().find(|s| s.name == "inline").unwrap();
-    assert_eq!((stats.tier_ups, stats.tier_invalidations), (1, 1));
+    assert_eq!((stats.tiering.tier_ups, stats.tiering.invalidations), (1, 1));
     // Its counter counts again: hot enough, it moves up once more, now calling the new `g` out of line.
     for _ in 0..1_000 {
         assert_eq!(f.call(5), 16);

@@ -1,0 +1,260 @@
+//! Lazy compilation: a module whose functions are compiled on their first call (DESIGN.md, "Tiering").
+//!
+//! [`Dylib::add_lazy_module`] compiles the module once with every function that can be compiled alone
+//! replaced by a trampoline (`compile::tier::make_lazy`) and keeps its promoted IR, like a tiered module:
+//! the module (the *origin*) holds the data, the constructors and the functions kept whole, and every
+//! lazy function's entry leads to its trampoline. The first call of one enters [`genjit_lazy`] with the
+//! function's record; under a per-function gate (concurrent first callers of *that* function wait; callers
+//! of others do not), the function is compiled alone from the kept IR on the calling thread and added as a
+//! change that redefines it, only if the origin still defines it (a user's redefinition wins). Its entry
+//! then leads to the compiled body, and the trampoline tail-calls the entry. With speculation, the
+//! function's direct callees that are still lazy are then compiled by the JIT's background thread.
+
+use super::table::Definition;
+use super::tiering::{Job, LazyUnit, TierState, TierUpCheck};
+use super::{Change, Dylib, DylibShared, ModuleHandle, Session};
+use crate::compile::{tier, Source};
+use crate::error::{Error, Result};
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+use std::time::Instant;
+
+/// How a lazy module compiles (see [`Dylib::add_lazy_module`]).
+#[derive(Clone, Copy, Debug, Default)]
+#[non_exhaustive]
+pub struct Lazy {
+    /// After a function's first compile, compile its direct callees that are still lazy on the JIT's
+    /// background thread, before they are called (default off).
+    pub speculate: bool,
+}
+
+impl Lazy {
+    /// Functions compile on their first call, and only then.
+    pub fn new() -> Lazy {
+        Lazy::default()
+    }
+
+    /// Also compile a compiled function's direct callees in the background (see [`Lazy::speculate`]).
+    pub fn speculate(mut self, speculate: bool) -> Lazy {
+        self.speculate = speculate;
+        self
+    }
+}
+
+/// A lazy function's record, by address: what its trampoline's call of [`genjit_lazy`] is about.
+struct Record {
+    session: Weak<Session>,
+    dylib: Weak<DylibShared>,
+    name: Arc<str>,
+    origin: u64,
+}
+
+static RECORDS: Mutex<Option<HashMap<usize, Record>>> = Mutex::new(None);
+
+/// Records the lazy functions of an origin just published (under its dylib's link lock); returns their
+/// names.
+pub(crate) fn register(
+    session: &Arc<Session>,
+    dylib: &Arc<DylibShared>,
+    module: &super::module::LoadedModule,
+) -> Vec<Arc<str>> {
+    let mut names = Vec::new();
+    let mut records = RECORDS.lock();
+    let records = records.get_or_insert_with(HashMap::new);
+    for s in module.symbols.iter() {
+        if let Some(name) = tier::lazy_function(&s.name) {
+            let name: Arc<str> = name.into();
+            let record = Record {
+                session: Arc::downgrade(session),
+                dylib: Arc::downgrade(dylib),
+                name: name.clone(),
+                origin: module.serial,
+            };
+            records.insert(s.addr, record);
+            names.push(name);
+        }
+    }
+    names
+}
+
+/// Forgets the records of a module that is retired.
+pub(crate) fn forget(module: &super::module::LoadedModule) {
+    if let Some(records) = RECORDS.lock().as_mut() {
+        for s in module.symbols.iter().filter(|s| tier::lazy_function(&s.name).is_some()) {
+            records.remove(&s.addr);
+        }
+    }
+}
+
+/// Called by a lazy function's trampoline: compiles the function if its origin still defines it by the
+/// trampoline, and returns the address the trampoline must tail-call (the function's entry).
+///
+/// It cannot return an error to the JIT code that called the function: if the function cannot be
+/// compiled (code generation failed after the module verified, the heap is exhausted) or was removed
+/// while this call was on its way, it reports the function and the error on stderr and aborts, as
+/// calling a removed function does (its tombstone). [`Dylib::compile_lazy`] compiles lazy functions
+/// ahead of their calls, with errors.
+pub(crate) extern "C" fn genjit_lazy(record: *const u8) -> usize {
+    let found = RECORDS.lock().as_ref().and_then(|r| {
+        r.get(&(record as usize)).map(|r| (r.session.upgrade(), r.dylib.upgrade(), r.name.clone(), r.origin))
+    });
+    let Some((Some(session), Some(shared), name, origin)) = found else {
+        eprintln!("genjit: a lazy function was called after its dylib or JIT went away");
+        std::process::abort();
+    };
+    let dylib = Dylib::new(session, shared, Arc::new(()));
+    match dylib.materialize(&name, origin, true).and_then(|_| dylib.definition(&name)) {
+        Ok(Definition::Function { entry, .. }) => entry.stub(),
+        Ok(_) => {
+            eprintln!(
+                "genjit: lazy function `{name}` of dylib `{}` is no longer a function",
+                dylib.shared.name
+            );
+            std::process::abort();
+        }
+        Err(e) => {
+            eprintln!(
+                "genjit: lazy function `{name}` of dylib `{}` could not be compiled: {e}",
+                dylib.shared.name
+            );
+            std::process::abort();
+        }
+    }
+}
+
+impl Dylib {
+    /// Adds a module whose functions are compiled when first called (see the module docs): adding it
+    /// costs parsing, verifying and compiling the trampolines; each function's first call costs its
+    /// compile; functions never called are never compiled ([`DylibStats::lazy_uncompiled`](crate::DylibStats)).
+    /// Variadic functions, functions with ABI-changing parameter attributes and functions whose labels are
+    /// addressed are compiled with the module (all of them if it has aliases or ifuncs). With tiering
+    /// enabled, compiled functions count their calls and move up like any other.
+    ///
+    /// Refused when compilation is isolated (lazy functions compile in-process).
+    pub fn add_lazy_module(&self, source: Source, lazy: Lazy) -> Result<ModuleHandle> {
+        if self.session.pool.is_some() {
+            return Err(
+                self.tiering_error("compilation is isolated; lazy functions would compile in-process")
+            );
+        }
+        self.shared.state.lock().tiering.get_or_insert_with(|| TierState::new(None));
+        let compiled = self.compile(source, true)?;
+        let change = Change {
+            add: vec![compiled],
+            initializers: true,
+            speculate: lazy.speculate,
+            ..Change::default()
+        };
+        let mut handles = self.change(change)?;
+        Ok(handles.pop().expect("one module added"))
+    }
+
+    /// Compiles lazy functions now, as their first call would (a function already compiled is left as it
+    /// is): to pay compile time ahead, or to see a compile error as a `Result` rather than at a call.
+    pub fn compile_lazy(&self, names: &[&str]) -> Result<()> {
+        for name in names {
+            let origin = {
+                let definer = self.shared.find(name, true).and_then(|d| d.module().map(|m| m.serial));
+                let state = self.shared.state.lock();
+                let lazy = state.tiering.as_ref().zip(definer).filter(|(t, o)| t.is_lazy(*o, name));
+                lazy.map(|(_, o)| o)
+            };
+            if let Some(origin) = origin {
+                self.materialize(name, origin, false)?;
+            } else if self.shared.find(name, true).is_none() {
+                let (dylib, symbol) = (self.shared.name.to_string(), name.to_string());
+                return Err(Error::SymbolNotFound { dylib, symbol });
+            }
+        }
+        Ok(())
+    }
+
+    /// Compiles lazy function `name` of `origin` if the origin still defines it (under the function's gate:
+    /// one compile at a time, later callers find it done). Returns whether this call compiled it.
+    pub(crate) fn materialize(&self, name: &str, origin: u64, on_call: bool) -> Result<bool> {
+        let key: (u64, Arc<str>) = (origin, name.into());
+        let gate = {
+            let mut state = self.shared.state.lock();
+            let Some(t) = state.tiering.as_mut() else { return Ok(false) };
+            t.gates.entry(key.clone()).or_default().clone()
+        };
+        let result = {
+            let _turn = gate.lock();
+            self.compile_one_lazy(name, origin, on_call)
+        };
+        let mut state = self.shared.state.lock();
+        if let Some(t) = state.tiering.as_mut() {
+            if t.gates.get(&key).is_some_and(|g| Arc::ptr_eq(g, &gate)) && Arc::strong_count(&gate) == 2 {
+                t.gates.remove(&key);
+            }
+        }
+        result
+    }
+
+    fn compile_one_lazy(&self, name: &str, origin: u64, on_call: bool) -> Result<bool> {
+        let definer = self.shared.find(name, true).and_then(|d| d.module().map(|m| m.serial));
+        if definer != Some(origin) {
+            return Ok(false); // compiled already, or redefined by the user
+        }
+        let started = Instant::now();
+        let (bitcode, threshold, speculate) = {
+            let state = self.shared.state.lock();
+            let Some(t) = state.tiering.as_ref() else { return Ok(false) };
+            let Some(bitcode) = t.bitcode.get(&origin).cloned() else { return Ok(false) };
+            let threshold = t.config.as_ref().and_then(|c| c.threshold);
+            (bitcode, threshold, t.lazy.get(&origin).is_some_and(|u| u.speculate))
+        };
+        let level = self.session.config.opt;
+        let tag = format!("l{origin}");
+        let extract = tier::Extract {
+            function: name,
+            level,
+            name: format!("{name}@lazy"),
+            inlinable: &|_| false,
+            counters: threshold.map(|t| (tag.as_str(), t)),
+        };
+        let compiled = tier::compile_function(&bitcode, extract)?;
+        let check = TierUpCheck { name: name.into(), origin, from: origin, tier: 0, inlined: Vec::new() };
+        let change = Change {
+            add: vec![compiled.compiled],
+            initializers: true,
+            tier_up: Some(check),
+            ..Change::default()
+        };
+        match self.change(change) {
+            Ok(_) => {}
+            Err(Error::Superseded { .. }) => return Ok(false),
+            Err(e) => return Err(e),
+        }
+        let mut queue = Vec::new();
+        {
+            let mut state = self.shared.state.lock();
+            if let Some(t) = state.tiering.as_mut() {
+                t.lazy_compiles += 1;
+                t.compile_time[0] += started.elapsed();
+                if speculate && on_call {
+                    let callees: Vec<Arc<str>> = compiled
+                        .callees
+                        .into_iter()
+                        .filter(|c| t.is_lazy(origin, c))
+                        .map(Arc::from)
+                        .collect();
+                    // Marked pending (one job per function), so `wait_for_tier_ups` waits for them too.
+                    queue = callees.into_iter().filter(|c| t.pending.insert(c.clone())).collect();
+                }
+            }
+        }
+        for callee in queue {
+            self.session.background(Job::Speculate { dylib: self.clone(), name: callee, origin });
+        }
+        Ok(true)
+    }
+}
+
+impl TierState {
+    /// Whether `name` is one of `origin`'s lazy functions.
+    pub(crate) fn is_lazy(&self, origin: u64, name: &str) -> bool {
+        self.lazy.get(&origin).is_some_and(|u: &LazyUnit| u.functions.contains(name))
+    }
+}

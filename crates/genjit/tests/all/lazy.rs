@@ -1,0 +1,251 @@
+//! Lazy compilation: functions compile on their first call, once, sharing their module's state; functions
+//! never called never compile; a user's change wins over a first call in flight.
+
+use genjit::{Jit, Lazy, Source, Tiering};
+use std::sync::{Arc, Barrier};
+use std::time::Duration;
+
+/// A module with state (a counter, a private string, a static-local guard set by a constructor), an
+/// internal helper, a recursive function, and functions nobody calls.
+const SOURCE: &str = r#"
+@.str = private unnamed_addr constant [4 x i8] c"abc\00"
+@counter = internal global i64 0
+@ctor_runs = global i64 0
+@llvm.global_ctors = appending global [1 x { i32, ptr, ptr }] [{ i32, ptr, ptr } { i32 65535, ptr @ctor, ptr null }]
+
+define internal void @ctor() {
+  %c = load i64, ptr @ctor_runs
+  %d = add i64 %c, 1
+  store i64 %d, ptr @ctor_runs
+  ret void
+}
+
+define internal i64 @helper(i64 %x) {
+  %y = mul i64 %x, 3
+  ret i64 %y
+}
+
+define i64 @f(i64 %x) {
+  %c = load i64, ptr @counter
+  %c1 = add i64 %c, 1
+  store i64 %c1, ptr @counter
+  %h = call i64 @helper(i64 %x)
+  %r = add i64 %h, %c1
+  ret i64 %r
+}
+
+define i64 @fib(i64 %n) {
+entry:
+  %small = icmp slt i64 %n, 2
+  br i1 %small, label %done, label %rec
+rec:
+  %a = sub i64 %n, 1
+  %b = sub i64 %n, 2
+  %fa = call i64 @fib(i64 %a)
+  %fb = call i64 @fib(i64 %b)
+  %s = add i64 %fa, %fb
+  ret i64 %s
+done:
+  ret i64 %n
+}
+
+define i64 @str_addr() {
+  ret i64 ptrtoint (ptr @.str to i64)
+}
+
+define i64 @never1() {
+  ret i64 1
+}
+
+define i64 @never2(i64 %x) {
+  %y = call i64 @never1()
+  %z = add i64 %x, %y
+  ret i64 %z
+}
+
+define i64 @sum(i32 %n, ...) {
+  ret i64 0
+}
+"#;
+
+fn tiering(jit: &Jit) -> genjit::TieringStats {
+    jit.stats().dylibs[0].tiering.clone()
+}
+
+#[test]
+fn functions_compile_on_their_first_call_and_never_otherwise() {
+    let jit = Jit::new().unwrap();
+    let d = jit.create_dylib("lazy").unwrap();
+    d.add_lazy_module(Source::ir_text(SOURCE), Lazy::new()).unwrap();
+    // Lazy: ctor, helper, f, fib, str_addr, never1, never2 (the variadic `sum` compiled with the module).
+    // The constructor ran when the module was added: its first call compiled it.
+    let after_add = tiering(&jit);
+    assert_eq!((after_add.lazy_functions, after_add.lazy_compiles, after_add.lazy_uncompiled), (7, 1, 6));
+    assert!(d.tier_status("f").unwrap().lazy);
+    assert!(!d.tier_status("sum").unwrap().lazy, "a variadic function is compiled with its module");
+    let f = d.lookup::<fn(i64) -> i64>("f").unwrap();
+    let trampoline = f.current_address(&d.pin()).unwrap();
+    assert_eq!(f.call(2), 7, "compiled on this call, with its helper on the helper's first call");
+    let body = f.current_address(&d.pin()).unwrap();
+    assert_ne!(body, trampoline, "the entry now leads to the compiled body");
+    assert_eq!(f.call(2), 8, "state is the module's own");
+    assert_eq!(d.lookup::<fn(i64) -> i64>("fib").unwrap().call(20), 6765);
+    let str_addr = d.lookup::<fn() -> i64>("str_addr").unwrap().call();
+    assert_eq!(str_addr as usize, d.lookup_address("__gj.0..str").unwrap_or(str_addr as usize));
+    let stats = tiering(&jit);
+    assert_eq!((stats.lazy_compiles, stats.lazy_uncompiled), (5, 2), "{stats:?}");
+    assert!(stats.compile_time[0] > Duration::ZERO && stats.retained_ir_bytes > 0);
+    assert!(!d.tier_status("f").unwrap().lazy && d.tier_status("never2").unwrap().lazy);
+    // SAFETY: `ctor_runs` is an i64 global of the module.
+    assert_eq!(unsafe { *(d.lookup_address("ctor_runs").unwrap() as *const i64) }, 1);
+    // Compiling ahead of the first call, with errors as values.
+    d.compile_lazy(&["never2"]).unwrap();
+    assert!(matches!(d.compile_lazy(&["nope"]), Err(genjit::Error::SymbolNotFound { .. })));
+    assert_eq!(tiering(&jit).lazy_uncompiled, 1);
+    assert_eq!(d.lookup::<fn(i64) -> i64>("never2").unwrap().call(1), 2, "calls `never1` lazily");
+    assert_eq!(tiering(&jit).lazy_uncompiled, 0);
+    // Removing the module takes its compiled functions and what it kept with it.
+    d.remove_module(&d.modules()[0]).unwrap();
+    assert!(f.is_removed());
+    assert!(d.modules().is_empty(), "{:?}", d.modules());
+    let stats = tiering(&jit);
+    assert_eq!((stats.lazy_functions, stats.retained_ir_bytes, stats.heap_bytes), (0, 0, [0, 0]));
+}
+
+#[test]
+fn concurrent_first_callers_wait_for_one_compile() {
+    let jit = Jit::new().unwrap();
+    let d = jit.create_dylib("lazy").unwrap();
+    d.add_lazy_module(Source::ir_text(SOURCE), Lazy::new()).unwrap();
+    let threads = 8;
+    let barrier = Arc::new(Barrier::new(threads));
+    let callers: Vec<_> = (0..threads)
+        .map(|_| {
+            let (fib, barrier) = (d.lookup::<fn(i64) -> i64>("fib").unwrap(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                fib.call(15)
+            })
+        })
+        .collect();
+    for c in callers {
+        assert_eq!(c.join().unwrap(), 610);
+    }
+    assert_eq!(tiering(&jit).lazy_compiles, 2, "the constructor and `fib`, once");
+}
+
+#[test]
+fn a_redefinition_before_the_first_call_wins() {
+    let jit = Jit::new().unwrap();
+    let d = jit.create_dylib("lazy").unwrap();
+    d.add_lazy_module(Source::ir_text(SOURCE), Lazy::new()).unwrap();
+    d.add_module(Source::ir_text("define i64 @never1() {\n  ret i64 100\n}\n")).unwrap();
+    assert_eq!(d.lookup::<fn(i64) -> i64>("never2").unwrap().call(1), 101);
+    let stats = tiering(&jit);
+    assert_eq!(
+        (stats.lazy_compiles, stats.lazy_uncompiled),
+        (2, 4),
+        "`never1` was never compiled: {stats:?}"
+    );
+}
+
+#[test]
+fn speculation_compiles_callees_before_their_first_call() {
+    const PICK: &str = "define i64 @rare(i64 %x) {\n  ret i64 %x\n}\ndefine i64 @other() {\n  ret i64 7\n}\n\
+        define i64 @pick(i64 %x) {\nentry:\n  %c = icmp sgt i64 %x, 0\n  br i1 %c, label %call, label %done\n\
+        call:\n  %r = call i64 @rare(i64 %x)\n  ret i64 %r\ndone:\n  ret i64 -1\n}\n";
+    for speculate in [false, true] {
+        let jit = Jit::new().unwrap();
+        let d = jit.create_dylib("lazy").unwrap();
+        d.add_lazy_module(Source::ir_text(PICK), Lazy::new().speculate(speculate)).unwrap();
+        // `rare` is not called by this call of `pick`.
+        assert_eq!(d.lookup::<fn(i64) -> i64>("pick").unwrap().call(0), -1);
+        assert!(d.wait_for_tier_ups(Duration::from_secs(60)));
+        let stats = tiering(&jit);
+        let expected = if speculate { (2, 1, 1) } else { (1, 0, 2) };
+        assert_eq!(
+            (stats.lazy_compiles, stats.speculative_compiles, stats.lazy_uncompiled),
+            expected,
+            "{stats:?}"
+        );
+        assert_eq!(d.tier_status("rare").unwrap().lazy, !speculate);
+        assert!(d.tier_status("other").unwrap().lazy, "not a callee: never compiled");
+        assert_eq!(d.lookup::<fn(i64) -> i64>("pick").unwrap().call(5), 5);
+    }
+}
+
+#[test]
+fn lazy_functions_tier_up_like_any_other() {
+    let jit = Jit::new().unwrap();
+    let d = jit.create_dylib("lazy").unwrap();
+    d.enable_tiering(Tiering::new().threshold(Some(10))).unwrap();
+    d.add_lazy_module(Source::ir_text(SOURCE), Lazy::new()).unwrap();
+    let f = d.lookup::<fn(i64) -> i64>("f").unwrap();
+    let mut expected = Vec::new();
+    let mut got = Vec::new();
+    for i in 1..=100 {
+        expected.push(3 * 2 + i);
+        got.push(f.call(2));
+    }
+    assert_eq!(got, expected);
+    assert!(d.wait_for_tier_ups(Duration::from_secs(60)));
+    let status = d.tier_status("f").unwrap();
+    assert_eq!((status.tier, status.lazy), (1, false), "{status:?}");
+    assert_eq!(f.call(2), 107, "state went on through the trampoline, tier 0 and tier 1");
+    let stats = tiering(&jit);
+    assert!(stats.tier_ups >= 1 && stats.heap_bytes[1] > 0, "{stats:?}");
+    // The static helper inlined into `f` at tier 1 is redefined (by its promoted name): `f` falls back to
+    // its lazily compiled tier 0, which calls the new helper.
+    assert_eq!(status.inlined.len(), 1, "{status:?}");
+    let helper = &status.inlined[0];
+    assert!(helper.ends_with(".helper"), "{helper}");
+    let redefined = format!("define hidden i64 @{helper}(i64 %x) {{\n  ret i64 0\n}}\n");
+    d.add_module(Source::ir_text(redefined)).unwrap();
+    assert_eq!(f.call(2), 102, "the new helper, not the inlined copy");
+    let status = d.tier_status("f").unwrap();
+    assert_eq!((status.tier, status.lazy), (0, false), "back on its lazily compiled body");
+}
+
+/// Verifies, but its code generation fails (an instruction the assembler does not know).
+const BAD_ASM: &str =
+    "define i64 @bad() {\n  call void asm sideeffect \"notaninstruction %eax\", \"\"()\n  ret i64 0\n}\n\
+    define i64 @good() {\n  ret i64 3\n}\n";
+
+/// Parses, but does not verify.
+const NOT_DOMINATED: &str = "define i64 @f() {\n  %a = add i64 %b, 1\n  %b = add i64 1, 1\n  ret i64 %a\n}\n";
+
+#[test]
+fn bad_input_is_refused_with_the_jit_unchanged() {
+    let jit = Jit::new().unwrap();
+    let d = jit.create_dylib("lazy").unwrap();
+    let err = d.add_lazy_module(Source::ir_text("define i64 @f( {"), Lazy::new()).unwrap_err();
+    assert!(matches!(err, genjit::Error::Parse { .. }), "{err}");
+    let err = d.add_lazy_module(Source::ir_text(NOT_DOMINATED), Lazy::new()).unwrap_err();
+    assert!(matches!(err, genjit::Error::Verify { .. }), "{err}");
+    assert!(d.modules().is_empty());
+    assert_eq!(tiering(&jit).retained_ir_bytes, 0);
+    // A function whose code generation fails: compiling it ahead reports it, and leaves it lazy.
+    d.add_lazy_module(Source::ir_text(BAD_ASM), Lazy::new()).unwrap();
+    let (heap, modules) = (jit.stats().heap.live_bytes(), d.modules().len());
+    let err = d.compile_lazy(&["bad"]).unwrap_err();
+    assert!(
+        matches!(&err, genjit::Error::Codegen { message, .. } if message.contains("notaninstruction")),
+        "{err}"
+    );
+    assert_eq!((jit.stats().heap.live_bytes(), d.modules().len()), (heap, modules));
+    assert!(d.tier_status("bad").unwrap().lazy);
+    assert_eq!(d.lookup::<fn() -> i64>("good").unwrap().call(), 3, "the module's other functions work");
+}
+
+#[test]
+fn a_first_call_that_cannot_compile_reports_the_function_and_aborts() {
+    let Some(signal) =
+        crate::child_signal("lazy::a_first_call_that_cannot_compile_reports_the_function_and_aborts")
+    else {
+        let d = Jit::new().unwrap().create_dylib("lazy").unwrap();
+        d.add_lazy_module(Source::ir_text(BAD_ASM), Lazy::new()).unwrap();
+        d.lookup::<fn() -> i64>("bad").unwrap().call();
+        unreachable!("a lazy function that cannot compile returned");
+    };
+    assert_eq!(signal, Some(libc::SIGABRT));
+}
