@@ -108,6 +108,19 @@ struct RunArgs {
     /// With --tier: how many calls and loop iterations make a function hot
     #[arg(long, value_name = "N", requires = "tier", default_value = "100")]
     tier_threshold: u64,
+    /// With --tier: the level functions are recompiled at
+    #[arg(long, value_name = "LEVEL", requires = "tier", default_value = "2", value_parser = opt_level)]
+    tier_level: OptLevel,
+    /// Compile each function on its first call (functions never called are never compiled; not with
+    /// --isolate)
+    #[arg(long, conflicts_with = "isolate")]
+    lazy: bool,
+    /// With --lazy: also compile the direct callees of each function compiled, in the background
+    #[arg(long, requires = "lazy")]
+    speculate: bool,
+    /// Write compile and tiering figures as JSON to FILE when the program ends
+    #[arg(long, value_name = "FILE")]
+    stats_json: Option<PathBuf>,
     /// The program (LLVM IR text .ll or bitcode .bc), then the arguments for its `main`: everything after
     /// the file goes to the program, even what looks like an option of genjit's (as with lli)
     #[arg(required = true, num_args = 1.., trailing_var_arg = true, value_name = "FILE [ARGS]")]
@@ -201,7 +214,9 @@ fn run_program(args: RunArgs) -> Result<ExitCode, String> {
         } else {
             None
         },
-        tier: args.tier.then_some(args.tier_threshold),
+        tier: args.tier.then_some((args.tier_threshold, args.tier_level)),
+        lazy: args.lazy.then_some(genjit::Lazy::new().speculate(args.speculate)),
+        stats_json: args.stats_json,
     };
     let code = run(&options).map_err(|e| e.to_string())?;
     // The program's own status, as lli exits with it (the low 8 bits, like the shell sees).

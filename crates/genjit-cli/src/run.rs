@@ -34,8 +34,44 @@ pub struct RunOptions {
     pub gdb: bool,
     /// Compile in worker processes.
     pub isolate: Option<genjit::Isolation>,
-    /// Tier up functions called or looping this many times (`genjit run --tier`), at O2.
-    pub tier: Option<u64>,
+    /// Tier up functions called or looping this many times (`genjit run --tier`), at this level.
+    pub tier: Option<(u64, OptLevel)>,
+    /// Compile functions on their first call (`genjit run --lazy`).
+    pub lazy: Option<genjit::Lazy>,
+    /// Where to write [`RunStats`] as JSON (`--stats-json`).
+    pub stats_json: Option<PathBuf>,
+}
+
+/// What `genjit run --stats-json` writes: where compile time went and what tiering did. Times in seconds.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct RunStats {
+    /// From the start of adding the modules to `main`'s return.
+    pub total_seconds: f64,
+    /// Adding the program's modules (compile, link, constructors), before `main` was called.
+    pub startup_seconds: f64,
+    /// Compile time on the threads running the program: the modules' parse, verify, optimize and emit
+    /// phases, and the first compiles of lazy functions (not speculative ones).
+    pub compile_seconds_main_thread: f64,
+    /// Compile time on genjit's background thread: higher tiers and speculative lazy compiles.
+    pub compile_seconds_background: f64,
+    /// Compile time by tier: [first tier (modules and lazy functions), higher tier].
+    pub compile_seconds_per_tier: [f64; 2],
+    /// Heap bytes (code and data) live when `main` returned, by tier: [first tier, higher tier].
+    pub live_code_bytes_per_tier: [usize; 2],
+    /// Functions moved to the higher tier.
+    pub tier_ups: u64,
+    /// Higher tiers dropped because a callee they inlined was redefined.
+    pub tier_invalidations: u64,
+    /// Functions defined lazily.
+    pub lazy_functions: usize,
+    /// Lazy functions compiled (on first call, or by speculation).
+    pub lazy_compiles: u64,
+    /// Lazy functions compiled by speculation.
+    pub speculative_compiles: u64,
+    /// Lazy functions never compiled.
+    pub lazy_uncompiled: usize,
+    /// IR kept for tiering and lazy compilation.
+    pub retained_ir_bytes: usize,
 }
 
 /// Why a program could not be run (not the program's own failure, which is its exit code).
@@ -50,6 +86,14 @@ pub enum RunError {
          integer or void"
     )]
     MainSignature(Signature),
+    /// `--stats-json` could not be written.
+    #[error("cannot write the stats file {}: {error}", path.display())]
+    StatsFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        error: std::io::Error,
+    },
 }
 
 extern "C" {
@@ -75,13 +119,19 @@ pub fn run(options: &RunOptions) -> Result<i32, RunError> {
     }
     let jit = builder.build()?;
     let dylib = jit.create_dylib("main")?;
-    if let Some(threshold) = options.tier {
-        dylib.enable_tiering(genjit::Tiering::new().threshold(Some(threshold)))?;
+    if let Some((threshold, level)) = options.tier {
+        dylib.enable_tiering(genjit::Tiering::new().threshold(Some(threshold)).level(level))?;
     }
+    let started = std::time::Instant::now();
     // All modules in one batch, as lli puts them in one JITDylib: they may reference each other in any
     // order and in cycles, and a name any of them defines wins over the process's symbols.
     let sources = options.extra_modules.iter().chain([&options.program]).map(Source::file);
-    let modules = dylib.add_modules(sources.collect::<Result<Vec<_>, _>>()?)?;
+    let sources = sources.collect::<Result<Vec<_>, _>>()?;
+    let modules = match options.lazy {
+        Some(lazy) => dylib.add_lazy_modules(sources, lazy)?,
+        None => dylib.add_modules(sources)?,
+    };
+    let startup = started.elapsed();
     if options.timings {
         modules.iter().for_each(print_timings);
     }
@@ -95,16 +145,60 @@ pub fn run(options: &RunOptions) -> Result<i32, RunError> {
     // SAFETY: reading the process's environment pointer (set by libc before `main`).
     let envp = unsafe { environ };
     let code = call_main(&dylib, argc, argv.as_ptr(), envp)?;
-    if options.tier.is_some() {
+    let total = started.elapsed();
+    let stats = run_stats(&jit, &modules, startup, total);
+    if options.tier.is_some() || options.lazy.is_some() {
         // No compile may still run in the background when the process exits (LLVM's static destructors).
         dylib.wait_for_tier_ups(std::time::Duration::from_secs(60));
         if options.timings {
-            let stats = jit.stats();
-            eprintln!("tier-ups: {}", stats.dylibs.iter().map(|d| d.tiering.tier_ups).sum::<u64>());
+            eprintln!(
+                "genjit: tiering: {} tier-ups, {} of {} lazy functions compiled ({} by speculation)",
+                stats.tier_ups, stats.lazy_compiles, stats.lazy_functions, stats.speculative_compiles
+            );
         }
+    }
+    if let Some(path) = &options.stats_json {
+        let json = serde_json::to_string_pretty(&stats).expect("plain figures serialize");
+        std::fs::write(path, json + "\n")
+            .map_err(|error| RunError::StatsFile { path: path.clone(), error })?;
     }
     jit.remove_dylib(&dylib)?;
     Ok(code)
+}
+
+/// The figures of `--stats-json`, taken when `main` returned.
+fn run_stats(
+    jit: &Jit,
+    modules: &[ModuleHandle],
+    startup: std::time::Duration,
+    total: std::time::Duration,
+) -> RunStats {
+    let t = jit.stats().dylibs.into_iter().map(|d| d.tiering).next().unwrap_or_default();
+    let compile: f64 = modules
+        .iter()
+        .map(|m| m.timings())
+        .map(|t| (t.parse + t.verify + t.optimize + t.emit).as_secs_f64())
+        .sum();
+    let (lazy, speculative, tier_up) = (
+        t.lazy_compile_time.as_secs_f64(),
+        t.speculative_compile_time.as_secs_f64(),
+        t.tier_up_compile_time.as_secs_f64(),
+    );
+    RunStats {
+        total_seconds: total.as_secs_f64(),
+        startup_seconds: startup.as_secs_f64(),
+        compile_seconds_main_thread: compile + lazy - speculative,
+        compile_seconds_background: tier_up + speculative,
+        compile_seconds_per_tier: [compile + lazy, tier_up],
+        live_code_bytes_per_tier: t.heap_bytes,
+        tier_ups: t.tier_ups,
+        tier_invalidations: t.invalidations,
+        lazy_functions: t.lazy_functions,
+        lazy_compiles: t.lazy_compiles,
+        speculative_compiles: t.speculative_compiles,
+        lazy_uncompiled: t.lazy_uncompiled,
+        retained_ir_bytes: t.retained_ir_bytes,
+    }
 }
 
 type Argv = *const *const libc::c_char;

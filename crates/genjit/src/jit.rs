@@ -252,9 +252,13 @@ pub struct TieringStats {
     pub lazy_compiles: u64,
     /// Of those, the ones compiled by speculation.
     pub speculative_compiles: u64,
-    /// Time spent compiling, by tier: [0] first-tier modules of tiered and lazy dylibs and lazy functions,
-    /// [1] higher tiers (on the background thread).
-    pub compile_time: [std::time::Duration; 2],
+    /// Time spent compiling lazy functions (on the threads that called them first, on threads calling
+    /// [`Dylib::compile_lazy`](crate::Dylib::compile_lazy), and by speculation).
+    pub lazy_compile_time: std::time::Duration,
+    /// Of that, by speculation (on the JIT's background thread).
+    pub speculative_compile_time: std::time::Duration,
+    /// Time spent compiling higher tiers (on the JIT's background thread), kept or dropped.
+    pub tier_up_compile_time: std::time::Duration,
     /// Heap bytes (code and data) of the live modules at each tier: [0] first-tier and lazy modules and
     /// lazily compiled functions, [1] higher tiers.
     pub heap_bytes: [usize; 2],

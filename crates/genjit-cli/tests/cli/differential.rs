@@ -19,10 +19,16 @@ fn outcome(mut cmd: Command) -> (String, String, i32) {
 }
 
 fn compare(name: &str, opt: u8, extra: Option<&str>) {
+    compare_with(name, opt, extra, &[]);
+    // Lazy, and tiered at threshold 1 (every function moves up on its first call or loop iteration).
+    compare_with(name, opt, extra, &["--lazy", "--tier", "--tier-threshold", "1"]);
+}
+
+fn compare_with(name: &str, opt: u8, extra: Option<&str>, flags: &[&str]) {
     let dir = programs_dir();
     let program = dir.join(format!("{name}.ll"));
     let mut ours = Command::new(env!("CARGO_BIN_EXE_genjit"));
-    ours.arg("run").arg("--opt").arg(opt.to_string());
+    ours.arg("run").arg("--opt").arg(opt.to_string()).args(flags);
     let mut theirs = Command::new("lli-19");
     theirs.arg(format!("-O{opt}"));
     if let Some(extra) = extra {
@@ -34,7 +40,7 @@ fn compare(name: &str, opt: u8, extra: Option<&str>) {
     let ours = outcome(ours);
     let theirs = outcome(theirs);
     assert!(!theirs.0.is_empty(), "{name}: lli printed nothing; the comparison would be empty");
-    assert_eq!(ours, theirs, "{name} at O{opt}: genjit vs lli-19 (stdout, stderr, exit code)");
+    assert_eq!(ours, theirs, "{name} at O{opt} {flags:?}: genjit vs lli-19 (stdout, stderr, exit code)");
 }
 
 macro_rules! differential {
@@ -154,18 +160,27 @@ fn lua_interpreter_from_33_modules_in_any_order() {
     }
 }
 
-/// Lua again, tiered (`genjit run --tier`) at thresholds from one call to a thousand: the same output as
-/// lli-19, with functions moved to O2 in the background while the interpreter runs.
+/// Lua again, tiered (`genjit run --tier`) at thresholds from one call to a thousand, lazy, and both: the
+/// same output as lli-19, with functions compiled on their first call and moved to O2 in the background
+/// while the interpreter runs.
 #[test]
 fn lua_interpreter_tiered_up_while_it_runs() {
     let (modules, out, script, theirs) = lua("lua-ir-tier");
-    for threshold in ["1", "10", "1000"] {
+    let modes: [&[&str]; 6] = [
+        &["--tier", "--tier-threshold", "1"],
+        &["--tier", "--tier-threshold", "10"],
+        &["--tier", "--tier-threshold", "1000"],
+        &["--lazy"],
+        &["--lazy", "--speculate"],
+        &["--lazy", "--tier", "--tier-threshold", "1"],
+    ];
+    for flags in modes {
         let mut ours = Command::new(env!("CARGO_BIN_EXE_genjit"));
-        ours.args(["run", "--tier", "--tier-threshold", threshold]);
+        ours.arg("run").args(flags);
         for m in &modules {
             ours.arg("--extra-module").arg(m);
         }
         ours.arg(out.join("main.bc")).arg(&script);
-        assert_eq!(outcome(ours), theirs, "genjit run --tier --tier-threshold {threshold} vs lli-19");
+        assert_eq!(outcome(ours), theirs, "genjit run {flags:?} vs lli-19");
     }
 }

@@ -222,7 +222,15 @@ fn decode_response(frame: &[u8]) -> io::Result<Result<Compiled>> {
         emit: nanos()?,
         ..Default::default()
     };
-    Ok(Ok(Compiled { name: String::new(), default_serial: None, object, signatures, bitcode: None, timings }))
+    Ok(Ok(Compiled {
+        name: String::new(),
+        default_serial: None,
+        object,
+        signatures,
+        bitcode: None,
+        finalizers: false,
+        timings,
+    }))
 }
 
 // ---------------------------------------------------------------------------------------------------------

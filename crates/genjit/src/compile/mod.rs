@@ -57,6 +57,9 @@ pub(crate) struct Compiled {
     pub(crate) signatures: HashMap<String, Signature>,
     /// For a tiered module: its IR with locals promoted, before optimization (see `tier`).
     pub(crate) bitcode: Option<Vec<u8>>,
+    /// For a lazy module: it has finalizers (`tier::has_finalizers`), which may call any of its functions
+    /// when it is removed.
+    pub(crate) finalizers: bool,
     /// The compile phases' times (the link and publish phases are filled in later).
     pub(crate) timings: ModuleTimings,
 }
@@ -100,16 +103,19 @@ pub(crate) fn compile_with(
             object,
             signatures: HashMap::new(),
             bitcode: None,
+            finalizers: false,
             timings: ModuleTimings::default(),
         });
     }
     let mut bitcode = None;
+    let mut finalizers = false;
     let mut first_tier = first_tier;
     let mut before = |module: &Module<'_>| {
         let Some(t) = first_tier.take() else { return Ok(()) };
         tier::promote_locals(module, t.tag);
         bitcode = Some(module.write_bitcode_to_memory().as_slice().to_vec());
         let lazy = if t.lazy { tier::make_lazy(module, t.tag) } else { Vec::new() };
+        finalizers = !lazy.is_empty() && tier::has_finalizers(module);
         if let Some(threshold) = t.threshold {
             tier::count_calls(module, t.tag, threshold, &lazy);
         }
@@ -123,6 +129,7 @@ pub(crate) fn compile_with(
     let kind = source.kind;
     let mut compiled = compile_steps(&name, level, dump, |context| load_module(context, kind, &name), steps)?;
     compiled.bitcode = bitcode;
+    compiled.finalizers = finalizers;
     Ok(compiled)
 }
 
@@ -183,6 +190,7 @@ pub(crate) fn compile_steps(
                 object,
                 signatures,
                 bitcode: None,
+                finalizers: false,
                 timings,
             }),
         }

@@ -52,7 +52,8 @@ fn globals(m: LLVMModuleRef) -> Vec<LLVMValueRef> {
     all
 }
 
-/// Makes every local definition of `module` a hidden global named `__gj.<tag>.<name>` (see the module docs).
+/// Makes every local definition of `module` a hidden global named `__gj.<tag>.<name>` (see the module docs),
+/// and every discardable one weak.
 /// `tag` must be unique among the modules of the dylib (the module's serial).
 pub(crate) fn promote_locals(module: &Module<'_>, tag: &str) {
     let m = module.as_mut_ptr();
@@ -73,6 +74,14 @@ pub(crate) fn promote_locals(module: &Module<'_>, tag: &str) {
                 continue;
             }
             let linkage = LLVMGetLinkage(v);
+            // A discardable definition (C++ inline functions and variables) vanishes from an optimized
+            // first tier once inlined everywhere, or when only a lazy function's trampolined body used
+            // it: a later tier or lazy compile would then find its name undefined. Keep it, as weak.
+            match linkage {
+                LLVMLinkage::LLVMLinkOnceAnyLinkage => LLVMSetLinkage(v, LLVMLinkage::LLVMWeakAnyLinkage),
+                LLVMLinkage::LLVMLinkOnceODRLinkage => LLVMSetLinkage(v, LLVMLinkage::LLVMWeakODRLinkage),
+                _ => {}
+            }
             if !matches!(linkage, LLVMLinkage::LLVMInternalLinkage | LLVMLinkage::LLVMPrivateLinkage) {
                 continue;
             }
@@ -280,15 +289,7 @@ pub(crate) fn make_lazy(module: &Module<'_>, tag: &str) -> Vec<String> {
             let record = LLVMAddGlobal(m, i8t, record_name.as_ptr());
             LLVMSetInitializer(record, LLVMConstInt(i8t, 0, 0));
             LLVMSetVisibility(record, LLVMVisibility::LLVMHiddenVisibility);
-            let mut block = LLVMGetFirstBasicBlock(f);
-            while !block.is_null() {
-                let next = LLVMGetNextBasicBlock(block);
-                LLVMDeleteBasicBlock(block);
-                block = next;
-            }
-            if LLVMHasPersonalityFn(f) != 0 {
-                LLVMSetPersonalityFn(f, std::ptr::null_mut());
-            }
+            delete_body(f);
             let entry = LLVMAppendBasicBlockInContext(context, f, c"gj.lazy".as_ptr());
             LLVMPositionBuilderAtEnd(builder, entry);
             let mut record_arg = [record];
@@ -310,6 +311,14 @@ pub(crate) fn make_lazy(module: &Module<'_>, tag: &str) -> Vec<String> {
         LLVMDisposeBuilder(builder);
     }
     lazy
+}
+
+/// Whether `module` has finalizers: destructors (`llvm.global_dtors`) or a call of `atexit` or
+/// `__cxa_atexit` (C++ static objects register their destructors so).
+pub(crate) fn has_finalizers(module: &Module<'_>) -> bool {
+    module.get_global("llvm.global_dtors").is_some()
+        || module.get_function("__cxa_atexit").is_some()
+        || module.get_function("atexit").is_some()
 }
 
 /// The functions `f` calls directly (the callee operand of its calls and invokes), defined or not.
@@ -341,8 +350,73 @@ fn call_counts(f: LLVMValueRef, names: &[String]) -> Vec<usize> {
     names.iter().map(|n| callees.iter().filter(|c| *c == n).count()).collect()
 }
 
-/// Whether a label of `f` is addressed (`blockaddress`) by something that is still used: branches use
-/// blocks too, and a `blockaddress` constant outlives its last user.
+/// Deletes `f`'s body, leaving a declaration with its name, type and attributes.
+///
+/// The C API can only delete blocks one at a time, and a block deleted while other blocks still use it
+/// or its values leaves dangling uses (and a block whose address is taken then meets a branch where its
+/// destructor expects only `blockaddress` users: LLVM 19 crashed there). So first every value the body
+/// defines is replaced by `poison` wherever it is used, then every instruction is erased, and only then
+/// are the empty blocks deleted: by then a block's only users are `blockaddress` constants, which its
+/// destructor replaces.
+fn delete_body(f: LLVMValueRef) {
+    // SAFETY: `f` is a live function with a body; every instruction is erased after its uses were
+    // replaced, and blocks are deleted once empty.
+    unsafe {
+        let mut blocks = Vec::new();
+        let mut block = LLVMGetFirstBasicBlock(f);
+        while !block.is_null() {
+            blocks.push(block);
+            let mut i = LLVMGetFirstInstruction(block);
+            while !i.is_null() {
+                let ty = LLVMTypeOf(i);
+                if LLVMGetTypeKind(ty) != inkwell::llvm_sys::LLVMTypeKind::LLVMVoidTypeKind {
+                    LLVMReplaceAllUsesWith(i, LLVMGetPoison(ty));
+                }
+                i = LLVMGetNextInstruction(i);
+            }
+            block = LLVMGetNextBasicBlock(block);
+        }
+        for &block in &blocks {
+            let mut i = LLVMGetLastInstruction(block);
+            while !i.is_null() {
+                let previous = LLVMGetPreviousInstruction(i);
+                LLVMInstructionEraseFromParent(i);
+                i = previous;
+            }
+        }
+        for block in blocks {
+            LLVMDeleteBasicBlock(block);
+        }
+        if LLVMHasPersonalityFn(f) != 0 {
+            LLVMSetPersonalityFn(f, std::ptr::null_mut());
+        }
+    }
+}
+
+/// Whether constant `c` is used by an instruction or a global's initializer, directly or through other
+/// constants. Constants outlive their last user (LLVM keeps them uniqued in the context): a jump table
+/// whose global was emptied still lists the labels, but nothing uses it.
+fn constant_used(c: LLVMValueRef, depth: u32) -> bool {
+    // SAFETY: `c` is a live value; only use lists are read.
+    unsafe {
+        let mut u = LLVMGetFirstUse(c);
+        while !u.is_null() {
+            let user = LLVMGetUser(u);
+            let live = LLVMIsAConstant(user).is_null()
+                || !LLVMIsAGlobalValue(user).is_null()
+                || depth == 0
+                || constant_used(user, depth - 1);
+            if live {
+                return true;
+            }
+            u = LLVMGetNextUse(u);
+        }
+        false
+    }
+}
+
+/// Whether a label of `f` is addressed (`blockaddress`) by something that is still used (branches use
+/// blocks too).
 fn labels_addressed(f: LLVMValueRef) -> bool {
     // SAFETY: `f` is a live function; only its block list and use lists are read.
     unsafe {
@@ -351,7 +425,7 @@ fn labels_addressed(f: LLVMValueRef) -> bool {
             let mut u = LLVMGetFirstUse(LLVMBasicBlockAsValue(block));
             while !u.is_null() {
                 let user = LLVMGetUser(u);
-                if !LLVMIsABlockAddress(user).is_null() && !LLVMGetFirstUse(user).is_null() {
+                if !LLVMIsABlockAddress(user).is_null() && constant_used(user, 8) {
                     return true;
                 }
                 u = LLVMGetNextUse(u);
@@ -436,7 +510,10 @@ pub(crate) fn extract_function(
         // SAFETY: `f` is a live function of `m`; a declaration has no body, comdat or personality; a body
         // whose labels are still addressed from elsewhere is refused before anything of it is deleted.
         unsafe {
-            if !defined(f) || value_name(f).starts_with("llvm.") {
+            // `available_externally` bodies are copies of definitions found elsewhere (C++ inline functions
+            // of a library): kept as they are, for the optimizer to inline like the first tier did.
+            if !defined(f) || value_name(f).starts_with("llvm.") || LLVMGetLinkage(f) == AVAILABLE_EXTERNALLY
+            {
                 continue;
             }
             LLVMSetComdat(f, std::ptr::null_mut());
@@ -452,15 +529,7 @@ pub(crate) fn extract_function(
             if labels_addressed(f) {
                 return Err(format!("the labels of `{}` are addressed outside its body", value_name(f)));
             }
-            let mut block = LLVMGetFirstBasicBlock(f);
-            while !block.is_null() {
-                let next = LLVMGetNextBasicBlock(block);
-                LLVMDeleteBasicBlock(block);
-                block = next;
-            }
-            if LLVMHasPersonalityFn(f) != 0 {
-                LLVMSetPersonalityFn(f, std::ptr::null_mut());
-            }
+            delete_body(f);
         }
     }
     Ok(inlined.into_iter().map(value_name).collect())

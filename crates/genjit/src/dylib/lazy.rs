@@ -100,7 +100,7 @@ pub(crate) extern "C" fn genjit_lazy(record: *const u8) -> usize {
         r.get(&(record as usize)).map(|r| (r.session.upgrade(), r.dylib.upgrade(), r.name.clone(), r.origin))
     });
     let Some((Some(session), Some(shared), name, origin)) = found else {
-        eprintln!("genjit: a lazy function was called after its dylib or JIT went away");
+        eprintln!("genjit: a lazy function was called after its module was removed");
         std::process::abort();
     };
     let dylib = Dylib::new(session, shared, Arc::new(()));
@@ -126,28 +126,28 @@ pub(crate) extern "C" fn genjit_lazy(record: *const u8) -> usize {
 impl Dylib {
     /// Adds a module whose functions are compiled when first called (see the module docs): adding it
     /// costs parsing, verifying and compiling the trampolines; each function's first call costs its
-    /// compile; functions never called are never compiled ([`DylibStats::lazy_uncompiled`](crate::DylibStats)).
+    /// compile; functions never called are never compiled
+    /// ([`TieringStats::lazy_uncompiled`](crate::TieringStats)).
     /// Variadic functions, functions with ABI-changing parameter attributes and functions whose labels are
     /// addressed are compiled with the module (all of them if it has aliases or ifuncs). With tiering
     /// enabled, compiled functions count their calls and move up like any other.
     ///
     /// Refused when compilation is isolated (lazy functions compile in-process).
     pub fn add_lazy_module(&self, source: Source, lazy: Lazy) -> Result<ModuleHandle> {
+        let mut handles = self.add_lazy_modules(vec![source], lazy)?;
+        Ok(handles.pop().expect("one module added"))
+    }
+
+    /// [`add_lazy_module`](Self::add_lazy_module) for several modules linked as one batch, as
+    /// [`add_modules`](Self::add_modules) does: they may reference each other in any order and in cycles.
+    pub fn add_lazy_modules(&self, sources: Vec<Source>, lazy: Lazy) -> Result<Vec<ModuleHandle>> {
         if self.session.pool.is_some() {
-            return Err(
-                self.tiering_error("compilation is isolated; lazy functions would compile in-process")
-            );
+            let reason = "compilation is isolated; lazy functions would compile in-process";
+            return Err(self.tiering_error(reason));
         }
         self.shared.state.lock().tiering.get_or_insert_with(|| TierState::new(None));
-        let compiled = self.compile(source, true)?;
-        let change = Change {
-            add: vec![compiled],
-            initializers: true,
-            speculate: lazy.speculate,
-            ..Change::default()
-        };
-        let mut handles = self.change(change)?;
-        Ok(handles.pop().expect("one module added"))
+        let add = sources.into_iter().map(|s| self.compile(s, true)).collect::<Result<Vec<_>>>()?;
+        self.change(Change { add, initializers: true, speculate: lazy.speculate, ..Change::default() })
     }
 
     /// Compiles lazy functions now, as their first call would (a function already compiled is left as it
@@ -168,6 +168,60 @@ impl Dylib {
             }
         }
         Ok(())
+    }
+
+    /// Compiles every lazy function of the dylib not compiled yet (as [`compile_lazy`](Self::compile_lazy)
+    /// does); returns how many this call compiled.
+    pub fn compile_all_lazy(&self) -> Result<usize> {
+        let functions: Vec<(u64, Arc<str>)> = {
+            let state = self.shared.state.lock();
+            let units = state.tiering.as_ref().map(|t| &t.lazy).into_iter().flatten();
+            units.flat_map(|(&origin, u)| u.functions.iter().map(move |f| (origin, f.clone()))).collect()
+        };
+        let mut compiled = 0;
+        for (origin, name) in functions {
+            compiled += usize::from(self.materialize(&name, origin, false)?);
+        }
+        Ok(compiled)
+    }
+
+    /// Like [`add_lazy_module`](Self::add_lazy_module), but the module is inert: its constructors and
+    /// destructors never run (for fuzzing).
+    #[doc(hidden)]
+    pub fn add_lazy_module_without_init(&self, source: Source) -> Result<ModuleHandle> {
+        self.shared.state.lock().tiering.get_or_insert_with(|| TierState::new(None));
+        let compiled = self.compile(source, true)?;
+        let mut handles = self.change(Change { add: vec![compiled], ..Change::default() })?;
+        Ok(handles.pop().expect("one module added"))
+    }
+
+    /// Before a change removes lazy modules with finalizers: compiles their functions not compiled yet.
+    /// Their destructors (and `atexit` handlers) run after the removal was committed, when the removed
+    /// names can no longer be compiled and published, and may call any function of the module. A function
+    /// that does not compile stays lazy (a finalizer calling it would abort, as the module docs say).
+    pub(crate) fn compile_before_finalizers(&self, remove: &super::Remove) {
+        let origins: Vec<u64> = {
+            let state = self.shared.state.lock();
+            let Some(t) = state.tiering.as_ref() else { return };
+            let removed = |origin: &u64| match remove {
+                super::Remove::Nothing => false,
+                super::Remove::All => true,
+                super::Remove::Modules(handles) => handles.iter().any(|h| h.serial == *origin),
+            };
+            t.lazy.iter().filter(|(o, u)| u.finalizers && removed(o)).map(|(&o, _)| o).collect()
+        };
+        for origin in origins {
+            let functions: Vec<Arc<str>> = {
+                let state = self.shared.state.lock();
+                let unit = state.tiering.as_ref().and_then(|t| t.lazy.get(&origin));
+                unit.map(|u| u.functions.iter().cloned().collect()).unwrap_or_default()
+            };
+            for name in functions {
+                if let Err(e) = self.materialize(&name, origin, false) {
+                    tracing::warn!(function = %name, error = %e, "a lazy function stays uncompiled at removal");
+                }
+            }
+        }
     }
 
     /// Compiles lazy function `name` of `origin` if the origin still defines it (under the function's gate:

@@ -139,6 +139,8 @@ pub(crate) struct Layer {
 pub(crate) struct LazyUnit {
     pub(crate) functions: HashSet<Arc<str>>,
     pub(crate) speculate: bool,
+    /// The module has finalizers, which may call any of its functions when it is removed.
+    pub(crate) finalizers: bool,
 }
 
 /// A dylib's tiering state, kept under its link lock with the rest of its state. It exists once tiering
@@ -162,8 +164,8 @@ pub(crate) struct TierState {
     pub(crate) tier_ups: u64,
     pub(crate) lazy_compiles: u64,
     pub(crate) speculative_compiles: u64,
-    /// Time spent compiling lazy functions and higher tiers.
-    pub(crate) compile_time: [Duration; 2],
+    /// Time spent compiling lazy functions (all, and by speculation) and higher tiers.
+    pub(crate) compile_time: [Duration; 3],
     /// Higher tiers dropped because a callee they inlined was redefined or removed.
     pub(crate) invalidations: u64,
 }
@@ -181,7 +183,7 @@ impl TierState {
             tier_ups: 0,
             lazy_compiles: 0,
             speculative_compiles: 0,
-            compile_time: [Duration::ZERO; 2],
+            compile_time: [Duration::ZERO; 3],
             invalidations: 0,
         }
     }
@@ -228,7 +230,9 @@ impl TierState {
             retained_ir_bytes: self.bitcode.values().map(|b| b.len()).sum(),
             lazy_compiles: self.lazy_compiles,
             speculative_compiles: self.speculative_compiles,
-            compile_time: self.compile_time,
+            lazy_compile_time: self.compile_time[0],
+            speculative_compile_time: self.compile_time[1],
+            tier_up_compile_time: self.compile_time[2],
             ..Default::default()
         };
         for (origin, unit) in &self.lazy {
@@ -294,6 +298,7 @@ impl Job {
                 dylib.tier_up_now(name, origin, from, bitcode, level)
             }
             Job::Speculate { dylib, name, origin } => {
+                let started = Instant::now();
                 let compiled = dylib.materialize(&name, origin, false);
                 if let Err(e) = &compiled {
                     tracing::debug!(function = %name, error = %e, "speculative compile dropped");
@@ -301,7 +306,10 @@ impl Job {
                 let mut state = dylib.shared.state.lock();
                 if let Some(t) = state.tiering.as_mut() {
                     t.pending.remove(&name);
-                    t.speculative_compiles += matches!(compiled, Ok(true)) as u64;
+                    if let Ok(true) = compiled {
+                        t.speculative_compiles += 1;
+                        t.compile_time[1] += started.elapsed();
+                    }
                 }
                 dylib.shared.tier_done.notify_all();
             }
@@ -336,7 +344,7 @@ impl Dylib {
         let mut state = self.shared.state.lock();
         if let Some(t) = state.tiering.as_mut() {
             t.pending.remove(&name);
-            t.compile_time[1] += started.elapsed();
+            t.compile_time[2] += started.elapsed();
             if result.is_ok() {
                 t.tier_ups += 1;
             }

@@ -112,6 +112,7 @@ impl Dylib {
     /// their functions are tombstoned (dylib removal runs `__cxa_finalize` there).
     pub(crate) fn change_then(&self, change: Change, finalize: &dyn Fn()) -> Result<Vec<ModuleHandle>> {
         let _span = tracing::debug_span!("change", dylib = %self.shared.name).entered();
+        self.compile_before_finalizers(&change.remove);
         let initializers = change.initializers;
         let mut publish = Duration::ZERO;
         // Everything the change retires (old slot targets, modules, garbage) waits as one.
@@ -178,18 +179,14 @@ impl Dylib {
         let Plan { new, entries, steps, losers, scope, bitcode, tier_up, invalidated, speculate } = plan;
         let Scope { mut removing, redirectables, .. } = scope;
         if let Some(t) = state.tiering.as_mut() {
-            for ((m, _), bitcode) in new.iter().zip(bitcode) {
+            for ((m, _), (bitcode, finalizers)) in new.iter().zip(bitcode) {
                 super::tiering::register_counters(&self.session, &self.shared, m);
                 if let Some(bitcode) = bitcode {
-                    let took = m.timings();
-                    t.compile_time[0] += took.parse + took.verify + took.optimize + took.emit;
                     t.bitcode.insert(m.serial, bitcode.into());
                     let functions = super::lazy::register(&self.session, &self.shared, m);
                     if !functions.is_empty() {
-                        let unit = super::tiering::LazyUnit {
-                            functions: functions.into_iter().collect(),
-                            speculate,
-                        };
+                        let functions = functions.into_iter().collect();
+                        let unit = super::tiering::LazyUnit { functions, speculate, finalizers };
                         t.lazy.insert(m.serial, unit);
                     }
                 }

@@ -49,8 +49,8 @@ fn run(kind: &str, input: Input, mutations_per_file: usize) {
     assert_eq!(live, 0, "fuzzing left heap bytes behind");
 }
 
-/// Tier 0's instrumentation (promoted locals, counters of calls and back-edges at threshold 1) never
-/// turns a module that adds into one that does not.
+/// Tier 0's instrumentation (promoted locals, counters of calls and back-edges at threshold 1) and lazy
+/// trampolines never turn a module that adds into one that does not, and every lazy function compiles.
 fn tiered_adds_like_plain(jit: &Jit, input: Input, bytes: &[u8]) {
     let source = || match input {
         Input::IrText => genjit::Source::ir_text(String::from_utf8_lossy(bytes).into_owned()),
@@ -58,13 +58,23 @@ fn tiered_adds_like_plain(jit: &Jit, input: Input, bytes: &[u8]) {
         Input::Object => genjit::Source::object(bytes.to_vec()),
     };
     let (plain, tiered) = (jit.create_dylib("plain").unwrap(), jit.create_dylib("tiered").unwrap());
+    let lazy = jit.create_dylib("lazy").unwrap();
     tiered.enable_tiering(genjit::Tiering::new().threshold(Some(1))).unwrap();
+    lazy.enable_tiering(genjit::Tiering::new().threshold(Some(1))).unwrap();
     if plain.add_module_without_init(source()).is_ok() {
         let result = tiered.add_module_without_init(source());
         assert!(result.is_ok(), "tier 0 broke a module that adds plainly: {:?}", result.err());
+        // Laziness neither: the trampolines add, and every function compiles alone.
+        let result = lazy.add_lazy_module_without_init(source());
+        assert!(result.is_ok(), "laziness broke a module that adds plainly: {:?}", result.err());
+        let compiled = lazy.compile_all_lazy();
+        assert!(compiled.is_ok(), "a lazy function did not compile alone: {:?}", compiled.err());
+        let stats = jit.stats().dylibs.into_iter().find(|d| d.name == "lazy").unwrap().tiering;
+        assert_eq!(stats.lazy_uncompiled, 0, "{stats:?}");
     }
     jit.remove_dylib(&plain).unwrap();
     jit.remove_dylib(&tiered).unwrap();
+    jit.remove_dylib(&lazy).unwrap();
 }
 
 #[test]
