@@ -121,6 +121,13 @@ impl JitBuilder {
         self
     }
 
+    /// How many background threads compile tier-ups and speculative lazy compiles (default 1; see
+    /// [`Dylib::enable_tiering`](crate::Dylib::enable_tiering)).
+    pub fn tier_up_threads(mut self, threads: usize) -> Self {
+        self.config.tier_up_threads = threads.max(1);
+        self
+    }
+
     /// Creates the JIT: initializes LLVM for the host and reserves the heap.
     pub fn build(self) -> Result<Jit> {
         with_machine(self.config.opt, |_| Ok(()))?;

@@ -72,7 +72,10 @@ mod timings;
 pub use compile::{
     host_target_machine, serve_compile_worker, DumpKind, Isolation, OptLevel, ParseOptLevelError, Source,
 };
-pub use dylib::{Dylib, Importer, Lazy, ModuleHandle, RedirectTarget, Removal, TierStatus, Tiering};
+pub use dylib::{
+    Decision, Dylib, HotFunction, Importer, Lazy, ModuleHandle, Policy, RedirectTarget, Removal, TierStatus,
+    Tiering, Trigger,
+};
 pub use error::{Definer, Error, RedirectRefusal, Result};
 pub use func::{Func, HostFn};
 pub use heap::{GenerationStats, HeapStats, Kind as GenerationKind};

@@ -26,6 +26,7 @@ pub(crate) use isolate::Pool;
 pub use isolate::{serve_compile_worker, Isolation};
 pub use machine::{host_target_machine, OptLevel, ParseOptLevelError};
 pub use source::{DumpKind, Source};
+pub use tier::Transform;
 
 use crate::error::{Error, Result};
 use crate::signature::{IrType, Signature, ValType};
@@ -79,7 +80,7 @@ pub(crate) fn compile(
 /// count after which its functions ask for the higher tier.
 pub(crate) struct FirstTier<'a> {
     pub(crate) tag: &'a str,
-    pub(crate) threshold: Option<u64>,
+    pub(crate) thresholds: tier::Thresholds,
     /// Replace the bodies of the functions that can be compiled alone by trampolines (`tier::make_lazy`).
     pub(crate) lazy: bool,
 }
@@ -116,9 +117,7 @@ pub(crate) fn compile_with(
         bitcode = Some(module.write_bitcode_to_memory().as_slice().to_vec());
         let lazy = if t.lazy { tier::make_lazy(module, t.tag) } else { Vec::new() };
         finalizers = !lazy.is_empty() && tier::has_finalizers(module);
-        if let Some(threshold) = t.threshold {
-            tier::count_calls(module, t.tag, threshold, &lazy);
-        }
+        tier::count_calls(module, t.tag, t.thresholds, &lazy);
         // The counters must not be able to hand LLVM a broken module (its code generator aborts).
         module.verify().map_err(|m| Error::Verify {
             module: name.clone(),

@@ -59,7 +59,7 @@ pub(crate) fn promote_locals(module: &Module<'_>, tag: &str) {
     let m = module.as_mut_ptr();
     // The module's marker: data it always defines, so it stays published (its first-tier bodies are the
     // fallback of its higher tiers) until it is removed, even when every function moved up.
-    let marker = std::ffi::CString::new(format!("__gj.{tag}.unit")).expect("no NUL in a tag");
+    let marker = std::ffi::CString::new(format!("__gju.{tag}")).expect("no NUL in a tag");
     // SAFETY: `m` is live; the new global gets a zero initializer and hidden visibility.
     unsafe {
         let i8t = LLVMInt8TypeInContext(LLVMGetModuleContext(m));
@@ -93,26 +93,63 @@ pub(crate) fn promote_locals(module: &Module<'_>, tag: &str) {
     }
 }
 
+/// A user's IR transform for a tier: called with the module holding the function being compiled (other
+/// functions of its module are declarations, or `available_externally` callees) and the function's name.
+pub type Transform =
+    std::sync::Arc<dyn Fn(&Module<'_>, &str) -> std::result::Result<(), String> + Send + Sync>;
+
 const AVAILABLE_EXTERNALLY: LLVMLinkage = LLVMLinkage::LLVMAvailableExternallyLinkage;
 
 /// The runtime function a first-tier function calls once its counter runs out (see [`count_calls`]).
 pub(crate) const HOT: &str = "__genjit_hot";
 
-/// The name of the call counter of `function` in the module promoted under `tag`.
-pub(crate) fn counter_name(tag: &str, function: &str) -> String {
-    format!("__gj.{tag}.cnt.{function}")
+/// What a counter counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Counted {
+    Calls,
+    BackEdges,
 }
 
-/// Gives every function of `module` (promoted under `tag`, so its `static` functions too) a counter of calls and
-/// loop back-edges: a hidden global starting at `threshold`, decremented by a new entry block and on every
-/// back-edge (plain loads and stores: racing threads may lose a decrement, never skip the threshold,
-/// which is `<= 0`); at or below zero the function calls [`HOT`] with the counter's address, which claims
-/// the tier-up and resets the counter. Runs after the promoted IR was kept, so higher tiers have none.
+/// The name of `function`'s counter of `what` in the module promoted under `tag` (genjit's names have
+/// prefixes of their own, so no promoted local's name can look like one).
+pub(crate) fn counter_name(tag: &str, what: Counted, function: &str) -> String {
+    match what {
+        Counted::Calls => format!("__gjc.{tag}.{function}"),
+        Counted::BackEdges => format!("__gjb.{tag}.{function}"),
+    }
+}
+
+/// `name` of a genjit name `<prefix><tag>.<name>` (tags have no dot).
+fn genjit_name<'a>(symbol: &'a str, prefix: &str) -> Option<&'a str> {
+    symbol.strip_prefix(prefix)?.split_once('.').map(|(_, name)| name)
+}
+
+/// The function and what is counted, if `symbol` is a counter (see [`counter_name`]).
+pub(crate) fn counter_of(symbol: &str) -> Option<(&str, Counted)> {
+    genjit_name(symbol, "__gjc.")
+        .map(|f| (f, Counted::Calls))
+        .or_else(|| genjit_name(symbol, "__gjb.").map(|f| (f, Counted::BackEdges)))
+}
+
+/// Where a function's counters start: calls and loop back-edges before it asks for the higher tier
+/// (`None`: that kind is not counted).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Thresholds {
+    pub(crate) calls: Option<u64>,
+    pub(crate) back_edges: Option<u64>,
+}
+
+/// Gives every function of `module` (promoted under `tag`, so its `static` functions too) a counter of
+/// calls and one of loop back-edges (each only if it has a threshold): hidden globals starting at their
+/// threshold, decremented by a new entry block and on every back-edge (plain loads and stores: racing
+/// threads may lose a decrement, never skip the threshold, which is `<= 0`); at or below zero the
+/// function calls [`HOT`] with the counter's address, which claims the tier-up and resets the counter.
+/// Runs after the promoted IR was kept, so higher tiers have none.
 ///
 /// A back-edge is a `br` to a block laid out at or before its own (where clang puts loop headers);
 /// counting an edge that is not one only counts more. Each gets its own check block on the edge, and the
 /// target's phis take the edge's value from it (rebuilt: the C API cannot rename an incoming block).
-pub(crate) fn count_calls(module: &Module<'_>, tag: &str, threshold: u64, skip: &[String]) {
+pub(crate) fn count_calls(module: &Module<'_>, tag: &str, thresholds: Thresholds, skip: &[String]) {
     let m = module.as_mut_ptr();
     // SAFETY: every value below is created in, or taken from, `m` and its context; the builder is
     // positioned inside blocks of the function being instrumented; the new entry block precedes the old
@@ -154,10 +191,16 @@ pub(crate) fn count_calls(module: &Module<'_>, tag: &str, threshold: u64, skip: 
             {
                 continue;
             }
-            let counter_name = std::ffi::CString::new(counter_name(tag, &name)).expect("no NUL in IR names");
-            let counter = LLVMAddGlobal(m, i64t, counter_name.as_ptr());
-            LLVMSetInitializer(counter, LLVMConstInt(i64t, threshold.min(i64::MAX as u64), 0));
-            LLVMSetVisibility(counter, LLVMVisibility::LLVMHiddenVisibility);
+            let new_counter = |what: Counted, threshold: u64| {
+                let counter_name = counter_name(tag, what, &name);
+                let counter_name = std::ffi::CString::new(counter_name).expect("no NUL in IR names");
+                let counter = LLVMAddGlobal(m, i64t, counter_name.as_ptr());
+                LLVMSetInitializer(counter, LLVMConstInt(i64t, threshold.min(i64::MAX as u64), 0));
+                LLVMSetVisibility(counter, LLVMVisibility::LLVMHiddenVisibility);
+                counter
+            };
+            let calls = thresholds.calls.map(|t| new_counter(Counted::Calls, t));
+            let loops = thresholds.back_edges.map(|t| new_counter(Counted::BackEdges, t));
             // Back-edges first, on the original layout.
             let mut blocks = Vec::new();
             let mut b = LLVMGetFirstBasicBlock(f);
@@ -166,7 +209,7 @@ pub(crate) fn count_calls(module: &Module<'_>, tag: &str, threshold: u64, skip: 
                 b = LLVMGetNextBasicBlock(b);
             }
             let mut back_edges = Vec::new();
-            for (i, &from) in blocks.iter().enumerate() {
+            for (i, &from) in blocks.iter().enumerate().filter(|_| loops.is_some()) {
                 let t = LLVMGetBasicBlockTerminator(from);
                 if t.is_null() || LLVMIsABranchInst(t).is_null() {
                     continue;
@@ -185,7 +228,7 @@ pub(crate) fn count_calls(module: &Module<'_>, tag: &str, threshold: u64, skip: 
             for (from, t, k, to) in back_edges {
                 let check = LLVMAppendBasicBlockInContext(context, f, c"gj.back".as_ptr());
                 let hot = LLVMAppendBasicBlockInContext(context, f, c"gj.back.hot".as_ptr());
-                count(check, hot, counter, to);
+                count(check, hot, loops.expect("only with a back-edge counter"), to);
                 LLVMSetSuccessor(t, k, check);
                 // `to`'s phis: the value that came from `from` now comes from `check` and `hot`.
                 let mut phi = LLVMGetFirstInstruction(to);
@@ -213,10 +256,12 @@ pub(crate) fn count_calls(module: &Module<'_>, tag: &str, threshold: u64, skip: 
                 }
             }
             // Then the calls: a new entry block.
-            let old_entry = LLVMGetEntryBasicBlock(f);
-            let entry = LLVMInsertBasicBlockInContext(context, old_entry, c"gj.count".as_ptr());
-            let hot = LLVMInsertBasicBlockInContext(context, old_entry, c"gj.hot".as_ptr());
-            count(entry, hot, counter, old_entry);
+            if let Some(counter) = calls {
+                let old_entry = LLVMGetEntryBasicBlock(f);
+                let entry = LLVMInsertBasicBlockInContext(context, old_entry, c"gj.count".as_ptr());
+                let hot = LLVMInsertBasicBlockInContext(context, old_entry, c"gj.hot".as_ptr());
+                count(entry, hot, counter, old_entry);
+            }
         }
         LLVMDisposeBuilder(builder);
     }
@@ -225,9 +270,9 @@ pub(crate) fn count_calls(module: &Module<'_>, tag: &str, threshold: u64, skip: 
 /// The runtime function a lazy function's trampoline calls (see [`make_lazy`]).
 pub(crate) const LAZY: &str = "__genjit_lazy";
 
-/// The function's name, if `symbol` is a lazy function's record (`__gj.<tag>.lazy.<name>`).
+/// The function's name, if `symbol` is a lazy function's record (`__gjz.<tag>.<name>`).
 pub(crate) fn lazy_function(symbol: &str) -> Option<&str> {
-    symbol.strip_prefix("__gj.")?.split_once(".lazy.").map(|(_, name)| name)
+    genjit_name(symbol, "__gjz.")
 }
 
 /// ABI attributes a trampoline could not forward with a plain `musttail` call.
@@ -248,7 +293,7 @@ fn forwards_plainly(f: LLVMValueRef) -> bool {
 
 /// Makes `module` (promoted under `tag`) lazy: the body of every function that can be compiled on its own
 /// is replaced by a trampoline, and the names of those functions are returned. A trampoline passes its
-/// function's *record* (a hidden byte `__gj.<tag>.lazy.<name>`, by whose address the runtime knows the
+/// function's *record* (a hidden byte `__gjz.<tag>.<name>`, by whose address the runtime knows the
 /// function) to [`LAZY`], which compiles the function if nobody has (concurrent first callers wait) and
 /// returns the function's entry; the trampoline then `musttail`-calls that entry with its own arguments,
 /// which now reaches the compiled body. Data, constructors' lists and the functions kept whole (variadic
@@ -285,7 +330,7 @@ pub(crate) fn make_lazy(module: &Module<'_>, tag: &str) -> Vec<String> {
             {
                 continue;
             }
-            let record_name = std::ffi::CString::new(format!("__gj.{tag}.lazy.{name}")).expect("no NUL");
+            let record_name = std::ffi::CString::new(format!("__gjz.{tag}.{name}")).expect("no NUL");
             let record = LLVMAddGlobal(m, i8t, record_name.as_ptr());
             LLVMSetInitializer(record, LLVMConstInt(i8t, 0, 0));
             LLVMSetVisibility(record, LLVMVisibility::LLVMHiddenVisibility);
@@ -344,9 +389,15 @@ fn direct_callees(f: LLVMValueRef) -> Vec<LLVMValueRef> {
     callees
 }
 
-/// How many direct calls `f` makes to each of `names`.
-fn call_counts(f: LLVMValueRef, names: &[String]) -> Vec<usize> {
-    let callees: Vec<String> = direct_callees(f).into_iter().map(value_name).collect();
+/// The names of the functions the functions `callers` of `module` call directly.
+fn callees_of(module: &Module<'_>, callers: &[String]) -> Vec<String> {
+    let functions = callers.iter().filter_map(|c| module.get_function(c)).map(|f| f.as_value_ref());
+    functions.flat_map(direct_callees).map(value_name).collect()
+}
+
+/// How many direct calls the functions `callers` of `module` make to each of `names`.
+fn call_counts(module: &Module<'_>, callers: &[String], names: &[String]) -> Vec<usize> {
+    let callees = callees_of(module, callers);
     names.iter().map(|n| callees.iter().filter(|c| *c == n).count()).collect()
 }
 
@@ -436,7 +487,7 @@ fn labels_addressed(f: LLVMValueRef) -> bool {
     }
 }
 
-/// Keeps the body of the function `keep` and turns every other definition of `module` (a copy of a
+/// Keeps the bodies of the functions `keep` and turns every other definition of `module` (a copy of a
 /// promoted module) into a declaration bound, at link time, to the first tier's definition (see the
 /// module docs). The direct callees for which `inlinable` says yes keep their bodies as
 /// `available_externally`: the optimizer may inline them, the code generator emits nothing for them, and
@@ -447,7 +498,7 @@ fn labels_addressed(f: LLVMValueRef) -> bool {
 /// data holding first-tier labels), labels of another body addressed from elsewhere.
 pub(crate) fn extract_function(
     module: &Module<'_>,
-    keep: &str,
+    keep: &[String],
     inlinable: &dyn Fn(&str) -> bool,
 ) -> std::result::Result<Vec<String>, String> {
     let m = module.as_mut_ptr();
@@ -461,18 +512,22 @@ pub(crate) fn extract_function(
         globals(m).into_iter().partition(|&v| unsafe { !LLVMIsAFunction(v).is_null() });
     // SAFETY: reads only.
     let defined = |f: LLVMValueRef| unsafe { LLVMIsDeclaration(f) } == 0;
-    let Some(&kept) = functions.iter().find(|&&f| value_name(f) == keep && defined(f)) else {
-        return Err(format!("the module defines no function `{keep}`"));
-    };
-    // A computed goto's jump table is data of the first tier, holding the first tier's labels: a second
-    // body jumping through it would land in the first one's code.
-    if labels_addressed(kept) {
-        return Err(format!("`{keep}` takes the address of its own labels (computed goto)"));
+    let mut kept = Vec::new();
+    for name in keep {
+        let Some(&f) = functions.iter().find(|&&f| value_name(f) == *name && defined(f)) else {
+            return Err(format!("the module defines no function `{name}`"));
+        };
+        // A computed goto's jump table is data of the first tier, holding the first tier's labels: a
+        // second body jumping through it would land in the first one's code.
+        if labels_addressed(f) {
+            return Err(format!("`{name}` takes the address of its own labels (computed goto)"));
+        }
+        kept.push(f);
     }
     let mut inlined: Vec<LLVMValueRef> = Vec::new();
-    for callee in direct_callees(kept) {
+    for callee in kept.iter().flat_map(|&f| direct_callees(f)) {
         let name = value_name(callee);
-        let eligible = callee != kept
+        let eligible = !kept.contains(&callee)
             && defined(callee)
             && !name.starts_with("llvm.")
             && !labels_addressed(callee)
@@ -523,7 +578,7 @@ pub(crate) fn extract_function(
             }
             // A strong definition: the kept one must win over the first tier's, which it redefines.
             LLVMSetLinkage(f, LLVMLinkage::LLVMExternalLinkage);
-            if f == kept {
+            if kept.contains(&f) {
                 continue;
             }
             if labels_addressed(f) {
@@ -535,51 +590,68 @@ pub(crate) fn extract_function(
     Ok(inlined.into_iter().map(value_name).collect())
 }
 
-/// One function compiled on its own from a tiered module's promoted IR (see [`compile_function`]).
+/// Functions compiled on their own from a tiered module's promoted IR (see [`compile_function`]).
 pub(crate) struct Extracted {
     pub(crate) compiled: Compiled,
     /// Callees whose bodies the module may contain (inlined).
     pub(crate) inlined: Vec<String>,
-    /// The functions of the original module it calls directly (for speculation).
+    /// The functions of the original module they call directly (for speculation).
     pub(crate) callees: Vec<String>,
 }
 
-/// How [`compile_function`] compiles one function.
+/// How [`compile_function`] compiles functions.
 pub(crate) struct Extract<'a> {
-    pub(crate) function: &'a str,
+    /// The functions, compiled together into one module.
+    pub(crate) functions: &'a [String],
     pub(crate) level: OptLevel,
     /// The new module's name.
     pub(crate) name: String,
     /// Which direct callees may be given `available_externally` bodies (inlined).
     pub(crate) inlinable: &'a dyn Fn(&str) -> bool,
-    /// Call counters for the next tier: `(tag, threshold)` (see [`count_calls`]).
-    pub(crate) counters: Option<(&'a str, u64)>,
+    /// Counters for the next tier: `(tag, thresholds)` (see [`count_calls`]).
+    pub(crate) counters: Option<(&'a str, Thresholds)>,
+    /// The user's transform of the extracted module (before optimization), and the pass pipeline
+    /// instead of `default<On>`.
+    pub(crate) transform: Option<&'a Transform>,
+    pub(crate) pipeline: Option<&'a str>,
 }
 
-/// Compiles `extract.function` from a tiered module's promoted `bitcode`: that function at the level,
+/// Compiles `extract.functions` from a tiered module's promoted `bitcode`: those functions at the level,
 /// with the direct callees `inlinable` allows as `available_externally` bodies, everything else bound to
-/// the first tier (see the module docs). A higher tier, and a lazy function's first compile.
+/// the first tier (see the module docs). Higher tiers, and a lazy function's first compile.
 ///
-/// What was inlined is found by comparing the function's calls to each such callee before and after
+/// What was inlined is found by comparing the functions' calls to each such callee before and after
 /// optimization: a callee called fewer times afterwards may have been inlined (or its call deleted as
 /// dead), and is reported. A callee whose calls all remain is not: its copy was never used.
 pub(crate) fn compile_function(bitcode: &[u8], extract: Extract<'_>) -> Result<Extracted> {
-    let Extract { function, level, name, inlinable, counters } = extract;
+    let Extract { functions, level, name, inlinable, counters, transform, pipeline } = extract;
     let failed = |message: String| Error::Codegen { module: name.clone(), message };
-    // The callees given bodies, how often the function calls each before optimization, and every
-    // function of the module it calls.
+    // The callees given bodies, how often the functions call each before optimization, and every
+    // function of the module they call.
     let found = std::cell::RefCell::new((Vec::new(), Vec::new(), Vec::new()));
     let mut inlined = Vec::new();
     let mut before = |module: &Module<'_>| {
-        if let Some((tag, threshold)) = counters {
-            count_calls(module, tag, threshold, &[]);
+        if let Some(transform) = transform {
+            for function in functions {
+                transform(module, function).map_err(|reason| Error::Tiering {
+                    dylib: String::new(),
+                    reason: format!("the tier's transform of `{function}` failed: {reason}"),
+                })?;
+            }
+            // A transform may leave anything: the optimizer and code generator must not see broken IR.
+            module.verify().map_err(|m| Error::Verify {
+                module: name.clone(),
+                message: format!("after the tier's transform: {m}"),
+            })?;
+        }
+        if let Some((tag, thresholds)) = counters {
+            count_calls(module, tag, thresholds, &[]);
         }
         Ok(())
     };
     let mut after = |module: &Module<'_>| {
         let (candidates, before, _) = &*found.borrow();
-        let kept = module.get_function(function).expect("optimization keeps it").as_value_ref();
-        let after = call_counts(kept, candidates);
+        let after = call_counts(module, functions, candidates);
         inlined = candidates
             .iter()
             .zip(before.iter().zip(&after))
@@ -587,11 +659,8 @@ pub(crate) fn compile_function(bitcode: &[u8], extract: Extract<'_>) -> Result<E
             .map(|(c, _)| c.clone())
             .collect();
     };
-    let steps = super::Steps {
-        before_optimize: Some(&mut before),
-        after_optimize: Some(&mut after),
-        ..super::Steps::default()
-    };
+    let steps =
+        super::Steps { before_optimize: Some(&mut before), pipeline, after_optimize: Some(&mut after) };
     let compiled = super::compile_steps(
         &name,
         level,
@@ -600,19 +669,26 @@ pub(crate) fn compile_function(bitcode: &[u8], extract: Extract<'_>) -> Result<E
             let buffer = inkwell::memory_buffer::MemoryBuffer::create_from_memory_range_copy(bitcode, &name);
             let module =
                 Module::parse_bitcode_from_buffer(&buffer, context).map_err(|m| failed(m.to_string()))?;
-            let callees: Vec<String> = module
-                .get_function(function)
-                .map(|f| direct_callees(f.as_value_ref()))
-                .unwrap_or_default()
-                .into_iter()
-                // SAFETY: reads only.
-                .filter(|&c| unsafe { LLVMIsDeclaration(c) } == 0)
-                .map(value_name)
-                .filter(|c| c != function && !c.starts_with("llvm."))
-                .collect();
-            let candidates = extract_function(&module, function, inlinable).map_err(failed)?;
-            let kept = module.get_function(function).expect("extraction keeps it").as_value_ref();
-            let before = call_counts(kept, &candidates);
+            let mut callees: Vec<String> = Vec::new();
+            for f in functions.iter().filter_map(|f| module.get_function(f)) {
+                for c in direct_callees(f.as_value_ref()) {
+                    let c_name = value_name(c);
+                    // SAFETY: reads only.
+                    let defined = unsafe { LLVMIsDeclaration(c) } == 0;
+                    if defined
+                        && !functions.contains(&c_name)
+                        && !c_name.starts_with("llvm.")
+                        && !callees.contains(&c_name)
+                    {
+                        callees.push(c_name);
+                    }
+                }
+            }
+            let mut candidates = extract_function(&module, functions, inlinable).map_err(failed)?;
+            // A function of the batch may be inlined into another one, too.
+            candidates
+                .extend(functions.iter().filter(|f| callees_of(&module, functions).contains(f)).cloned());
+            let before = call_counts(&module, functions, &candidates);
             *found.borrow_mut() = (candidates, before, callees);
             Ok(module)
         },
@@ -646,7 +722,7 @@ mod tests {
         let promoted = module.print_to_string().to_string();
         assert!(promoted.contains("@__gj.7..str = hidden constant"), "{promoted}");
         assert!(promoted.contains("define hidden i64 @__gj.7.h()"), "{promoted}");
-        extract_function(&module, "f", &|_| false).unwrap();
+        extract_function(&module, &["f".to_string()], &|_| false).unwrap();
         let extracted = module.print_to_string().to_string();
         assert!(extracted.contains("define i64 @f()"), "{extracted}");
         assert!(extracted.contains("declare hidden i64 @__gj.7.h()"), "{extracted}");
@@ -658,8 +734,10 @@ mod tests {
     fn what_extraction_does_not_handle_is_refused() {
         let context = Context::create();
         let tls = parse(&context, "@t = thread_local global i64 0\ndefine i64 @f() {\n  ret i64 0\n}\n");
-        assert!(extract_function(&tls, "f", &|_| false).unwrap_err().contains("thread-local"));
+        assert!(extract_function(&tls, &["f".to_string()], &|_| false).unwrap_err().contains("thread-local"));
         let missing = parse(&context, "define i64 @f() {\n  ret i64 0\n}\n");
-        assert!(extract_function(&missing, "g", &|_| false).unwrap_err().contains("no function `g`"));
+        assert!(extract_function(&missing, &["g".to_string()], &|_| false)
+            .unwrap_err()
+            .contains("no function `g`"));
     }
 }

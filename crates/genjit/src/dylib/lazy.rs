@@ -256,20 +256,24 @@ impl Dylib {
             let state = self.shared.state.lock();
             let Some(t) = state.tiering.as_ref() else { return Ok(false) };
             let Some(bitcode) = t.bitcode.get(&origin).cloned() else { return Ok(false) };
-            let threshold = t.config.as_ref().and_then(|c| c.threshold);
+            let threshold = t.config.as_ref().map(|c| c.thresholds());
             (bitcode, threshold, t.lazy.get(&origin).is_some_and(|u| u.speculate))
         };
         let level = self.session.config.opt;
         let tag = format!("l{origin}");
         let extract = tier::Extract {
-            function: name,
+            functions: &[name.to_string()],
             level,
             name: format!("{name}@lazy"),
             inlinable: &|_| false,
             counters: threshold.map(|t| (tag.as_str(), t)),
+            transform: None,
+            pipeline: None,
         };
+        self.session.note_compile();
         let compiled = tier::compile_function(&bitcode, extract)?;
-        let check = TierUpCheck { name: name.into(), origin, from: origin, tier: 0, inlined: Vec::new() };
+        let check =
+            TierUpCheck { functions: vec![(name.into(), origin)], origin, tier: 0, inlined: Vec::new() };
         let change = Change {
             add: vec![compiled.compiled],
             initializers: true,

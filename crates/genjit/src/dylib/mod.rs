@@ -33,6 +33,7 @@ mod imports;
 mod lazy;
 pub(crate) mod module;
 mod plan;
+mod policy;
 mod redirect;
 mod session;
 pub(crate) mod table;
@@ -41,9 +42,10 @@ mod txn;
 
 pub use imports::Importer;
 pub use lazy::Lazy;
+pub use policy::{Decision, HotFunction, Policy, Tiering, Trigger};
 pub(crate) use session::{Config, Session, StallHook};
 pub(crate) use table::{Definition, DylibShared};
-pub use tiering::{TierStatus, Tiering};
+pub use tiering::TierStatus;
 pub(crate) use txn::{Change, Remove};
 
 use crate::compile::{compile_with, Compiled, Source};
@@ -227,14 +229,16 @@ impl Dylib {
         let unnamed = source.name.is_none();
         // A tiered dylib promotes the module's locals under a tag unique to it (see `tiering`).
         let tiering =
-            self.shared.state.lock().tiering.as_ref().map(|t| t.config.as_ref().map(|c| c.threshold));
+            self.shared.state.lock().tiering.as_ref().map(|t| t.config.as_ref().map(|c| c.thresholds()));
         let tag = serial.to_string();
         let first_tier = match tiering {
-            Some(threshold) if threshold.is_some() || lazy => {
-                Some(crate::compile::FirstTier { tag: &tag, threshold: threshold.flatten(), lazy })
+            Some(thresholds) if thresholds.is_some() || lazy => {
+                let thresholds = thresholds.unwrap_or_default();
+                Some(crate::compile::FirstTier { tag: &tag, thresholds, lazy })
             }
             _ => None,
         };
+        self.session.note_compile();
         let mut compiled = match &self.session.pool {
             Some(pool) => pool.compile(source, name, config.opt),
             None => compile_with(source, name, config.opt, &config.dump, first_tier),

@@ -133,9 +133,10 @@ impl Dylib {
             // A user's redefinition or removal since the tier-up began wins, of the function or of a
             // callee it inlined.
             let t = state.tiering.as_ref().expect("tier-ups only in tiered dylibs");
-            let moved = definer(&check.name) != Some(check.from);
+            let moved =
+                check.functions.iter().find(|(name, from)| definer(name) != Some(*from)).map(|(n, _)| n);
             let redefined = |c: &&Arc<str>| !definer(c).is_some_and(|s| t.same_unit(check.origin, s));
-            let stale = if moved { Some(&check.name) } else { check.inlined.iter().find(redefined) };
+            let stale = moved.or_else(|| check.inlined.iter().find(redefined));
             if let Some(stale) = stale {
                 return Err(Error::Superseded {
                     dylib: self.shared.name.to_string(),

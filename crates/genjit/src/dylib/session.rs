@@ -47,6 +47,8 @@ pub(crate) struct Config {
     pub(crate) gdb: bool,
     /// Compile in worker processes.
     pub(crate) isolate: Option<crate::compile::Isolation>,
+    /// Background threads compiling tier-ups and speculative lazy compiles (0 means 1).
+    pub(crate) tier_up_threads: usize,
     /// When a pin holding reclamation back is reported (default 10 s), and to whom besides `tracing`.
     pub(crate) stall_after: Option<std::time::Duration>,
     pub(crate) on_stall: Option<StallHook>,
@@ -84,6 +86,10 @@ pub(crate) struct Session {
     pub(crate) pool: Option<crate::compile::Pool>,
     /// The tier-up thread's queue, once a tier-up was asked for (see `tiering`).
     tier_jobs: Mutex<Option<std::sync::mpsc::Sender<super::tiering::Job>>>,
+    /// When the session was created, and nanoseconds from then to the last compile (for the tiering
+    /// delay).
+    created: std::time::Instant,
+    last_compile: std::sync::atomic::AtomicU64,
     pub(crate) config: Config,
 }
 
@@ -102,29 +108,59 @@ impl Session {
             host: RwLock::new(HashMap::new()),
             domain,
             tier_jobs: Mutex::new(None),
+            created: std::time::Instant::now(),
+            last_compile: std::sync::atomic::AtomicU64::new(0),
             pool: config.isolate.clone().map(crate::compile::Pool::new),
             config,
         })
     }
 
-    /// Queues a tier-up for the JIT's tier-up thread (started on first use; it ends when the JIT is
-    /// dropped, since only the session holds the queue's sender).
+    /// Queues work for the JIT's tier-up threads ([`JitBuilder::tier_up_threads`](crate::JitBuilder), one
+    /// by default; started on first use; they end when the JIT is dropped, since only the session holds
+    /// the queue's sender). A thread takes everything queued at once, so tier-ups queued together
+    /// compile together (`Job::run_all`).
     pub(crate) fn background(&self, job: super::tiering::Job) {
         let mut jobs = self.tier_jobs.lock();
         let sender = jobs.get_or_insert_with(|| {
             let (tx, rx) = std::sync::mpsc::channel::<super::tiering::Job>();
-            std::thread::Builder::new()
-                .name("genjit-tier-up".to_string())
-                .spawn(move || {
-                    for job in rx {
-                        job.run();
-                    }
-                })
-                .expect("spawning the genjit tier-up thread");
+            let rx = Arc::new(Mutex::new(rx));
+            for i in 0..self.config.tier_up_threads.max(1) {
+                let rx = rx.clone();
+                std::thread::Builder::new()
+                    .name(format!("genjit-tier-up-{i}"))
+                    .spawn(move || loop {
+                        let batch = {
+                            let rx = rx.lock();
+                            let Ok(first) = rx.recv() else { return };
+                            std::iter::once(first).chain(rx.try_iter()).collect()
+                        };
+                        super::tiering::Job::run_all(batch);
+                    })
+                    .expect("spawning a genjit tier-up thread");
+            }
             tx
         });
-        // The receiver lives as long as the thread, which only ends when this sender is dropped.
+        // The receivers live as long as the threads, which only end when this sender is dropped.
         let _ = sender.send(job);
+    }
+
+    /// Notes that a module or function was compiled at the first tier (start-up-like activity).
+    pub(crate) fn note_compile(&self) {
+        let now = self.created.elapsed().as_nanos() as u64;
+        self.last_compile.fetch_max(now, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Waits until nothing was compiled at the first tier for `delay` (the tiering delay).
+    pub(crate) fn wait_for_quiet(&self, delay: std::time::Duration) {
+        loop {
+            let last =
+                std::time::Duration::from_nanos(self.last_compile.load(std::sync::atomic::Ordering::Relaxed));
+            let quiet = self.created.elapsed().saturating_sub(last);
+            if quiet >= delay {
+                return;
+            }
+            std::thread::sleep(delay - quiet);
+        }
     }
 
     /// genjit's runtime symbols for a module of `dylib` (resolved before anything else).

@@ -11,7 +11,7 @@
 
 use super::module::LoadedModule;
 use super::{Change, Dylib, DylibShared, Session};
-use crate::compile::{tier, OptLevel};
+use crate::compile::tier;
 use crate::error::{Error, Result};
 use parking_lot::Mutex;
 use std::collections::{HashMap, HashSet};
@@ -20,42 +20,8 @@ use std::sync::Arc;
 use std::sync::Weak;
 use std::time::{Duration, Instant};
 
-/// How a dylib tiers up (see [`Dylib::enable_tiering`]).
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub struct Tiering {
-    /// The level the higher tier is compiled at (default O2).
-    pub level: OptLevel,
-    /// Calls and loop back-edges after which a function asks for the higher tier by itself (default 100;
-    /// `None`: only [`Dylib::reoptimize`]). Counted at tier 0 by one counter per function.
-    pub threshold: Option<u64>,
-}
-
-impl Default for Tiering {
-    fn default() -> Self {
-        Tiering { level: OptLevel::O2, threshold: Some(100) }
-    }
-}
-
-impl Tiering {
-    /// The default: the higher tier at O2.
-    pub fn new() -> Tiering {
-        Tiering::default()
-    }
-
-    /// The level the higher tier is compiled at.
-    pub fn level(mut self, level: OptLevel) -> Tiering {
-        self.level = level;
-        self
-    }
-
-    /// The count of calls and back-edges after which a function tiers up by itself (`None`: only on
-    /// `reoptimize`).
-    pub fn threshold(mut self, calls: Option<u64>) -> Tiering {
-        self.threshold = calls.map(|c| c.max(1));
-        self
-    }
-}
+use super::policy::Tiering;
+use super::policy::{Decision, HotFunction, Trigger};
 
 /// Where a function of a tiered dylib stands (see [`Dylib::tier_status`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -77,23 +43,29 @@ struct Hot {
     session: Weak<Session>,
     dylib: Weak<DylibShared>,
     name: Arc<str>,
+    counted: tier::Counted,
+    /// The module the counter is in (the origin, or a lazy function's first compile).
+    module: u64,
+    /// Events counted before the current countdown.
+    before: u64,
 }
 
 static COUNTERS: Mutex<Option<HashMap<usize, Hot>>> = Mutex::new(None);
-
-/// The function's name, if `symbol` is a call counter (`__gj.<tag>.cnt.<name>`, see `compile::tier`).
-fn counted(symbol: &str) -> Option<&str> {
-    symbol.strip_prefix("__gj.")?.split_once(".cnt.").map(|(_, name)| name)
-}
 
 /// Records the counters of a first-tier module just published (under its dylib's link lock).
 pub(crate) fn register_counters(session: &Arc<Session>, dylib: &Arc<DylibShared>, module: &LoadedModule) {
     let mut counters = COUNTERS.lock();
     let counters = counters.get_or_insert_with(HashMap::new);
     for s in module.symbols.iter() {
-        if let Some(name) = counted(&s.name) {
-            let hot =
-                Hot { session: Arc::downgrade(session), dylib: Arc::downgrade(dylib), name: name.into() };
+        if let Some((name, counted)) = tier::counter_of(&s.name) {
+            let hot = Hot {
+                session: Arc::downgrade(session),
+                dylib: Arc::downgrade(dylib),
+                name: name.into(),
+                counted,
+                module: module.serial,
+                before: 0,
+            };
             counters.insert(s.addr, hot);
         }
     }
@@ -102,25 +74,68 @@ pub(crate) fn register_counters(session: &Arc<Session>, dylib: &Arc<DylibShared>
 /// Forgets the counters of a module that is retired.
 pub(crate) fn forget_counters(module: &LoadedModule) {
     if let Some(counters) = COUNTERS.lock().as_mut() {
-        for s in module.symbols.iter().filter(|s| counted(&s.name).is_some()) {
+        for s in module.symbols.iter().filter(|s| tier::counter_of(&s.name).is_some()) {
             counters.remove(&s.addr);
         }
     }
 }
 
-/// Called by a first-tier function whose counter ran out: resets the counter (no more calls until the
-/// next tier-up claim) and queues the function (`reoptimize` de-duplicates racing callers). Never
-/// blocks for long: a lookup and a queue push.
+/// Called by a first-tier function whose counter ran out: claims the counter (no more calls until it is
+/// re-armed), asks the dylib's policy, and queues the function (`reoptimize` de-duplicates racing
+/// callers). Never blocks for long: a lookup, the policy, a queue push.
 pub(crate) extern "C" fn genjit_hot(counter: *const AtomicI64) {
     // SAFETY: the caller is the code of the live module that holds this counter (an 8-aligned i64 in its
     // data block, which stays mapped while its code runs).
-    unsafe { &*counter }.store(i64::MAX, Ordering::Relaxed);
+    let counter = unsafe { &*counter };
+    counter.store(i64::MAX, Ordering::Relaxed);
     let hot = COUNTERS.lock().as_ref().and_then(|c| {
-        c.get(&(counter as usize)).map(|h| (h.session.upgrade(), h.dylib.upgrade(), h.name.clone()))
+        c.get(&(counter as *const AtomicI64 as usize))
+            .map(|h| (h.session.upgrade(), h.dylib.upgrade(), h.name.clone(), h.counted, h.module, h.before))
     });
-    if let Some((Some(session), Some(shared), name)) = hot {
-        // Errors (the function was redefined meanwhile, the dylib closed) leave it where it is.
-        let _ = Dylib::new(session, shared, Arc::new(())).reoptimize(&name);
+    let Some((Some(session), Some(shared), name, counted, module, before)) = hot else { return };
+    let dylib = Dylib::new(session, shared, Arc::new(()));
+    let (policy, event, threshold) = {
+        let state = dylib.shared.state.lock();
+        let Some(t) = state.tiering.as_ref() else { return };
+        let Some(config) = t.config.as_ref() else { return };
+        let threshold = match counted {
+            tier::Counted::Calls => config.calls,
+            tier::Counted::BackEdges => config.back_edges,
+        };
+        let module_name = state.modules.get(&module).map(|m| m.0.name().into_owned()).unwrap_or_default();
+        let event = (module_name, t.tier_ups, t.pending.len(), t.compile_time[2]);
+        (config.policy.clone(), event, threshold.unwrap_or(0))
+    };
+    let counted_now = before + threshold;
+    let decision = match &policy {
+        None => Decision::TierUp,
+        Some(policy) => policy.decide(&HotFunction {
+            dylib: &dylib.shared.name,
+            function: &name,
+            module: &event.0,
+            trigger: match counted {
+                tier::Counted::Calls => Trigger::Calls,
+                tier::Counted::BackEdges => Trigger::BackEdges,
+            },
+            counted: counted_now,
+            tier_ups: event.1,
+            queued: event.2,
+            tier_up_compile_time: event.3,
+        }),
+    };
+    match decision {
+        Decision::TierUp => {
+            // Errors (the function was redefined meanwhile, the dylib closed) leave it where it is.
+            let _ = dylib.reoptimize(&name);
+        }
+        Decision::CountAgain(n) => {
+            let key = counter as *const AtomicI64 as usize;
+            if let Some(h) = COUNTERS.lock().as_mut().and_then(|c| c.get_mut(&key)) {
+                h.before = counted_now;
+            }
+            counter.store(n.clamp(1, i64::MAX as u64) as i64, Ordering::Relaxed);
+        }
+        Decision::Stay => {}
     }
 }
 
@@ -260,93 +275,147 @@ impl TierState {
 /// [`Error::Superseded`]), and what it records.
 #[derive(Debug)]
 pub(crate) struct TierUpCheck {
-    /// The function moving.
-    pub(crate) name: Arc<str>,
-    /// The origin it was compiled from.
+    /// The functions moving, each with the module that must still define it (the origin, or a lazy
+    /// function's first compile).
+    pub(crate) functions: Vec<(Arc<str>, u64)>,
+    /// The origin they were compiled from.
     pub(crate) origin: u64,
-    /// The module that must still define it (the origin, or a lazy function's first compile).
-    pub(crate) from: u64,
     /// The new module's tier.
     pub(crate) tier: u32,
-    /// Callees the new body may have inlined: each must still be defined by `origin` or its layers.
+    /// Callees the new bodies may have inlined: each must still be defined by `origin` or its layers.
     pub(crate) inlined: Vec<Arc<str>>,
 }
 
-/// Sets a first-tier function's counter back to `threshold` (after its higher tier was dropped, so it can
-/// move up again).
-pub(crate) fn rearm(module: &LoadedModule, function: &str, threshold: u64) {
-    if let Some(s) = module.symbols.iter().find(|s| counted(&s.name) == Some(function)) {
-        // SAFETY: the counter is an 8-aligned i64 in the live module's data block; its code updates it
-        // with plain loads and stores (racy by design), so an atomic store is compatible.
-        let counter = unsafe { &*(s.addr as *const AtomicI64) };
-        counter.store(threshold.min(i64::MAX as u64) as i64, Ordering::Relaxed);
+/// Sets a first-tier function's counters back to their thresholds (after its higher tier was dropped, so
+/// it can move up again).
+pub(crate) fn rearm(module: &LoadedModule, function: &str, config: &Tiering) {
+    for s in module.symbols.iter() {
+        let threshold = match tier::counter_of(&s.name) {
+            Some((f, tier::Counted::Calls)) if f == function => config.calls,
+            Some((f, tier::Counted::BackEdges)) if f == function => config.back_edges,
+            _ => None,
+        };
+        if let Some(threshold) = threshold {
+            // SAFETY: the counter is an 8-aligned i64 in the live module's data block; its code updates it
+            // with plain loads and stores (racy by design), so an atomic store is compatible.
+            let counter = unsafe { &*(s.addr as *const AtomicI64) };
+            counter.store(threshold.min(i64::MAX as u64) as i64, Ordering::Relaxed);
+        }
     }
 }
 
 /// Background work of a JIT's tier-up threads.
 pub(crate) enum Job {
-    /// Compile a function's higher tier.
-    TierUp { dylib: Dylib, name: Arc<str>, origin: u64, from: u64, bitcode: Arc<[u8]>, level: OptLevel },
+    /// Compile a function's higher tier: `from` is the module defining it now.
+    TierUp { dylib: Dylib, name: Arc<str>, origin: u64, from: u64, bitcode: Arc<[u8]>, config: Tiering },
     /// Compile a lazy function before anyone calls it.
     Speculate { dylib: Dylib, name: Arc<str>, origin: u64 },
 }
 
 impl Job {
-    pub(crate) fn run(self) {
-        match self {
-            Job::TierUp { dylib, name, origin, from, bitcode, level } => {
-                dylib.tier_up_now(name, origin, from, bitcode, level)
+    /// Whether two tier-ups compile together (same dylib, same origin: one module).
+    fn batches_with(&self, other: &Job) -> bool {
+        match (self, other) {
+            (Job::TierUp { dylib: a, origin: o, .. }, Job::TierUp { dylib: b, origin: p, .. }) => {
+                Arc::ptr_eq(&a.shared, &b.shared) && o == p
             }
-            Job::Speculate { dylib, name, origin } => {
-                let started = Instant::now();
-                let compiled = dylib.materialize(&name, origin, false);
-                if let Err(e) = &compiled {
-                    tracing::debug!(function = %name, error = %e, "speculative compile dropped");
+            _ => false,
+        }
+    }
+
+    /// Runs queued jobs: tier-ups of one origin queued together compile as one module (after the tiering
+    /// delay), the rest one by one.
+    pub(crate) fn run_all(mut jobs: Vec<Job>) {
+        while !jobs.is_empty() {
+            let first = jobs.remove(0);
+            let (batch, rest): (Vec<Job>, Vec<Job>) = jobs.into_iter().partition(|j| first.batches_with(j));
+            jobs = rest;
+            match first {
+                Job::TierUp { dylib, name, origin, from, bitcode, config } => {
+                    let mut functions = vec![(name, from)];
+                    functions.extend(batch.into_iter().filter_map(|j| match j {
+                        Job::TierUp { name, from, .. } => Some((name, from)),
+                        Job::Speculate { .. } => None,
+                    }));
+                    dylib.session.wait_for_quiet(config.delay);
+                    dylib.tier_up_now(functions, origin, &bitcode, &config);
                 }
-                let mut state = dylib.shared.state.lock();
-                if let Some(t) = state.tiering.as_mut() {
-                    t.pending.remove(&name);
-                    if let Ok(true) = compiled {
-                        t.speculative_compiles += 1;
-                        t.compile_time[1] += started.elapsed();
-                    }
-                }
-                dylib.shared.tier_done.notify_all();
+                Job::Speculate { dylib, name, origin } => dylib.speculate(&name, origin),
             }
         }
     }
 }
 
 impl Dylib {
-    /// Compiles a function's higher tier and commits it (see the module docs); always clears the pending
-    /// mark.
-    fn tier_up_now(&self, name: Arc<str>, origin: u64, from: u64, bitcode: Arc<[u8]>, level: OptLevel) {
+    fn speculate(&self, name: &Arc<str>, origin: u64) {
         let started = Instant::now();
-        let module = format!("{name}@{level}");
-        // Callees still defined by the module the function came from (or its layers: the same functions)
+        let compiled = self.materialize(name, origin, false);
+        if let Err(e) = &compiled {
+            tracing::debug!(function = %name, error = %e, "speculative compile dropped");
+        }
+        let mut state = self.shared.state.lock();
+        if let Some(t) = state.tiering.as_mut() {
+            t.pending.remove(name);
+            if let Ok(true) = compiled {
+                t.speculative_compiles += 1;
+                t.compile_time[1] += started.elapsed();
+            }
+        }
+        self.shared.tier_done.notify_all();
+    }
+
+    /// Compiles functions' higher tier as one module and commits it (see the module docs); if a user's
+    /// change superseded one of a batch, the others are compiled again one by one. Always clears the
+    /// pending marks.
+    fn tier_up_now(&self, functions: Vec<(Arc<str>, u64)>, origin: u64, bitcode: &[u8], config: &Tiering) {
+        let started = Instant::now();
+        let names: Vec<String> = functions.iter().map(|(n, _)| n.to_string()).collect();
+        let level = config.level;
+        let module = match names.as_slice() {
+            [one] => format!("{one}@{level}"),
+            [first, ..] => format!("{first}+{}@{level}", names.len() - 1),
+            [] => return,
+        };
+        // Callees still defined by the module the functions came from (or its layers: the same functions)
         // may be inlined; one the user redefined since may not. Checked again at commit.
         let inlinable = |callee: &str| self.defined_by_unit(callee, origin);
-        let extract =
-            tier::Extract { function: &name, level, name: module, inlinable: &inlinable, counters: None };
-        let result = tier::compile_function(&bitcode, extract).and_then(|up| {
+        let extract = tier::Extract {
+            functions: &names,
+            level,
+            name: module,
+            inlinable: &inlinable,
+            counters: None,
+            transform: config.transform.as_ref(),
+            pipeline: config.passes.as_deref(),
+        };
+        let result = tier::compile_function(bitcode, extract).and_then(|up| {
             let inlined = up.inlined.iter().map(|c| Arc::from(c.as_str())).collect();
+            let check = TierUpCheck { functions: functions.clone(), origin, tier: 1, inlined };
             let change = Change {
                 add: vec![up.compiled],
                 initializers: true,
-                tier_up: Some(TierUpCheck { name: name.clone(), origin, from, tier: 1, inlined }),
+                tier_up: Some(check),
                 ..Change::default()
             };
             self.change(change)
         });
         if let Err(e) = &result {
-            tracing::debug!(function = %name, error = %e, "tier-up dropped");
+            tracing::debug!(functions = ?names, error = %e, "tier-up dropped");
+        }
+        if let (Err(Error::Superseded { .. }), true) = (&result, functions.len() > 1) {
+            for (name, from) in functions {
+                self.tier_up_now(vec![(name, from)], origin, bitcode, config);
+            }
+            return;
         }
         let mut state = self.shared.state.lock();
         if let Some(t) = state.tiering.as_mut() {
-            t.pending.remove(&name);
+            for (name, _) in &functions {
+                t.pending.remove(name);
+            }
             t.compile_time[2] += started.elapsed();
             if result.is_ok() {
-                t.tier_ups += 1;
+                t.tier_ups += functions.len() as u64;
             }
         }
         self.shared.tier_done.notify_all();
@@ -386,9 +455,7 @@ impl Dylib {
         let definition = self.shared.find(name, true);
         let definer = definition.and_then(|d| d.module().map(|m| m.serial));
         let mut state = self.shared.state.lock();
-        let Some((t, level)) =
-            state.tiering.as_mut().and_then(|t| t.config.as_ref().map(|c| c.level).map(|l| (t, l)))
-        else {
+        let Some((t, config)) = state.tiering.as_mut().and_then(|t| t.config.clone().map(|c| (t, c))) else {
             return Err(self.tiering_error("tiering is not enabled"));
         };
         let Some(from) = definer else {
@@ -411,7 +478,7 @@ impl Dylib {
             return Ok(());
         }
         drop(state);
-        self.session.background(Job::TierUp { dylib: self.clone(), name, origin, from, bitcode, level });
+        self.session.background(Job::TierUp { dylib: self.clone(), name, origin, from, bitcode, config });
         Ok(())
     }
 

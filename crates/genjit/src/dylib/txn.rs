@@ -232,9 +232,8 @@ impl Dylib {
                         let from =
                             old.as_ref().and_then(|d| d.module()).and_then(|m| t.layers.get(&m.serial));
                         let fallback = from.is_some_and(|l| t.same_unit(l.origin, module.serial));
-                        let threshold = t.config.as_ref().and_then(|c| c.threshold);
-                        if let (true, Some(threshold)) = (fallback, threshold) {
-                            super::tiering::rearm(&module, &name, threshold);
+                        if let (true, Some(config)) = (fallback, t.config.as_ref()) {
+                            super::tiering::rearm(&module, &name, config);
                         }
                     }
                     if let Some(alts) = state.alternates.get_mut(&name) {

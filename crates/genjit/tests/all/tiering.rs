@@ -292,3 +292,175 @@ fn a_tier_up_that_inlined_a_callee_redefined_meanwhile_is_dropped() {
         assert_eq!(f.call(5), 5 + round + 1, "round {round}: after the tier-up settled");
     }
 }
+
+/// `x + 1e-10`, at double precision and, transformed, at float precision (where 1e-10 is lost next to 1).
+const ADD_TINY: &str =
+    "define double @add_tiny(double %x) {\n  %y = fadd double %x, 1.0e-10\n  ret double %y\n}\n";
+
+/// Rewrites every `fadd double` of `function` into `fadd float` between a truncation and an extension.
+fn demote_fadd(module: &inkwell::module::Module<'_>, function: &str) -> Result<(), String> {
+    use inkwell::values::{BasicValue, InstructionOpcode};
+    let f = module.get_function(function).ok_or("no such function")?;
+    let context = module.get_context();
+    let builder = context.create_builder();
+    let (f32t, f64t) = (context.f32_type(), context.f64_type());
+    for block in f.get_basic_blocks() {
+        let adds: Vec<_> = block
+            .get_instructions()
+            .filter(|i| i.get_opcode() == InstructionOpcode::FAdd && i.get_type() == f64t.into())
+            .collect();
+        for add in adds {
+            builder.position_before(&add);
+            let operand = |k| add.get_operand(k).and_then(|o| o.value()).map(|v| v.into_float_value());
+            let (a, b) = (operand(0).ok_or("operand")?, operand(1).ok_or("operand")?);
+            let a = builder.build_float_trunc(a, f32t, "a32").map_err(|e| e.to_string())?;
+            let b = builder.build_float_trunc(b, f32t, "b32").map_err(|e| e.to_string())?;
+            let sum = builder.build_float_add(a, b, "sum32").map_err(|e| e.to_string())?;
+            let wide = builder.build_float_ext(sum, f64t, "sum64").map_err(|e| e.to_string())?;
+            add.replace_all_uses_with(&wide.as_instruction_value().ok_or("not an instruction")?);
+            add.erase_from_basic_block();
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn a_tier_transform_rewriting_double_to_float_changes_the_result_as_expected() {
+    let jit = Jit::new().unwrap();
+    let d = jit.create_dylib("float").unwrap();
+    d.enable_tiering(Tiering::new().threshold(None).delay(Duration::ZERO).transform(demote_fadd)).unwrap();
+    d.add_module(Source::ir_text(ADD_TINY)).unwrap();
+    let f = d.lookup::<fn(f64) -> f64>("add_tiny").unwrap();
+    assert_eq!(f.call(1.0), 1.0 + 1e-10, "tier 0: double precision");
+    d.reoptimize("add_tiny").unwrap();
+    assert!(d.wait_for_tier_ups(Duration::from_secs(60)));
+    assert_eq!(d.tier_status("add_tiny").unwrap().tier, 1);
+    assert_eq!(f.call(1.0), 1.0, "tier 1: float precision, 1e-10 lost next to 1");
+    assert_eq!(f.call(0.5), f64::from(0.5f32 + 1e-10f32), "the float sum, widened");
+}
+
+#[test]
+fn a_transform_that_fails_or_breaks_the_ir_leaves_the_function_where_it_was() {
+    for (what, tiering) in [
+        ("fails", Tiering::new().transform(|_: &inkwell::module::Module<'_>, _: &str| Err("no".to_string()))),
+        (
+            "breaks the IR",
+            Tiering::new().transform(|m: &inkwell::module::Module<'_>, f: &str| {
+                // Deletes the body's terminator: the module no longer verifies.
+                let f = m.get_function(f).ok_or("missing")?;
+                f.get_first_basic_block()
+                    .and_then(|b| b.get_terminator())
+                    .ok_or("empty")?
+                    .erase_from_basic_block();
+                Ok(())
+            }),
+        ),
+        ("has a bad pipeline", Tiering::new().passes("no-such-pass")),
+    ] {
+        let jit = Jit::new().unwrap();
+        let d = jit.create_dylib("bad-transform").unwrap();
+        d.enable_tiering(tiering.threshold(None).delay(Duration::ZERO)).unwrap();
+        d.add_module(Source::ir_text(ADD_TINY)).unwrap();
+        d.reoptimize("add_tiny").unwrap();
+        assert!(d.wait_for_tier_ups(Duration::from_secs(60)));
+        let status = d.tier_status("add_tiny").unwrap();
+        assert_eq!((status.tier, status.queued), (0, false), "a transform that {what}");
+        assert_eq!(d.lookup::<fn(f64) -> f64>("add_tiny").unwrap().call(1.0), 1.0 + 1e-10);
+        assert_eq!(d.modules().len(), 1, "nothing half-added");
+    }
+}
+
+#[test]
+fn calls_and_back_edges_have_thresholds_of_their_own() {
+    const LOOP: &str = "define i64 @count_to(i64 %n) {\nentry:\n  br label %loop\nloop:\n  \
+        %i = phi i64 [ 0, %entry ], [ %i1, %loop ]\n  %i1 = add i64 %i, 1\n  %done = icmp eq i64 %i1, %n\n  \
+        br i1 %done, label %exit, label %loop\nexit:\n  ret i64 %i1\n}\n";
+    // Calls not counted: one call looping 1,000 times moves up by its back-edges.
+    let jit = Jit::new().unwrap();
+    let d = jit.create_dylib("loops").unwrap();
+    d.enable_tiering(Tiering::new().calls(None).back_edges(Some(500)).delay(Duration::ZERO)).unwrap();
+    d.add_module(Source::ir_text(LOOP)).unwrap();
+    let f = d.lookup::<fn(i64) -> i64>("count_to").unwrap();
+    assert_eq!(f.call(400), 400);
+    assert!(d.wait_for_tier_ups(Duration::from_secs(60)));
+    assert_eq!(d.tier_status("count_to").unwrap().tier, 0, "400 back-edges");
+    assert_eq!(f.call(1_000), 1_000);
+    assert!(d.wait_for_tier_ups(Duration::from_secs(60)));
+    assert_eq!(d.tier_status("count_to").unwrap().tier, 1, "1,400 back-edges");
+    // Back-edges not counted: 1,000 iterations move nothing; the 3rd call does.
+    let jit = Jit::new().unwrap();
+    let d = jit.create_dylib("calls").unwrap();
+    d.enable_tiering(Tiering::new().calls(Some(3)).back_edges(None).delay(Duration::ZERO)).unwrap();
+    d.add_module(Source::ir_text(LOOP)).unwrap();
+    let f = d.lookup::<fn(i64) -> i64>("count_to").unwrap();
+    assert_eq!((f.call(1_000), f.call(1_000)), (1_000, 1_000));
+    assert!(d.wait_for_tier_ups(Duration::from_secs(60)));
+    assert_eq!(d.tier_status("count_to").unwrap().tier, 0, "2 calls");
+    f.call(1);
+    assert!(d.wait_for_tier_ups(Duration::from_secs(60)));
+    assert_eq!(d.tier_status("count_to").unwrap().tier, 1, "3 calls");
+}
+
+#[test]
+fn a_policy_decides_what_a_hot_function_does() {
+    use genjit::{Decision, HotFunction, Trigger};
+    use std::sync::Mutex;
+    let seen: Arc<Mutex<Vec<(String, Trigger, u64)>>> = Arc::default();
+    let policy = {
+        let seen = seen.clone();
+        move |hot: &HotFunction<'_>| {
+            seen.lock().unwrap().push((hot.function.to_string(), hot.trigger, hot.counted));
+            match hot.function {
+                // Twice as many calls as the threshold before moving up.
+                "f" if hot.counted < 20 => Decision::CountAgain(10),
+                "f" => Decision::TierUp,
+                _ => Decision::Stay,
+            }
+        }
+    };
+    let jit = Jit::new().unwrap();
+    let d = jit.create_dylib("policy").unwrap();
+    d.enable_tiering(Tiering::new().threshold(Some(10)).delay(Duration::ZERO).policy(policy)).unwrap();
+    d.add_module(Source::ir_text(CALLER_AND_CALLEE)).unwrap();
+    let (f, g) = (d.lookup::<fn(i64) -> i64>("f").unwrap(), d.lookup::<fn(i64) -> i64>("g").unwrap());
+    for _ in 0..15 {
+        assert_eq!(g.call(1), 2);
+        assert_eq!(f.call(1), 3);
+    }
+    assert!(d.wait_for_tier_ups(Duration::from_secs(60)));
+    assert_eq!(d.tier_status("f").unwrap().tier, 0, "15 calls: asked again at 20");
+    for _ in 0..10 {
+        f.call(1);
+    }
+    assert!(d.wait_for_tier_ups(Duration::from_secs(60)));
+    assert_eq!(d.tier_status("f").unwrap().tier, 1, "moved up at its 20th call");
+    assert_eq!(d.tier_status("g").unwrap().tier, 0, "the policy keeps `g` where it is");
+    let seen = seen.lock().unwrap().clone();
+    assert!(seen.contains(&("f".to_string(), Trigger::Calls, 10)), "{seen:?}");
+    assert!(seen.contains(&("f".to_string(), Trigger::Calls, 20)), "{seen:?}");
+    assert!(seen.iter().any(|(f, _, n)| f == "g" && *n == 10), "{seen:?}");
+    // `reoptimize` is the user's own decision: the policy is not asked.
+    d.reoptimize("g").unwrap();
+    assert!(d.wait_for_tier_ups(Duration::from_secs(60)));
+    assert_eq!(d.tier_status("g").unwrap().tier, 1);
+}
+
+#[test]
+fn tier_ups_queued_together_compile_together() {
+    let jit = Jit::builder().tier_up_threads(2).build().unwrap();
+    let d = jit.create_dylib("batch").unwrap();
+    // A delay long enough that both requests are queued before a thread takes them.
+    d.enable_tiering(Tiering::new().threshold(None).delay(Duration::from_millis(300))).unwrap();
+    d.add_module(Source::ir_text(CALLER_AND_CALLEE)).unwrap();
+    d.reoptimize("f").unwrap();
+    d.reoptimize("g").unwrap();
+    assert!(d.wait_for_tier_ups(Duration::from_secs(60)));
+    let (f, g) = (d.tier_status("f").unwrap(), d.tier_status("g").unwrap());
+    assert_eq!((f.tier, g.tier), (1, 1));
+    assert_eq!(d.modules().len(), 2, "the first tier and one module with both higher tiers");
+    assert_eq!(f.inlined, vec!["g".to_string()], "`g`, compiled alongside, was inlined into `f`");
+    // Redefining `g` drops the module with the inlined copy: both fall back.
+    d.add_module(Source::ir_text("define i64 @g(i64 %x) {\n  ret i64 %x\n}\n")).unwrap();
+    assert_eq!(d.lookup::<fn(i64) -> i64>("f").unwrap().call(5), 6);
+    assert_eq!(d.tier_status("f").unwrap().tier, 0);
+}
