@@ -266,8 +266,8 @@ pub struct TieringStats {
     pub speculative_compile_time: std::time::Duration,
     /// Time spent compiling higher tiers (on the JIT's background thread), kept or dropped.
     pub tier_up_compile_time: std::time::Duration,
-    /// Heap bytes (code and data) of the live modules at each tier: [0] first-tier and lazy modules and
-    /// lazily compiled functions, [1] higher tiers.
+    /// Heap bytes (code and data) of the live modules at each tier: `[0]` first-tier and lazy modules and
+    /// lazily compiled functions, `[1]` higher tiers.
     pub heap_bytes: [usize; 2],
 }
 

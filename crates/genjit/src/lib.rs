@@ -71,6 +71,7 @@ mod timings;
 
 pub use compile::{
     host_target_machine, serve_compile_worker, DumpKind, Isolation, OptLevel, ParseOptLevelError, Source,
+    Transform,
 };
 pub use dylib::{
     Decision, Dylib, HotFunction, Importer, Lazy, ModuleHandle, Policy, RedirectTarget, Removal, TierStatus,
