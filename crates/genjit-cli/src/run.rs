@@ -155,6 +155,10 @@ pub fn run(options: &RunOptions) -> Result<i32, RunError> {
                 "genjit: tiering: {} tier-ups, {} of {} lazy functions compiled ({} by speculation)",
                 stats.tier_ups, stats.lazy_compiles, stats.lazy_functions, stats.speculative_compiles
             );
+            // Modules added while the program ran: lazy functions' compiles and higher tiers, summed.
+            let later: Vec<_> = dylib.modules().into_iter().filter(|m| !modules.contains(m)).collect();
+            let sum = later.iter().map(|m| m.timings()).fold(genjit::ModuleTimings::default(), |a, t| a + t);
+            eprintln!("genjit: timings: {} modules compiled while the program ran: {sum}", later.len());
         }
     }
     if let Some(path) = &options.stats_json {

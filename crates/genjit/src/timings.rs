@@ -37,6 +37,22 @@ impl ModuleTimings {
     }
 }
 
+/// Phase by phase (to total several modules' timings).
+impl std::ops::Add for ModuleTimings {
+    type Output = ModuleTimings;
+    fn add(self, o: ModuleTimings) -> ModuleTimings {
+        ModuleTimings {
+            parse: self.parse + o.parse,
+            verify: self.verify + o.verify,
+            optimize: self.optimize + o.optimize,
+            emit: self.emit + o.emit,
+            link: self.link + o.link,
+            publish: self.publish + o.publish,
+            constructors: self.constructors + o.constructors,
+        }
+    }
+}
+
 impl fmt::Display for ModuleTimings {
     /// One line, milliseconds: `parse 0.051, verify 0.012, ..., total 0.402 ms`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -184,3 +184,69 @@ fn lua_interpreter_tiered_up_while_it_runs() {
         assert_eq!(outcome(ours), theirs, "genjit run {flags:?} vs lli-19");
     }
 }
+
+/// bzip2 1.0.8's own command-line program (8 files from the `bzip2-sys` crate, built by
+/// tests/programs/bzip2/build.sh), compressing and decompressing through stdin and stdout: the bytes must
+/// be lli-19's, plain, tiered at threshold 1, lazy, and lazy with speculation.
+#[test]
+fn bzip2_compresses_like_lli_tiered_and_lazy() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("bzip2-ir");
+    let programs = programs_dir().join("bzip2");
+    let build = Command::new("bash").arg(programs.join("build.sh")).arg(&out).output().expect("run build.sh");
+    assert!(build.status.success(), "build.sh: {}", String::from_utf8_lossy(&build.stderr));
+    let libs: Vec<PathBuf> =
+        ["blocksort", "huffman", "crctable", "randtable", "compress", "decompress", "bzlib"]
+            .iter()
+            .map(|m| out.join(format!("{m}.bc")))
+            .collect();
+    // 400 KB of text-like data (an LCG picking words and numbers): one bzip2 block.
+    let mut seed = 7u64;
+    let mut input = Vec::new();
+    while input.len() < 400_000 {
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let word = ["alpha ", "beta ", "gamma ", "delta\n", "epsilon ", "zeta ", "eta ", "theta "];
+        input.extend_from_slice(word[(seed >> 60) as usize % word.len()].as_bytes());
+        input.extend_from_slice(format!("{} ", (seed >> 40) % 1000).as_bytes());
+    }
+    let run = |mut cmd: Command, stdin: &[u8]| -> (Vec<u8>, i32) {
+        let mut child =
+            cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let mut pipe = child.stdin.take().unwrap();
+        let data = stdin.to_vec();
+        let writer = std::thread::spawn(move || pipe.write_all(&data));
+        let output = child.wait_with_output().unwrap();
+        writer.join().unwrap().unwrap();
+        assert!(output.stderr.is_empty(), "{}", String::from_utf8_lossy(&output.stderr));
+        (output.stdout, output.status.code().expect("exited normally"))
+    };
+    let lli = |args: &[&str], stdin: &[u8]| {
+        let mut cmd = Command::new("lli-19");
+        cmd.args(libs.iter().map(|m| format!("-extra-module={}", m.display())));
+        cmd.arg(out.join("bzip2.bc")).args(args);
+        run(cmd, stdin)
+    };
+    let compressed = lli(&["-c"], &input);
+    assert_eq!(compressed.1, 0);
+    assert!(compressed.0.starts_with(b"BZh9") && compressed.0.len() < input.len() / 2);
+    let modes: [&[&str]; 4] = [
+        &[],
+        &["--tier", "--tier-threshold", "1"],
+        &["--lazy", "--tier", "--tier-threshold", "1"],
+        &["--lazy", "--speculate"],
+    ];
+    for flags in modes {
+        let ours = |args: &[&str], stdin: &[u8]| {
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_genjit"));
+            cmd.arg("run").args(flags);
+            for m in &libs {
+                cmd.arg("--extra-module").arg(m);
+            }
+            cmd.arg(out.join("bzip2.bc")).args(args);
+            run(cmd, stdin)
+        };
+        assert!(ours(&["-c"], &input) == compressed, "genjit run {flags:?} bzip2 -c: not lli-19's bytes");
+        assert!(ours(&["-dc"], &compressed.0) == (input.clone(), 0), "genjit run {flags:?} bzip2 -dc");
+    }
+}

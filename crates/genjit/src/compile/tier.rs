@@ -559,6 +559,9 @@ pub(crate) fn extract_function(
             LLVMSetComdat(v, std::ptr::null_mut());
             LLVMSetLinkage(v, LLVMLinkage::LLVMExternalLinkage);
             LLVMSetInitializer(v, std::ptr::null_mut());
+            // Defined in this dylib, so within reach of a PC-relative access: as hidden, the code
+            // generator addresses it directly, as the first tier did, instead of through a GOT load.
+            LLVMSetVisibility(v, LLVMVisibility::LLVMHiddenVisibility);
         }
     }
     for f in functions {
