@@ -108,6 +108,12 @@ struct RunArgs {
     /// With --tier: how many calls and loop iterations make a function hot
     #[arg(long, value_name = "N", requires = "tier", default_value = "100")]
     tier_threshold: u64,
+    /// With --tier: calls that make a function hot, instead of --tier-threshold (0: calls not counted)
+    #[arg(long, value_name = "N", requires = "tier")]
+    tier_calls: Option<u64>,
+    /// With --tier: loop back-edges that make a function hot, instead of --tier-threshold (0: not counted)
+    #[arg(long, value_name = "N", requires = "tier")]
+    tier_back_edges: Option<u64>,
     /// With --tier: the level functions are recompiled at
     #[arg(long, value_name = "LEVEL", requires = "tier", default_value = "2", value_parser = opt_level)]
     tier_level: OptLevel,
@@ -214,7 +220,13 @@ fn run_program(args: RunArgs) -> Result<ExitCode, String> {
         } else {
             None
         },
-        tier: args.tier.then_some((args.tier_threshold, args.tier_level)),
+        tier: args.tier.then(|| {
+            let or_threshold = |n: Option<u64>| Some(n.unwrap_or(args.tier_threshold)).filter(|&n| n > 0);
+            genjit::Tiering::new()
+                .calls(or_threshold(args.tier_calls))
+                .back_edges(or_threshold(args.tier_back_edges))
+                .level(args.tier_level)
+        }),
         lazy: args.lazy.then_some(genjit::Lazy::new().speculate(args.speculate)),
         stats_json: args.stats_json,
     };

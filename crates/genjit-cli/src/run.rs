@@ -34,8 +34,8 @@ pub struct RunOptions {
     pub gdb: bool,
     /// Compile in worker processes.
     pub isolate: Option<genjit::Isolation>,
-    /// Tier up functions called or looping this many times (`genjit run --tier`), at this level.
-    pub tier: Option<(u64, OptLevel)>,
+    /// Tier up hot functions (`genjit run --tier`).
+    pub tier: Option<genjit::Tiering>,
     /// Compile functions on their first call (`genjit run --lazy`).
     pub lazy: Option<genjit::Lazy>,
     /// Where to write [`RunStats`] as JSON (`--stats-json`).
@@ -119,8 +119,8 @@ pub fn run(options: &RunOptions) -> Result<i32, RunError> {
     }
     let jit = builder.build()?;
     let dylib = jit.create_dylib("main")?;
-    if let Some((threshold, level)) = options.tier {
-        dylib.enable_tiering(genjit::Tiering::new().threshold(Some(threshold)).level(level))?;
+    if let Some(tiering) = &options.tier {
+        dylib.enable_tiering(tiering.clone())?;
     }
     let started = std::time::Instant::now();
     // All modules in one batch, as lli puts them in one JITDylib: they may reference each other in any
