@@ -26,7 +26,12 @@
 //!   threshold never reached): a loop at O0 calling a small function through its entry, and a function
 //!   spending its time in one tight loop, each against the same IR in a dylib without tiering.
 //!
-//! `cargo bench -p genjit-cli --bench runtime [call|redefine|churn|parallel|stall|counters]`
+//! - `tier_up`: how long from the call that crosses a function's threshold to its entry leading to the
+//!   higher tier (the background compile at O2 and the commit), and what a thread calling the function
+//!   sees meanwhile: the latency of every call (p50, p99, p99.9, max) in rounds where the function is
+//!   tiered up against rounds where it is not, alternating.
+//!
+//! `cargo bench -p genjit-cli --bench runtime [call|redefine|churn|parallel|stall|counters|tier_up]`
 
 #![allow(missing_docs)]
 
@@ -400,6 +405,103 @@ fn counters() {
     );
 }
 
+/// A function with some work in it (so its higher tier differs) and no loop: `(x * 3) ^ (x >> 2)` and so on.
+fn work_ir(name: &str, salt: u64) -> String {
+    format!(
+        "define i64 @{name}(i64 %x) {{\n  %a = mul i64 %x, 3\n  %b = lshr i64 %x, 2\n  %c = xor i64 %a, %b\n  \
+         %d = add i64 %c, {salt}\n  %e = mul i64 %d, %d\n  %f = xor i64 %e, %a\n  ret i64 %f\n}}\n"
+    )
+}
+
+fn tier_up() {
+    // 1. Threshold to redirect: 30 functions, each called until its 1,000th call crosses the threshold;
+    //    then the entry is polled until it leads elsewhere.
+    let jit = Jit::new().unwrap();
+    let d = jit.create_dylib("tier").unwrap();
+    let tiering = genjit::Tiering::new().calls(Some(1_000)).back_edges(None).delay(Duration::ZERO);
+    d.enable_tiering(tiering).unwrap();
+    let mut waits = Vec::new();
+    for i in 0..30 {
+        let name = format!("f{i}");
+        d.add_module(Source::ir_text(work_ir(&name, i))).unwrap();
+        let f = d.lookup::<fn(i64) -> i64>(&name).unwrap();
+        for x in 0..999 {
+            black_box(f.call(x));
+        }
+        let tier0 = f.current_address(&d.pin()).unwrap();
+        let start = std::time::Instant::now();
+        black_box(f.call(999));
+        while f.current_address(&d.pin()).unwrap() == tier0 {
+            std::hint::spin_loop();
+        }
+        waits.push(start.elapsed());
+    }
+    waits.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!(
+        "tier_up: threshold to redirect (O2, one small function, 30 functions): median {:.2} ms, min {:.2}, max {:.2}",
+        ms(waits[waits.len() / 2]),
+        ms(waits[0]),
+        ms(waits[waits.len() - 1])
+    );
+    // 2. Call latency while the function a thread calls is tiered up, against rounds where it is not.
+    //    Each round redefines `hot` (tier 0) and lets the caller settle 20 ms; in a tier-up round the
+    //    main thread then asks for its higher tier; the caller's calls of the next 50 ms are counted.
+    let d = jit.create_dylib("latency").unwrap();
+    d.enable_tiering(genjit::Tiering::new().threshold(None).delay(Duration::ZERO)).unwrap();
+    d.add_module(Source::ir_text(work_ir("hot", 0))).unwrap();
+    let hot = d.lookup::<fn(i64) -> i64>("hot").unwrap();
+    let recording = Arc::new(std::sync::atomic::AtomicU8::new(0)); // 0 idle, 1 quiet, 2 tier-up, 3 stop
+    let caller = {
+        let (hot, recording) = (hot.clone(), recording.clone());
+        std::thread::spawn(move || {
+            let mut samples: [Vec<u32>; 3] = Default::default();
+            let mut x = 0i64;
+            loop {
+                let phase = recording.load(std::sync::atomic::Ordering::Relaxed);
+                if phase == 3 {
+                    return samples;
+                }
+                let start = std::time::Instant::now();
+                x = black_box(hot.call(x));
+                let took = start.elapsed().as_nanos().min(u32::MAX as u128) as u32;
+                if phase != 0 {
+                    samples[phase as usize].push(took);
+                }
+            }
+        })
+    };
+    for round in 0..40u64 {
+        recording.store(0, std::sync::atomic::Ordering::Relaxed);
+        d.add_module(Source::ir_text(work_ir("hot", round + 1))).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        let phase = 1 + (round % 2) as u8;
+        recording.store(phase, std::sync::atomic::Ordering::Relaxed);
+        if phase == 2 {
+            d.reoptimize("hot").unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(d.wait_for_tier_ups(Duration::from_secs(10)));
+    }
+    recording.store(3, std::sync::atomic::Ordering::Relaxed);
+    let mut samples = caller.join().unwrap();
+    for (phase, name) in [(1, "no tier-up"), (2, "tier-up in flight")] {
+        let s = &mut samples[phase];
+        s.sort_unstable();
+        let q = |p: f64| s[((s.len() - 1) as f64 * p) as usize];
+        println!(
+            "tier_up: call latency, {name}: {} calls, p50 {} ns, p99 {} ns, p99.9 {} ns, max {:.1} us",
+            s.len(),
+            q(0.5),
+            q(0.99),
+            q(0.999),
+            f64::from(q(1.0)) / 1e3
+        );
+    }
+    let stats = jit.stats().dylibs.into_iter().find(|s| s.name == "latency").unwrap().tiering;
+    assert_eq!(stats.tier_ups, 20, "every tier-up round moved `hot` up");
+}
+
 fn main() {
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let wanted = |name: &str| filter.as_ref().is_none_or(|f| name.contains(f.as_str()));
@@ -417,6 +519,9 @@ fn main() {
     }
     if wanted("stall") {
         stall();
+    }
+    if wanted("tier_up") {
+        tier_up();
     }
     if wanted("counters") {
         counters();
