@@ -24,7 +24,8 @@
 //!
 //! - `counters`: what tier 0's counters of calls and back-edges cost (`Dylib::enable_tiering`, a
 //!   threshold never reached): a loop at O0 calling a small function through its entry, and a function
-//!   spending its time in one tight loop, each against the same IR in a dylib without tiering.
+//!   spending its time in one tight loop, each against the same IR in a dylib without tiering; and the
+//!   same once the counters ran out and were claimed (a policy keeps the functions at tier 0).
 //!
 //! - `tier_up`: how long from the call that crosses a function's threshold to its entry leading to the
 //!   higher tier (the background compile at O2 and the commit), and what a thread calling the function
@@ -363,11 +364,19 @@ fn counters() {
     let counted = jit.create_dylib("counted").unwrap();
     counted.enable_tiering(genjit::Tiering::new().threshold(Some(u64::MAX))).unwrap();
     counted.add_module(Source::ir_text(IR)).unwrap();
+    // Counters that ran out and were claimed, the functions kept at tier 0 by the policy: what tier 0
+    // costs between a claim and the higher tier's arrival.
+    let claimed = jit.create_dylib("claimed").unwrap();
+    let stay = |_: &genjit::HotFunction<'_>| genjit::Decision::Stay;
+    claimed.enable_tiering(genjit::Tiering::new().threshold(Some(1)).policy(stay)).unwrap();
+    claimed.add_module(Source::ir_text(IR)).unwrap();
     const N: i64 = 1_000_000;
     let f = |d: &genjit::Dylib, name: &str| d.lookup::<fn(i64) -> i64>(name).unwrap();
     let (pc, cc, ps, cs) =
         (f(&plain, "calls"), f(&counted, "calls"), f(&plain, "spins"), f(&counted, "spins"));
+    let (kc, ks) = (f(&claimed, "calls"), f(&claimed, "spins"));
     assert_eq!(pc.call(N), cc.call(N));
+    assert_eq!((kc.call(N), ks.call(N)), (pc.call(N), ps.call(N)));
     let mut contestants = [
         Contestant::new("calls, no counters", || {
             black_box(pc.call(black_box(N)));
@@ -381,11 +390,21 @@ fn counters() {
         Contestant::new("loop, counted", || {
             black_box(cs.call(black_box(N)));
         }),
+        Contestant::new("calls, claimed", || {
+            black_box(kc.call(black_box(N)));
+        }),
+        Contestant::new("loop, claimed", || {
+            black_box(ks.call(black_box(N)));
+        }),
     ];
     let results = contest("tier-0 (O0) call counters, per 1M iterations", 30, 1, &mut contestants);
     results.print(&[]);
-    for (counted, plain) in [("calls, counted", "calls, no counters"), ("loop, counted", "loop, no counters")]
-    {
+    for (counted, plain) in [
+        ("calls, counted", "calls, no counters"),
+        ("loop, counted", "loop, no counters"),
+        ("calls, claimed", "calls, no counters"),
+        ("loop, claimed", "loop, no counters"),
+    ] {
         let (r, lo, hi) = results.ratio(counted, plain);
         println!("  {counted} / {plain}: {r:.3}x [{lo:.3} .. {hi:.3}]");
     }

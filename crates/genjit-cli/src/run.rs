@@ -148,7 +148,9 @@ pub fn run(options: &RunOptions) -> Result<i32, RunError> {
     let total = started.elapsed();
     let stats = run_stats(&jit, &modules, startup, total);
     if options.tier.is_some() || options.lazy.is_some() {
-        // No compile may still run in the background when the process exits (LLVM's static destructors).
+        // No compile may still run in the background when the process exits (LLVM's static destructors):
+        // what is queued is dropped, what is running finishes.
+        dylib.cancel_tier_ups();
         dylib.wait_for_tier_ups(std::time::Duration::from_secs(60));
         if options.timings {
             eprintln!(

@@ -222,15 +222,7 @@ fn decode_response(frame: &[u8]) -> io::Result<Result<Compiled>> {
         emit: nanos()?,
         ..Default::default()
     };
-    Ok(Ok(Compiled {
-        name: String::new(),
-        default_serial: None,
-        object,
-        signatures,
-        bitcode: None,
-        finalizers: false,
-        timings,
-    }))
+    Ok(Ok(Compiled::new(String::new(), object, signatures, timings)))
 }
 
 // ---------------------------------------------------------------------------------------------------------

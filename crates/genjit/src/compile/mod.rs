@@ -65,6 +65,18 @@ pub(crate) struct Compiled {
     pub(crate) timings: ModuleTimings,
 }
 
+impl Compiled {
+    /// A module compiled to `object`, not tiered.
+    pub(crate) fn new(
+        name: String,
+        object: Vec<u8>,
+        signatures: HashMap<String, Signature>,
+        timings: ModuleTimings,
+    ) -> Compiled {
+        Compiled { name, default_serial: None, object, signatures, bitcode: None, finalizers: false, timings }
+    }
+}
+
 /// Compiles `source` at `level`; `dump` writes the requested artifacts into directories. `name` is used
 /// when the source has none.
 pub(crate) fn compile(
@@ -98,15 +110,7 @@ pub(crate) fn compile_with(
     let name = source.name.clone().unwrap_or(name);
     if let SourceKind::Object(object) = source.kind {
         dump_bytes(dump, &name, DumpKind::Obj, &object);
-        return Ok(Compiled {
-            name,
-            default_serial: None,
-            object,
-            signatures: HashMap::new(),
-            bitcode: None,
-            finalizers: false,
-            timings: ModuleTimings::default(),
-        });
+        return Ok(Compiled::new(name, object, HashMap::new(), ModuleTimings::default()));
     }
     let mut bitcode = None;
     let mut finalizers = false;
@@ -183,15 +187,7 @@ pub(crate) fn compile_steps(
         // object that must not be used.
         match diagnostics.take_errors() {
             Some(errors) => Err(failed(errors)),
-            None => Ok(Compiled {
-                name: name.to_string(),
-                default_serial: None,
-                object,
-                signatures,
-                bitcode: None,
-                finalizers: false,
-                timings,
-            }),
+            None => Ok(Compiled::new(name.to_string(), object, signatures, timings)),
         }
     })
 }

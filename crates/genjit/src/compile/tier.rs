@@ -141,9 +141,9 @@ pub(crate) struct Thresholds {
 
 /// Gives every function of `module` (promoted under `tag`, so its `static` functions too) a counter of
 /// calls and one of loop back-edges (each only if it has a threshold): hidden globals starting at their
-/// threshold, decremented by a new entry block and on every back-edge (plain loads and stores: racing
-/// threads may lose a decrement, never skip the threshold, which is `<= 0`); at or below zero the
-/// function calls [`HOT`] with the counter's address, which claims the tier-up and resets the counter.
+/// threshold, decremented while positive by a new entry block and on every back-edge (plain loads and
+/// stores: racing threads may lose a decrement, never skip the threshold); the decrement that reaches
+/// zero calls [`HOT`] with the counter's address, and a counter at zero (claimed) is only read.
 /// Runs after the promoted IR was kept, so higher tiers have none.
 ///
 /// A back-edge is a `br` to a block laid out at or before its own (where clang puts loop headers);
@@ -168,14 +168,22 @@ pub(crate) fn count_calls(module: &Module<'_>, tag: &str, thresholds: Thresholds
             hook = LLVMAddFunction(m, hook_name.as_ptr(), hook_type);
         }
         let builder = LLVMCreateBuilderInContext(context);
-        // Fills `check` (decrement, test) and `hot` (call the hook), both going on to `to`.
-        let count = |check: LLVMBasicBlockRef, hot: LLVMBasicBlockRef, counter: LLVMValueRef, to| {
+        // Fills `check` (is the counter still running?), `dec` (decrement, test) and `hot` (call the
+        // hook), all going on to `to`. A claimed counter is 0: from then on a call or back-edge costs a
+        // load and a predicted branch, and no store (a store then load of the counter on every call
+        // was most of tier 0's cost on a real program).
+        let count = |[check, dec, hot]: [LLVMBasicBlockRef; 3], counter: LLVMValueRef, to| {
+            let zero = LLVMConstInt(i64t, 0, 0);
             LLVMPositionBuilderAtEnd(builder, check);
             let left = LLVMBuildLoad2(builder, i64t, counter, c"gj.left".as_ptr());
+            let sgt = inkwell::llvm_sys::LLVMIntPredicate::LLVMIntSGT;
+            let running = LLVMBuildICmp(builder, sgt, left, zero, c"gj.running".as_ptr());
+            LLVMBuildCondBr(builder, running, dec, to);
+            LLVMPositionBuilderAtEnd(builder, dec);
             let next = LLVMBuildSub(builder, left, LLVMConstInt(i64t, 1, 0), c"gj.next".as_ptr());
             LLVMBuildStore(builder, next, counter);
-            let sle = inkwell::llvm_sys::LLVMIntPredicate::LLVMIntSLE;
-            let due = LLVMBuildICmp(builder, sle, next, LLVMConstInt(i64t, 0, 0), c"gj.due".as_ptr());
+            let eq = inkwell::llvm_sys::LLVMIntPredicate::LLVMIntEQ;
+            let due = LLVMBuildICmp(builder, eq, next, zero, c"gj.due".as_ptr());
             LLVMBuildCondBr(builder, due, hot, to);
             LLVMPositionBuilderAtEnd(builder, hot);
             let mut args = [counter];
@@ -227,8 +235,9 @@ pub(crate) fn count_calls(module: &Module<'_>, tag: &str, thresholds: Thresholds
             }
             for (from, t, k, to) in back_edges {
                 let check = LLVMAppendBasicBlockInContext(context, f, c"gj.back".as_ptr());
+                let dec = LLVMAppendBasicBlockInContext(context, f, c"gj.back.dec".as_ptr());
                 let hot = LLVMAppendBasicBlockInContext(context, f, c"gj.back.hot".as_ptr());
-                count(check, hot, loops.expect("only with a back-edge counter"), to);
+                count([check, dec, hot], loops.expect("only with a back-edge counter"), to);
                 LLVMSetSuccessor(t, k, check);
                 // `to`'s phis: the value that came from `from` now comes from `check` and `hot`.
                 let mut phi = LLVMGetFirstInstruction(to);
@@ -238,8 +247,8 @@ pub(crate) fn count_calls(module: &Module<'_>, tag: &str, thresholds: Thresholds
                     for j in 0..LLVMCountIncoming(phi) {
                         let (v, b) = (LLVMGetIncomingValue(phi, j), LLVMGetIncomingBlock(phi, j));
                         if b == from {
-                            values.extend([v, v]);
-                            preds.extend([check, hot]);
+                            values.extend([v, v, v]);
+                            preds.extend([check, dec, hot]);
                         } else {
                             values.push(v);
                             preds.push(b);
@@ -259,8 +268,9 @@ pub(crate) fn count_calls(module: &Module<'_>, tag: &str, thresholds: Thresholds
             if let Some(counter) = calls {
                 let old_entry = LLVMGetEntryBasicBlock(f);
                 let entry = LLVMInsertBasicBlockInContext(context, old_entry, c"gj.count".as_ptr());
+                let dec = LLVMInsertBasicBlockInContext(context, old_entry, c"gj.dec".as_ptr());
                 let hot = LLVMInsertBasicBlockInContext(context, old_entry, c"gj.hot".as_ptr());
-                count(entry, hot, counter, old_entry);
+                count([entry, dec, hot], counter, old_entry);
             }
         }
         LLVMDisposeBuilder(builder);

@@ -87,7 +87,7 @@ pub(crate) extern "C" fn genjit_hot(counter: *const AtomicI64) {
     // SAFETY: the caller is the code of the live module that holds this counter (an 8-aligned i64 in its
     // data block, which stays mapped while its code runs).
     let counter = unsafe { &*counter };
-    counter.store(i64::MAX, Ordering::Relaxed);
+    counter.store(0, Ordering::Relaxed);
     let hot = COUNTERS.lock().as_ref().and_then(|c| {
         c.get(&(counter as *const AtomicI64 as usize))
             .map(|h| (h.session.upgrade(), h.dylib.upgrade(), h.name.clone(), h.counted, h.module, h.before))
@@ -172,6 +172,8 @@ pub(crate) struct TierState {
     pub(crate) gates: HashMap<(u64, Arc<str>), Arc<Mutex<()>>>,
     /// Functions queued or compiling.
     pub(crate) pending: HashSet<Arc<str>>,
+    /// Background compiles running now.
+    pub(crate) compiling: usize,
     /// The layers of each origin, by the origin's serial.
     pub(crate) satellites: HashMap<u64, Vec<u64>>,
     /// Every layer, by its serial.
@@ -193,6 +195,7 @@ impl TierState {
             lazy: HashMap::new(),
             gates: HashMap::new(),
             pending: HashSet::new(),
+            compiling: 0,
             satellites: HashMap::new(),
             layers: HashMap::new(),
             tier_ups: 0,
@@ -347,7 +350,22 @@ impl Job {
 }
 
 impl Dylib {
+    /// Marks a background compile of `names` as running, unless they were cancelled; returns the ones
+    /// still wanted.
+    fn start_compile<T: Clone>(&self, items: &[T], name: impl Fn(&T) -> &Arc<str>) -> Vec<T> {
+        let mut state = self.shared.state.lock();
+        let Some(t) = state.tiering.as_mut() else { return Vec::new() };
+        let wanted: Vec<T> = items.iter().filter(|i| t.pending.contains(name(i))).cloned().collect();
+        if !wanted.is_empty() {
+            t.compiling += 1;
+        }
+        wanted
+    }
+
     fn speculate(&self, name: &Arc<str>, origin: u64) {
+        if self.start_compile(std::slice::from_ref(name), |n| n).is_empty() {
+            return; // cancelled
+        }
         let started = Instant::now();
         let compiled = self.materialize(name, origin, false);
         if let Err(e) = &compiled {
@@ -356,6 +374,7 @@ impl Dylib {
         let mut state = self.shared.state.lock();
         if let Some(t) = state.tiering.as_mut() {
             t.pending.remove(name);
+            t.compiling -= 1;
             if let Ok(true) = compiled {
                 t.speculative_compiles += 1;
                 t.compile_time[1] += started.elapsed();
@@ -368,6 +387,10 @@ impl Dylib {
     /// change superseded one of a batch, the others are compiled again one by one. Always clears the
     /// pending marks.
     fn tier_up_now(&self, functions: Vec<(Arc<str>, u64)>, origin: u64, bitcode: &[u8], config: &Tiering) {
+        let functions = self.start_compile(&functions, |(n, _)| n);
+        if functions.is_empty() {
+            return; // cancelled
+        }
         let started = Instant::now();
         let names: Vec<String> = functions.iter().map(|(n, _)| n.to_string()).collect();
         let level = config.level;
@@ -403,6 +426,9 @@ impl Dylib {
             tracing::debug!(functions = ?names, error = %e, "tier-up dropped");
         }
         if let (Err(Error::Superseded { .. }), true) = (&result, functions.len() > 1) {
+            if let Some(t) = self.shared.state.lock().tiering.as_mut() {
+                t.compiling -= 1;
+            }
             for (name, from) in functions {
                 self.tier_up_now(vec![(name, from)], origin, bitcode, config);
             }
@@ -413,6 +439,7 @@ impl Dylib {
             for (name, _) in &functions {
                 t.pending.remove(name);
             }
+            t.compiling -= 1;
             t.compile_time[2] += started.elapsed();
             if result.is_ok() {
                 t.tier_ups += functions.len() as u64;
@@ -502,14 +529,24 @@ impl Dylib {
     /// passes; returns whether none is.
     pub fn wait_for_tier_ups(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
+        let idle = |t: &TierState| t.pending.is_empty() && t.compiling == 0;
         let mut state = self.shared.state.lock();
         loop {
-            if state.tiering.as_ref().is_none_or(|t| t.pending.is_empty()) {
+            if state.tiering.as_ref().is_none_or(idle) {
                 return true;
             }
             if self.shared.tier_done.wait_until(&mut state, deadline).timed_out() {
-                return state.tiering.as_ref().is_none_or(|t| t.pending.is_empty());
+                return state.tiering.as_ref().is_none_or(idle);
             }
         }
+    }
+
+    /// Drops every queued tier-up and speculative compile of this dylib (compiles already running
+    /// finish); returns how many were dropped. Their functions stay where they are, and their counters
+    /// stay claimed (they do not ask again). For a host about to exit: then
+    /// [`wait_for_tier_ups`](Self::wait_for_tier_ups) waits only for what is running.
+    pub fn cancel_tier_ups(&self) -> usize {
+        let mut state = self.shared.state.lock();
+        state.tiering.as_mut().map_or(0, |t| std::mem::take(&mut t.pending).len())
     }
 }

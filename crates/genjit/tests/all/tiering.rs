@@ -464,3 +464,27 @@ fn tier_ups_queued_together_compile_together() {
     assert_eq!(d.lookup::<fn(i64) -> i64>("f").unwrap().call(5), 6);
     assert_eq!(d.tier_status("f").unwrap().tier, 0);
 }
+
+#[test]
+fn queued_tier_ups_can_be_cancelled_and_running_ones_finish() {
+    let jit = Jit::new().unwrap();
+    let d = jit.create_dylib("cancel").unwrap();
+    // A long delay keeps the requests queued (the thread waits for a quiet moment before compiling).
+    d.enable_tiering(Tiering::new().threshold(None).delay(Duration::from_secs(2))).unwrap();
+    d.add_module(Source::ir_text(CALLER_AND_CALLEE)).unwrap();
+    d.reoptimize("f").unwrap();
+    d.reoptimize("g").unwrap();
+    assert!(d.tier_status("f").unwrap().queued);
+    assert_eq!(d.cancel_tier_ups(), 2);
+    let start = std::time::Instant::now();
+    assert!(d.wait_for_tier_ups(Duration::from_secs(60)));
+    assert!(start.elapsed() < Duration::from_secs(1), "nothing was compiling: no wait");
+    std::thread::sleep(Duration::from_millis(2_500));
+    let (f, g) = (d.tier_status("f").unwrap(), d.tier_status("g").unwrap());
+    assert_eq!((f.tier, f.queued, g.tier, g.queued), (0, false, 0, false), "dropped, not compiled later");
+    assert_eq!(jit.stats().dylibs[0].tiering.tier_ups, 0);
+    // Asking again works.
+    d.reoptimize("f").unwrap();
+    assert!(d.wait_for_tier_ups(Duration::from_secs(60)));
+    assert_eq!(d.tier_status("f").unwrap().tier, 1);
+}
