@@ -108,14 +108,23 @@ for name, runs in results.items():
     print(f"| {name} | {total:.2f} s | {first:.2f} s | {main} | {bg} | {ups} | {lazy} |")
 
 print(
-    f"\nSteady state: seconds for the last {mb - small} MB (a {mb} MB run less a {small} MB run, medians; genjit's"
-    " runs less adding the modules):\n"
+    f"\nSteady state: the last {mb - small} MB (a {mb} MB run less a {small} MB run of the same round; genjit's runs"
+    " less adding the modules), and its speed relative to the ahead-of-time binary: median of the per-round"
+    " ratios (the machine's speed drifts between rounds):\n"
 )
-aot = statistics.median(x[3] for x in results["ahead of time (opt -O3 + clang -O3)"]) - statistics.median(
-    steady["ahead of time (opt -O3 + clang -O3)"]
-)
-print("| engine | seconds | speed relative to ahead-of-time |")
+aot_name = "ahead of time (opt -O3 + clang -O3)"
+aot = [results[aot_name][r][3] - steady[aot_name][r] for r in range(rounds)]
+print("| engine | seconds (median) | speed relative to ahead-of-time (per-round ratios: median, min-max) |")
 print("|---|---|---|")
 for name, smalls in steady.items():
-    marginal = statistics.median(x[3] for x in results[name]) - statistics.median(smalls)
-    print(f"| {name} | {marginal:.2f} s | {aot / marginal:.2f}x |")
+    marginal = [results[name][r][3] - smalls[r] for r in range(rounds)]
+    ratios = sorted(aot[r] / marginal[r] for r in range(rounds))
+    print(
+        f"| {name} | {statistics.median(marginal):.2f} s | {statistics.median(ratios):.2f}x "
+        f"({ratios[0]:.2f}-{ratios[-1]:.2f}) |"
+    )
+print("\nTotals relative to genjit tiered, median of the per-round ratios:\n")
+tiered = "genjit tiered (O0, then O3)"
+for name in results:
+    ratios = sorted(results[name][r][0] / results[tiered][r][0] for r in range(rounds))
+    print(f"- {name}: {statistics.median(ratios):.2f}x ({ratios[0]:.2f}-{ratios[-1]:.2f})")

@@ -499,9 +499,10 @@ fn labels_addressed(f: LLVMValueRef) -> bool {
 
 /// Keeps the bodies of the functions `keep` and turns every other definition of `module` (a copy of a
 /// promoted module) into a declaration bound, at link time, to the first tier's definition (see the
-/// module docs). The direct callees for which `inlinable` says yes keep their bodies as
-/// `available_externally`: the optimizer may inline them, the code generator emits nothing for them, and
-/// calls left out of line still bind to the first tier. Returns the names of those callees.
+/// module docs). The callees for which `inlinable` says yes (up to `INLINE_DEPTH` calls deep) keep their
+/// bodies as `available_externally`: the optimizer may inline them, the code generator emits nothing for
+/// them, and calls left out of line still bind to the first tier. Returns the names of those callees:
+/// the direct ones, and the deeper ones.
 ///
 /// `Err` names what it does not handle: aliases, ifuncs, thread-local variables (the first tier rewrote
 /// those already), a kept function whose labels are addressed (a computed goto's jump table is first-tier
@@ -510,7 +511,7 @@ pub(crate) fn extract_function(
     module: &Module<'_>,
     keep: &[String],
     inlinable: &dyn Fn(&str) -> bool,
-) -> std::result::Result<Vec<String>, String> {
+) -> std::result::Result<(Vec<String>, Vec<String>), String> {
     let m = module.as_mut_ptr();
     // SAFETY: `m` is live; these only read the module's lists.
     let (alias, ifunc) = unsafe { (LLVMGetFirstGlobalAlias(m), LLVMGetFirstGlobalIFunc(m)) };
@@ -534,17 +535,30 @@ pub(crate) fn extract_function(
         }
         kept.push(f);
     }
+    // Callees, breadth first from the kept functions, up to `INLINE_DEPTH` calls deep and `INLINE_MAX`
+    // functions: how deep the optimizer can inline (a callee's callee only if it has a body too).
     let mut inlined: Vec<LLVMValueRef> = Vec::new();
-    for callee in kept.iter().flat_map(|&f| direct_callees(f)) {
-        let name = value_name(callee);
-        let eligible = !kept.contains(&callee)
-            && defined(callee)
-            && !name.starts_with("llvm.")
-            && !labels_addressed(callee)
-            && !inlined.contains(&callee);
-        if eligible && inlinable(&name) {
-            inlined.push(callee);
+    let mut direct = 0;
+    let mut level: Vec<LLVMValueRef> = kept.clone();
+    for depth in 0..INLINE_DEPTH {
+        let mut next = Vec::new();
+        for callee in level.iter().flat_map(|&f| direct_callees(f)) {
+            let name = value_name(callee);
+            let eligible = !kept.contains(&callee)
+                && defined(callee)
+                && !name.starts_with("llvm.")
+                && !labels_addressed(callee)
+                && !inlined.contains(&callee)
+                && inlined.len() < INLINE_MAX;
+            if eligible && inlinable(&name) {
+                inlined.push(callee);
+                next.push(callee);
+            }
         }
+        if depth == 0 {
+            direct = inlined.len();
+        }
+        level = next;
     }
     // Variables first: their initializers may hold the addresses of labels in the bodies deleted next.
     for v in variables {
@@ -600,8 +614,14 @@ pub(crate) fn extract_function(
             delete_body(f);
         }
     }
-    Ok(inlined.into_iter().map(value_name).collect())
+    let names: Vec<String> = inlined.into_iter().map(value_name).collect();
+    Ok((names[..direct].to_vec(), names[direct..].to_vec()))
 }
+
+/// How many calls deep a higher tier gets its callees' bodies (see [`extract_function`]).
+const INLINE_DEPTH: usize = 3;
+/// At most this many callees' bodies per higher-tier module (compile time grows with each).
+const INLINE_MAX: usize = 48;
 
 /// Functions compiled on their own from a tiered module's promoted IR (see [`compile_function`]).
 pub(crate) struct Extracted {
@@ -642,6 +662,9 @@ pub(crate) fn compile_function(bitcode: &[u8], extract: Extract<'_>) -> Result<E
     // The callees given bodies, how often the functions call each before optimization, and every
     // function of the module they call.
     let found = std::cell::RefCell::new((Vec::new(), Vec::new(), Vec::new()));
+    // Callees of callees given bodies: if a direct callee was inlined, its copy may hold theirs, which
+    // call counts cannot see; they are then recorded as inlined too (conservatively).
+    let deeper_callees = std::cell::RefCell::new(Vec::new());
     let mut inlined = Vec::new();
     let mut before = |module: &Module<'_>| {
         if let Some(transform) = transform {
@@ -671,6 +694,9 @@ pub(crate) fn compile_function(bitcode: &[u8], extract: Extract<'_>) -> Result<E
             .filter(|(_, (b, a))| a < b)
             .map(|(c, _)| c.clone())
             .collect();
+        if !inlined.is_empty() {
+            inlined.extend(deeper_callees.borrow().iter().cloned());
+        }
     };
     let steps =
         super::Steps { before_optimize: Some(&mut before), pipeline, after_optimize: Some(&mut after) };
@@ -697,7 +723,8 @@ pub(crate) fn compile_function(bitcode: &[u8], extract: Extract<'_>) -> Result<E
                     }
                 }
             }
-            let mut candidates = extract_function(&module, functions, inlinable).map_err(failed)?;
+            let (mut candidates, deeper) = extract_function(&module, functions, inlinable).map_err(failed)?;
+            *deeper_callees.borrow_mut() = deeper;
             // A function of the batch may be inlined into another one, too.
             candidates
                 .extend(functions.iter().filter(|f| callees_of(&module, functions).contains(f)).cloned());

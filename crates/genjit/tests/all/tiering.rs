@@ -488,3 +488,24 @@ fn queued_tier_ups_can_be_cancelled_and_running_ones_finish() {
     assert!(d.wait_for_tier_ups(Duration::from_secs(60)));
     assert_eq!(d.tier_status("f").unwrap().tier, 1);
 }
+
+#[test]
+fn a_callee_two_calls_deep_inlined_and_redefined_is_never_bypassed() {
+    const CHAIN: &str = "define i64 @h(i64 %x) {\n  %y = mul i64 %x, 2\n  ret i64 %y\n}\n\
+        define i64 @g(i64 %x) {\n  %r = call i64 @h(i64 %x)\n  %s = add i64 %r, 1\n  ret i64 %s\n}\n\
+        define i64 @f(i64 %x) {\n  %r = call i64 @g(i64 %x)\n  %s = add i64 %r, 1\n  ret i64 %s\n}\n";
+    let jit = Jit::new().unwrap();
+    let d = jit.create_dylib("deep").unwrap();
+    d.enable_tiering(Tiering::new().threshold(None).delay(Duration::ZERO)).unwrap();
+    d.add_module(Source::ir_text(CHAIN)).unwrap();
+    let f = d.lookup::<fn(i64) -> i64>("f").unwrap();
+    d.reoptimize("f").unwrap();
+    assert!(d.wait_for_tier_ups(Duration::from_secs(60)));
+    let status = d.tier_status("f").unwrap();
+    assert_eq!(status.tier, 1);
+    assert!(status.inlined.contains(&"h".to_string()), "{status:?}");
+    assert_eq!(f.call(5), 12);
+    d.add_module(Source::ir_text("define i64 @h(i64 %x) {\n  ret i64 %x\n}\n")).unwrap();
+    assert_eq!(f.call(5), 7, "the new `h`, not the copy inlined through `g`");
+    assert_eq!(d.tier_status("f").unwrap().tier, 0);
+}
