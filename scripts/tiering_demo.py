@@ -51,7 +51,8 @@ engines = {
 
 
 def run(cmd, data=data):
-    """Runs cmd with the data on stdin: (total seconds, seconds to the first output byte, output digest)."""
+    """Runs cmd with the data on stdin: (total seconds, seconds to the first output byte, output digest,
+    user CPU seconds of all its threads)."""
     with open(data, "rb") as stdin:
         start = time.perf_counter()
         p = subprocess.Popen(cmd, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -59,11 +60,12 @@ def run(cmd, data=data):
         first_at = time.perf_counter() - start
         digest = hashlib.sha256(first + p.stdout.read()).hexdigest()
         err = p.stderr.read()
-        code = p.wait()
+        _, status, usage = os.wait4(p.pid, 0)
+        code = os.waitstatus_to_exitcode(status)
         total = time.perf_counter() - start
     if code != 0:
         sys.exit(f"{cmd[0]} failed ({code}): {err.decode(errors='replace')}")
-    return total, first_at, digest
+    return total, first_at, digest, usage.ru_utime
 
 
 def running(cmd, total):
@@ -73,18 +75,26 @@ def running(cmd, total):
 
 
 results = {name: [] for name in engines}
+# The steady state: per engine and round, a small run and a full run back to back (engines rotating), the
+# difference in wall time (genjit's less adding the modules) and in user CPU time of all threads.
 steady = {name: [] for name in engines if "all-O3" in name or "tiered (" in name or "ahead" in name}
 expected = None
 for r in range(rounds):
-    for name in steady:
-        # Removing the stats file keeps this run's figures out of the next one's.
-        if os.path.exists(stats_file):
-            os.remove(stats_file)
-        steady[name].append(running(engines[name], run(engines[name], small_data)[0]))
+    order = list(steady)
+    order = order[r % len(order):] + order[: r % len(order)]
+    for name in order:
+        pair = []
+        for size in (small_data, data):
+            # Removing the stats file keeps this run's figures out of the next one's.
+            if os.path.exists(stats_file):
+                os.remove(stats_file)
+            total, _, _, cpu = run(engines[name], size)
+            pair.append((running(engines[name], total), cpu))
+        steady[name].append((pair[1][0] - pair[0][0], pair[1][1] - pair[0][1]))
     for name, cmd in engines.items():
         if os.path.exists(stats_file):
             os.remove(stats_file)
-        total, first, digest = run(cmd)
+        total, first, digest, _ = run(cmd)
         expected = expected or digest
         if digest != expected:
             sys.exit(f"{name}: output differs from the first engine's")
@@ -108,21 +118,19 @@ for name, runs in results.items():
     print(f"| {name} | {total:.2f} s | {first:.2f} s | {main} | {bg} | {ups} | {lazy} |")
 
 print(
-    f"\nSteady state: the last {mb - small} MB (a {mb} MB run less a {small} MB run of the same round; genjit's runs"
-    " less adding the modules), and its speed relative to the ahead-of-time binary: median of the per-round"
-    " ratios (the machine's speed drifts between rounds):\n"
+    f"\nSteady state: the last {mb - small} MB (a {mb} MB run less a {small} MB run, back to back; genjit's wall"
+    " time less adding the modules), relative to the ahead-of-time binary: medians of the per-round ratios"
+    " (min-max), in wall time and in user CPU time of all threads:\n"
 )
 aot_name = "ahead of time (opt -O3 + clang -O3)"
-aot = [results[aot_name][r][3] - steady[aot_name][r] for r in range(rounds)]
-print("| engine | seconds (median) | speed relative to ahead-of-time (per-round ratios: median, min-max) |")
-print("|---|---|---|")
-for name, smalls in steady.items():
-    marginal = [results[name][r][3] - smalls[r] for r in range(rounds)]
-    ratios = sorted(aot[r] / marginal[r] for r in range(rounds))
-    print(
-        f"| {name} | {statistics.median(marginal):.2f} s | {statistics.median(ratios):.2f}x "
-        f"({ratios[0]:.2f}-{ratios[-1]:.2f}) |"
-    )
+print("| engine | wall seconds | speed vs ahead-of-time, wall | CPU seconds | speed vs ahead-of-time, CPU |")
+print("|---|---|---|---|---|")
+for name, pairs in steady.items():
+    cells = []
+    for k in (0, 1):
+        ratios = sorted(steady[aot_name][r][k] / pairs[r][k] for r in range(rounds))
+        cells += [f"{statistics.median(p[k] for p in pairs):.2f} s", f"{statistics.median(ratios):.2f}x ({ratios[0]:.2f}-{ratios[-1]:.2f})"]
+    print(f"| {name} | " + " | ".join(cells) + " |")
 print("\nTotals relative to genjit tiered, median of the per-round ratios:\n")
 tiered = "genjit tiered (O0, then O3)"
 for name in results:
