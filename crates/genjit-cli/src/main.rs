@@ -102,7 +102,7 @@ struct RunArgs {
     #[arg(long)]
     timings: bool,
     /// Compile at the given level (tier 0), then recompile each function called or looping often enough
-    /// at O2 in the background (tiering; not with --isolate)
+    /// at --tier-level in the background (tiering; not with --isolate)
     #[arg(long, conflicts_with = "isolate")]
     tier: bool,
     /// With --tier: how many calls and loop iterations make a function hot
