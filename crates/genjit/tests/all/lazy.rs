@@ -249,3 +249,37 @@ fn a_first_call_that_cannot_compile_reports_the_function_and_aborts() {
     };
     assert_eq!(signal, Some(libc::SIGABRT));
 }
+
+#[test]
+fn a_first_call_compiling_does_not_block_callers_of_other_functions() {
+    // `big`'s compile takes a while (100,000 instructions); `quick` is lazy too, and small.
+    let mut body = String::from("define i64 @big(i64 %x) {\n  %v0 = add i64 %x, 1\n");
+    for i in 1..100_000 {
+        body += &format!("  %v{i} = mul i64 %v{}, {}\n", i - 1, i % 7 + 2);
+    }
+    body += "  ret i64 %v99999\n}\ndefine i64 @quick(i64 %x) {\n  %y = add i64 %x, 1\n  ret i64 %y\n}\n";
+    let jit = Jit::new().unwrap();
+    let d = jit.create_dylib("lazy").unwrap();
+    d.add_lazy_module(Source::ir_text(body), Lazy::new()).unwrap();
+    let quick = d.lookup::<fn(i64) -> i64>("quick").unwrap();
+    let big = d.lookup::<fn(i64) -> i64>("big").unwrap();
+    let started = Arc::new(Barrier::new(2));
+    let compiling = {
+        let started = started.clone();
+        std::thread::spawn(move || {
+            started.wait();
+            big.call(1);
+            std::time::Instant::now()
+        })
+    };
+    started.wait();
+    // While `big` compiles on the other thread, `quick`'s first call compiles it on this one, then it
+    // is called 10,000 times: none of it waits for `big`.
+    for x in 0..10_000 {
+        assert_eq!(quick.call(x), x + 1);
+    }
+    let quick_done = std::time::Instant::now();
+    let big_done = compiling.join().unwrap();
+    assert!(quick_done < big_done, "`quick` waited for `big`'s compile");
+    assert_eq!(tiering(&jit).lazy_compiles, 2);
+}
