@@ -429,6 +429,9 @@ impl Jit {
 impl Drop for JitShared {
     fn drop(&mut self) {
         for dylib in std::mem::take(self.dylibs.get_mut()).into_values() {
+            // Lazy modules' destructors may call functions never compiled: compile them first.
+            let handle = crate::Dylib::new(self.session.clone(), dylib.clone(), Arc::new(()));
+            handle.compile_before_finalizers(&crate::dylib::Remove::All);
             self.session.domain.retire(reclaim::ANY_SCOPE, reclaim::Opaque(dylib.close()), 0, false);
         }
     }

@@ -218,6 +218,10 @@ impl DylibShared {
         }
         tomb.extend(orphans.iter().map(|e| (e.clone(), e.target())));
         self.tombstone(tomb);
+        for m in &modules {
+            super::tiering::forget_counters(m);
+            super::lazy::forget(m);
+        }
         let deps: Vec<Arc<LoadedModule>> = modules.iter().flat_map(|m| m.retire()).collect();
         (modules, deps, garbage, orphans)
     }

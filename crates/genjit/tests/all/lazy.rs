@@ -283,3 +283,35 @@ fn a_first_call_compiling_does_not_block_callers_of_other_functions() {
     assert!(quick_done < big_done, "`quick` waited for `big`'s compile");
     assert_eq!(tiering(&jit).lazy_compiles, 2);
 }
+
+static RECORDED: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+extern "C" fn record(x: i64) {
+    RECORDED.store(x, std::sync::atomic::Ordering::SeqCst);
+}
+
+#[test]
+fn a_destructor_may_call_a_lazy_function_never_called_when_the_jit_goes() {
+    // In a child: a failure here would abort the process.
+    if crate::in_child("lazy::a_destructor_may_call_a_lazy_function_never_called_when_the_jit_goes").is_some()
+    {
+        return;
+    }
+    const DTOR: &str = "declare void @record(i64)\n\
+        @llvm.global_dtors = appending global [1 x { i32, ptr, ptr }] [{ i32, ptr, ptr } { i32 65535, ptr @bye, ptr null }]\n\
+        define internal void @bye() {\n  call void @farewell(i64 42)\n  ret void\n}\n\
+        define void @farewell(i64 %x) {\n  call void @record(i64 %x)\n  ret void\n}\n";
+    for removal in ["remove_dylib", "drop"] {
+        RECORDED.store(0, std::sync::atomic::Ordering::SeqCst);
+        let jit = Jit::new().unwrap();
+        let d = jit.create_dylib("lazy").unwrap();
+        d.define_host("record", record as extern "C" fn(i64)).unwrap();
+        d.add_lazy_module(Source::ir_text(DTOR), Lazy::new()).unwrap();
+        assert!(d.tier_status("farewell").unwrap().lazy);
+        match removal {
+            "remove_dylib" => jit.remove_dylib(&d).unwrap(),
+            _ => drop((d, jit)),
+        }
+        assert_eq!(RECORDED.load(std::sync::atomic::Ordering::SeqCst), 42, "{removal}");
+    }
+}
