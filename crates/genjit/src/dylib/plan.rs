@@ -502,13 +502,13 @@ impl Dylib {
                 !scope.removing.contains(s) && t.layers.get(s).is_some_and(|l| l.tier < layer.tier)
             });
         let candidates = below.chain(std::iter::once(&layer.origin)).filter(|s| !scope.removing.contains(s));
-        let mut found = candidates.filter_map(|s| {
+        let found = candidates.filter_map(|s| {
             let module = &state.modules.get(s)?.0;
             let symbol = module.symbols.iter().find(|sym| &*sym.name == name)?;
             Some((t.layers.get(s).map_or(0, |l| l.tier), module.clone(), symbol.clone()))
         });
-        let first = found.next()?;
-        let (_, module, symbol) = found.fold(first, |best, c| if c.0 > best.0 { c } else { best });
+        // The highest tier; among equals the first (a lazy function's compile before its trampoline).
+        let (_, module, symbol) = found.min_by_key(|(tier, ..)| std::cmp::Reverse(*tier))?;
         Some((module, symbol))
     }
 

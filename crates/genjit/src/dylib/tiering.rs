@@ -178,6 +178,8 @@ pub(crate) struct TierState {
     pub(crate) satellites: HashMap<u64, Vec<u64>>,
     /// Every layer, by its serial.
     pub(crate) layers: HashMap<u64, Layer>,
+    /// The layers that inlined each callee (the index `invalidated_by` reads on every change).
+    pub(crate) inlined_by: HashMap<Arc<str>, Vec<u64>>,
     pub(crate) tier_ups: u64,
     pub(crate) lazy_compiles: u64,
     pub(crate) speculative_compiles: u64,
@@ -198,6 +200,7 @@ impl TierState {
             compiling: 0,
             satellites: HashMap::new(),
             layers: HashMap::new(),
+            inlined_by: HashMap::new(),
             tier_ups: 0,
             lazy_compiles: 0,
             speculative_compiles: 0,
@@ -215,7 +218,24 @@ impl TierState {
             if let Some(satellites) = self.satellites.get_mut(&layer.origin) {
                 satellites.retain(|&s| s != serial);
             }
+            for callee in &layer.inlined {
+                if let Some(layers) = self.inlined_by.get_mut(callee) {
+                    layers.retain(|&s| s != serial);
+                    if layers.is_empty() {
+                        self.inlined_by.remove(callee);
+                    }
+                }
+            }
         }
+    }
+
+    /// Records a new layer, and the callees it inlined in the index.
+    pub(crate) fn add_layer(&mut self, serial: u64, layer: Layer) {
+        self.satellites.entry(layer.origin).or_default().push(serial);
+        for callee in &layer.inlined {
+            self.inlined_by.entry(callee.clone()).or_default().push(serial);
+        }
+        self.layers.insert(serial, layer);
     }
 
     /// The origin a layer came from.
@@ -231,13 +251,12 @@ impl TierState {
     /// The layers that inlined one of `names`: a change that redefines or removes them must take those
     /// layers out with it, so no call runs an inlined copy of the old body.
     pub(crate) fn invalidated_by(&self, touched: &HashSet<Arc<str>>) -> Vec<u64> {
-        let layers = self.layers.iter();
-        layers.filter(|(_, l)| l.inlined.iter().any(|c| touched.contains(c))).map(|(&s, _)| s).collect()
+        touched.iter().filter_map(|name| self.inlined_by.get(name)).flatten().copied().collect()
     }
 
     /// Whether any layer inlined anything.
     pub(crate) fn any_inlined(&self) -> bool {
-        self.layers.values().any(|l| !l.inlined.is_empty())
+        !self.inlined_by.is_empty()
     }
 
     /// The figures for `DylibStats` (`state` is the dylib's state this is part of).

@@ -192,10 +192,9 @@ impl Dylib {
                 }
             }
             if let (Some(check), Some((m, _))) = (tier_up, new.first()) {
-                t.satellites.entry(check.origin).or_default().push(m.serial);
                 let layer =
                     super::tiering::Layer { origin: check.origin, tier: check.tier, inlined: check.inlined };
-                t.layers.insert(m.serial, layer);
+                t.add_layer(m.serial, layer);
             }
             t.invalidations += invalidated as u64;
         }
