@@ -84,13 +84,22 @@ pub(crate) struct Session {
     pub(crate) domain: Arc<Domain>,
     /// Compile workers, when compilation is isolated.
     pub(crate) pool: Option<crate::compile::Pool>,
-    /// The tier-up thread's queue, once a tier-up was asked for (see `tiering`).
-    tier_jobs: Mutex<Option<std::sync::mpsc::Sender<super::tiering::Job>>>,
+    /// The tier-up threads' queue, once background work was asked for (see `tiering::Jobs`).
+    tier_jobs: Mutex<Option<Arc<super::tiering::Jobs>>>,
     /// When the session was created, and nanoseconds from then to the last compile (for the tiering
     /// delay).
     created: std::time::Instant,
     last_compile: std::sync::atomic::AtomicU64,
     pub(crate) config: Config,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        // Queued jobs hold their dylib, hence the session: the queue is empty by now.
+        if let Some(jobs) = self.tier_jobs.get_mut() {
+            jobs.close();
+        }
+    }
 }
 
 impl Session {
@@ -116,32 +125,24 @@ impl Session {
     }
 
     /// Queues work for the JIT's tier-up threads ([`JitBuilder::tier_up_threads`](crate::JitBuilder), one
-    /// by default; started on first use; they end when the JIT is dropped, since only the session holds
-    /// the queue's sender). A thread takes everything queued at once, so tier-ups queued together
-    /// compile together (`Job::run_all`).
+    /// by default; started on first use; they end when the session does: see `tiering::Jobs`).
     pub(crate) fn background(&self, job: super::tiering::Job) {
-        let mut jobs = self.tier_jobs.lock();
-        let sender = jobs.get_or_insert_with(|| {
-            let (tx, rx) = std::sync::mpsc::channel::<super::tiering::Job>();
-            let rx = Arc::new(Mutex::new(rx));
-            for i in 0..self.config.tier_up_threads.max(1) {
-                let rx = rx.clone();
-                std::thread::Builder::new()
-                    .name(format!("genjit-tier-up-{i}"))
-                    .spawn(move || loop {
-                        let batch = {
-                            let rx = rx.lock();
-                            let Ok(first) = rx.recv() else { return };
-                            std::iter::once(first).chain(rx.try_iter()).collect()
-                        };
-                        super::tiering::Job::run_all(batch);
-                    })
-                    .expect("spawning a genjit tier-up thread");
-            }
-            tx
-        });
-        // The receivers live as long as the threads, which only end when this sender is dropped.
-        let _ = sender.send(job);
+        let jobs = self
+            .tier_jobs
+            .lock()
+            .get_or_insert_with(|| {
+                let jobs = Arc::new(super::tiering::Jobs::default());
+                for i in 0..self.config.tier_up_threads.max(1) {
+                    let jobs = jobs.clone();
+                    std::thread::Builder::new()
+                        .name(format!("genjit-tier-up-{i}"))
+                        .spawn(move || jobs.work())
+                        .expect("spawning a genjit tier-up thread");
+                }
+                jobs
+            })
+            .clone();
+        jobs.push(job);
     }
 
     /// Notes that a module or function was compiled at the first tier (start-up-like activity).
@@ -150,17 +151,12 @@ impl Session {
         self.last_compile.fetch_max(now, std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// Waits until nothing was compiled at the first tier for `delay` (the tiering delay).
-    pub(crate) fn wait_for_quiet(&self, delay: std::time::Duration) {
-        loop {
-            let last =
-                std::time::Duration::from_nanos(self.last_compile.load(std::sync::atomic::Ordering::Relaxed));
-            let quiet = self.created.elapsed().saturating_sub(last);
-            if quiet >= delay {
-                return;
-            }
-            std::thread::sleep(delay - quiet);
-        }
+    /// How much longer until nothing was compiled at the first tier for `delay` (the tiering delay).
+    pub(crate) fn quiet_left(&self, delay: std::time::Duration) -> std::time::Duration {
+        let last =
+            std::time::Duration::from_nanos(self.last_compile.load(std::sync::atomic::Ordering::Relaxed));
+        let quiet = self.created.elapsed().saturating_sub(last);
+        delay.saturating_sub(quiet)
     }
 
     /// genjit's runtime symbols for a module of `dylib` (resolved before anything else).

@@ -345,25 +345,102 @@ impl Job {
         }
     }
 
-    /// Runs queued jobs: tier-ups of one origin queued together compile as one module (after the tiering
-    /// delay), the rest one by one.
-    pub(crate) fn run_all(mut jobs: Vec<Job>) {
-        while !jobs.is_empty() {
-            let first = jobs.remove(0);
-            let (batch, rest): (Vec<Job>, Vec<Job>) = jobs.into_iter().partition(|j| first.batches_with(j));
-            jobs = rest;
-            match first {
-                Job::TierUp { dylib, name, origin, from, bitcode, config } => {
-                    let mut functions = vec![(name, from)];
-                    functions.extend(batch.into_iter().filter_map(|j| match j {
+    /// Runs a batch [`Jobs::take`] handed out: one speculative compile, or tier-ups of one origin,
+    /// compiled as one module.
+    fn run(mut batch: Vec<Job>) {
+        let Some(first) = batch.pop() else { return };
+        match first {
+            Job::TierUp { dylib, name, origin, from, bitcode, config } => {
+                let mut functions: Vec<(Arc<str>, u64)> = batch
+                    .into_iter()
+                    .filter_map(|j| match j {
                         Job::TierUp { name, from, .. } => Some((name, from)),
                         Job::Speculate { .. } => None,
-                    }));
-                    dylib.session.wait_for_quiet(config.delay);
-                    dylib.tier_up_now(functions, origin, &bitcode, &config);
-                }
-                Job::Speculate { dylib, name, origin } => dylib.speculate(&name, origin),
+                    })
+                    .collect();
+                functions.push((name, from));
+                dylib.tier_up_now(functions, origin, &bitcode, &config);
             }
+            Job::Speculate { dylib, name, origin } => dylib.speculate(&name, origin),
+        }
+    }
+
+    /// How long this job must still wait: a tier-up, for the tiering delay (no compile at the first tier
+    /// for `delay`); speculation, not at all (it is start-up work itself).
+    fn wait_left(&self) -> Duration {
+        match self {
+            Job::TierUp { dylib, config, .. } => dylib.session.quiet_left(config.delay),
+            Job::Speculate { .. } => Duration::ZERO,
+        }
+    }
+}
+
+/// The queue of a JIT's tier-up threads.
+///
+/// A thread takes the oldest job whose wait is over, with every queued tier-up of the same origin (one
+/// module for all of them): speculation at once, tier-ups once the JIT was quiet for the tiering delay.
+/// Taking the batch only after the delay is what batches requests arriving during it (a channel's
+/// receiver would hand the first request to one thread the moment it arrived, and the next one to
+/// another). Waiting threads sleep on a condition variable until a job arrives or a delay ends.
+#[derive(Default)]
+pub(crate) struct Jobs {
+    queue: Mutex<JobQueue>,
+    ready: parking_lot::Condvar,
+}
+
+#[derive(Default)]
+struct JobQueue {
+    jobs: std::collections::VecDeque<Job>,
+    /// Set when the session ends: threads leave once the queue is empty.
+    closed: bool,
+}
+
+impl Jobs {
+    pub(crate) fn push(&self, job: Job) {
+        self.queue.lock().jobs.push_back(job);
+        self.ready.notify_all();
+    }
+
+    pub(crate) fn close(&self) {
+        self.queue.lock().closed = true;
+        self.ready.notify_all();
+    }
+
+    /// Waits for the next batch (see the type's docs); `None` once closed and empty.
+    fn take(&self) -> Option<Vec<Job>> {
+        let mut queue = self.queue.lock();
+        loop {
+            if queue.jobs.is_empty() {
+                if queue.closed {
+                    return None;
+                }
+                self.ready.wait(&mut queue);
+                continue;
+            }
+            let waits: Vec<Duration> = queue.jobs.iter().map(Job::wait_left).collect();
+            if let Some(i) = waits.iter().position(Duration::is_zero) {
+                let first = queue.jobs.remove(i).expect("an index of the queue");
+                let mut batch = Vec::new();
+                let mut k = 0;
+                while k < queue.jobs.len() {
+                    if first.batches_with(&queue.jobs[k]) {
+                        batch.extend(queue.jobs.remove(k));
+                    } else {
+                        k += 1;
+                    }
+                }
+                batch.push(first);
+                return Some(batch);
+            }
+            let soonest = waits.into_iter().min().unwrap_or(Duration::ZERO);
+            self.ready.wait_for(&mut queue, soonest);
+        }
+    }
+
+    /// A tier-up thread's life: batches until the queue is closed.
+    pub(crate) fn work(&self) {
+        while let Some(batch) = self.take() {
+            Job::run(batch);
         }
     }
 }
