@@ -32,6 +32,9 @@ pub struct Tiering {
     /// so start-up compilation is not slowed (like .NET's call-counting delay; default 100 ms). A
     /// function's counter keeps counting meanwhile.
     pub delay: Duration,
+    /// The longest a queued tier-up waits for that quiet (default 1 s): a host that compiles without
+    /// pause (a query engine adding expression modules) would otherwise never tier anything up.
+    pub max_delay: Duration,
 }
 
 impl Default for Tiering {
@@ -44,6 +47,7 @@ impl Default for Tiering {
             transform: None,
             policy: None,
             delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(1),
         }
     }
 }
@@ -58,12 +62,13 @@ impl std::fmt::Debug for Tiering {
             .field("transform", &self.transform.as_ref().map(|_| "<closure>"))
             .field("policy", &self.policy.as_ref().map(|_| "<policy>"))
             .field("delay", &self.delay)
+            .field("max_delay", &self.max_delay)
             .finish()
     }
 }
 
 impl Tiering {
-    /// The default: the higher tier at O2 after 100 calls or 100 back-edges, 100 ms delay.
+    /// The default: the higher tier at O2 after 100 calls or 100 back-edges, 100 ms delay (1 s at most).
     pub fn new() -> Tiering {
         Tiering::default()
     }
@@ -116,6 +121,12 @@ impl Tiering {
     /// How long the JIT must have compiled nothing at the first tier before tier-ups start.
     pub fn delay(mut self, delay: Duration) -> Tiering {
         self.delay = delay;
+        self
+    }
+
+    /// The longest a queued tier-up waits for the delay's quiet.
+    pub fn max_delay(mut self, max_delay: Duration) -> Tiering {
+        self.max_delay = max_delay;
         self
     }
 

@@ -329,7 +329,15 @@ pub(crate) fn rearm(module: &LoadedModule, function: &str, config: &Tiering) {
 /// Background work of a JIT's tier-up threads.
 pub(crate) enum Job {
     /// Compile a function's higher tier: `from` is the module defining it now.
-    TierUp { dylib: Dylib, name: Arc<str>, origin: u64, from: u64, bitcode: Arc<[u8]>, config: Tiering },
+    TierUp {
+        dylib: Dylib,
+        name: Arc<str>,
+        origin: u64,
+        from: u64,
+        bitcode: Arc<[u8]>,
+        config: Tiering,
+        queued: Instant,
+    },
     /// Compile a lazy function before anyone calls it.
     Speculate { dylib: Dylib, name: Arc<str>, origin: u64 },
 }
@@ -350,7 +358,7 @@ impl Job {
     fn run(mut batch: Vec<Job>) {
         let Some(first) = batch.pop() else { return };
         match first {
-            Job::TierUp { dylib, name, origin, from, bitcode, config } => {
+            Job::TierUp { dylib, name, origin, from, bitcode, config, .. } => {
                 let mut functions: Vec<(Arc<str>, u64)> = batch
                     .into_iter()
                     .filter_map(|j| match j {
@@ -366,10 +374,14 @@ impl Job {
     }
 
     /// How long this job must still wait: a tier-up, for the tiering delay (no compile at the first tier
-    /// for `delay`); speculation, not at all (it is start-up work itself).
+    /// for `delay`, `max_delay` at most since it was queued); speculation, not at all (it is start-up
+    /// work itself).
     fn wait_left(&self) -> Duration {
         match self {
-            Job::TierUp { dylib, config, .. } => dylib.session.quiet_left(config.delay),
+            Job::TierUp { dylib, config, queued, .. } => {
+                let cap = config.max_delay.saturating_sub(queued.elapsed());
+                dylib.session.quiet_left(config.delay).min(cap)
+            }
             Job::Speculate { .. } => Duration::ZERO,
         }
     }
@@ -601,7 +613,16 @@ impl Dylib {
             return Ok(());
         }
         drop(state);
-        self.session.background(Job::TierUp { dylib: self.clone(), name, origin, from, bitcode, config });
+        let queued = Instant::now();
+        self.session.background(Job::TierUp {
+            dylib: self.clone(),
+            name,
+            origin,
+            from,
+            bitcode,
+            config,
+            queued,
+        });
         Ok(())
     }
 

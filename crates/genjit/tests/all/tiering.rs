@@ -446,6 +446,25 @@ fn a_policy_decides_what_a_hot_function_does() {
 }
 
 #[test]
+fn a_tier_up_waits_for_quiet_at_most_max_delay() {
+    let jit = Jit::new().unwrap();
+    let d = jit.create_dylib("busy").unwrap();
+    // A delay no test waits out, as if the first tier never stopped compiling: only the cap lets the
+    // tier-up through.
+    let tiering = Tiering::new().threshold(None).delay(Duration::from_secs(3600));
+    d.enable_tiering(tiering.max_delay(Duration::from_millis(300))).unwrap();
+    d.add_module(Source::ir_text(CALLER_AND_CALLEE)).unwrap();
+    let asked = std::time::Instant::now();
+    d.reoptimize("f").unwrap();
+    assert!(!d.wait_for_tier_ups(Duration::from_millis(100)), "not taken before the cap");
+    assert_eq!(d.tier_status("f").unwrap().tier, 0);
+    assert!(d.wait_for_tier_ups(Duration::from_secs(60)));
+    assert_eq!(d.tier_status("f").unwrap().tier, 1);
+    assert!(asked.elapsed() >= Duration::from_millis(300));
+    assert_eq!(d.lookup::<fn(i64) -> i64>("f").unwrap().call(1), 3);
+}
+
+#[test]
 fn tier_ups_queued_together_compile_together() {
     let jit = Jit::builder().tier_up_threads(2).build().unwrap();
     let d = jit.create_dylib("batch").unwrap();
