@@ -36,6 +36,11 @@ pub struct TierStatus {
     pub inlined: Vec<String>,
     /// A lazy function not compiled yet: its entry still leads to its trampoline.
     pub lazy: bool,
+    /// Its calls are counted: its entry leads to a first-tier function with a call counter. Once the
+    /// count is over and the function was queued for the higher tier (or the policy said
+    /// [`Stay`](crate::Decision::Stay)), the entry skips the counting wrapper and leads straight to the
+    /// first-tier body; a fallback from a dropped higher tier counts again.
+    pub counting: bool,
 }
 
 /// A first-tier function's counter, by address: where its [`genjit_hot`] call comes from.
@@ -48,6 +53,8 @@ struct Hot {
     module: u64,
     /// Events counted before the current countdown.
     before: u64,
+    /// A call counter's function body behind its counting wrapper (see `tier::move_body`), or 0.
+    body: usize,
 }
 
 static COUNTERS: Mutex<Option<HashMap<usize, Hot>>> = Mutex::new(None);
@@ -58,7 +65,14 @@ pub(crate) fn register_counters(session: &Arc<Session>, dylib: &Arc<DylibShared>
     let counters = counters.get_or_insert_with(HashMap::new);
     for s in module.symbols.iter() {
         if let Some((name, counted)) = tier::counter_of(&s.name) {
+            let body = match counted {
+                // SAFETY: a call counter is `{ i64, ptr }` in the module's data, relocated by now; the
+                // pointer is read once, before the module's code runs.
+                tier::Counted::Calls => unsafe { *((s.addr + 8) as *const usize) },
+                tier::Counted::BackEdges => 0,
+            };
             let hot = Hot {
+                body,
                 session: Arc::downgrade(session),
                 dylib: Arc::downgrade(dylib),
                 name: name.into(),
@@ -89,10 +103,11 @@ pub(crate) extern "C" fn genjit_hot(counter: *const AtomicI64) {
     let counter = unsafe { &*counter };
     counter.store(0, Ordering::Relaxed);
     let hot = COUNTERS.lock().as_ref().and_then(|c| {
-        c.get(&(counter as *const AtomicI64 as usize))
-            .map(|h| (h.session.upgrade(), h.dylib.upgrade(), h.name.clone(), h.counted, h.module, h.before))
+        c.get(&(counter as *const AtomicI64 as usize)).map(|h| {
+            (h.session.upgrade(), h.dylib.upgrade(), h.name.clone(), h.counted, h.module, h.before, h.body)
+        })
     });
-    let Some((Some(session), Some(shared), name, counted, module, before)) = hot else { return };
+    let Some((Some(session), Some(shared), name, counted, module, before, body)) = hot else { return };
     let dylib = Dylib::new(session, shared, Arc::new(()));
     let (policy, event, threshold) = {
         let state = dylib.shared.state.lock();
@@ -126,7 +141,9 @@ pub(crate) extern "C" fn genjit_hot(counter: *const AtomicI64) {
     match decision {
         Decision::TierUp => {
             // Errors (the function was redefined meanwhile, the dylib closed) leave it where it is.
-            let _ = dylib.reoptimize(&name);
+            if dylib.reoptimize(&name).is_ok() {
+                skip_counting(&dylib, &name, module, body);
+            }
         }
         Decision::CountAgain(n) => {
             let key = counter as *const AtomicI64 as usize;
@@ -135,7 +152,29 @@ pub(crate) extern "C" fn genjit_hot(counter: *const AtomicI64) {
             }
             counter.store(n.clamp(1, i64::MAX as u64) as i64, Ordering::Relaxed);
         }
-        Decision::Stay => {}
+        Decision::Stay => skip_counting(&dylib, &name, module, body),
+    }
+}
+
+/// Points `name`'s entry past its counting wrapper at the tier-0 body (`body`, see `tier::move_body`):
+/// its calls are counted no more and cost nothing more than all-O0's. Only while module `module` still
+/// defines the name and the entry still leads to that module's wrapper (a change may have moved it
+/// meanwhile); under the dylib's link lock, like every redirect. A fallback from a dropped higher tier
+/// points the entry at the wrapper again, with the counter re-armed.
+fn skip_counting(dylib: &Dylib, name: &str, module: u64, body: usize) {
+    if body == 0 {
+        return;
+    }
+    let _link = dylib.shared.state.lock();
+    let Some(super::table::Definition::Function { entry, module: Some(m), .. }) =
+        dylib.shared.find(name, true)
+    else {
+        return;
+    };
+    let Some(current) = entry.target() else { return };
+    let wrapper = m.symbols.iter().find(|s| *s.name == *name).map(|s| s.addr);
+    if m.serial == module && wrapper == Some(current.addr) {
+        entry.redirect(Some(crate::runtime::entry::Target { addr: body, owner: current.owner }));
     }
 }
 
@@ -629,17 +668,27 @@ impl Dylib {
     /// Where `name` stands: its tier, whether a tier-up is queued or compiling, and which callees its body
     /// may have inlined. `None` when the dylib does not define it from a tiered module.
     pub fn tier_status(&self, name: &str) -> Option<TierStatus> {
-        let serial = self.shared.find(name, true)?.module()?.serial;
+        let definition = self.shared.find(name, true)?;
+        let module = definition.module()?;
+        let serial = module.serial;
+        let counted =
+            module.symbols.iter().any(|s| tier::counter_of(&s.name) == Some((name, tier::Counted::Calls)));
+        let own = module.symbols.iter().find(|s| *s.name == *name).map(|s| s.addr);
+        let counting = counted
+            && match &definition {
+                super::table::Definition::Function { entry, .. } => entry.target().map(|t| t.addr) == own,
+                _ => false,
+            };
         let state = self.shared.state.lock();
         let t = state.tiering.as_ref()?;
         let queued = t.pending.contains(name);
         if t.bitcode.contains_key(&serial) {
             let lazy = t.is_lazy(serial, name);
-            return Some(TierStatus { tier: 0, queued, inlined: Vec::new(), lazy });
+            return Some(TierStatus { tier: 0, queued, inlined: Vec::new(), lazy, counting });
         }
         let layer = t.layers.get(&serial)?;
         let inlined = layer.inlined.iter().map(|c| c.to_string()).collect();
-        Some(TierStatus { tier: layer.tier, queued, inlined, lazy: false })
+        Some(TierStatus { tier: layer.tier, queued, inlined, lazy: false, counting })
     }
 
     /// Waits until no tier-up (or speculative compile) of this dylib is queued or compiling, or `timeout`

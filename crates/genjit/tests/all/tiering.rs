@@ -446,6 +446,47 @@ fn a_policy_decides_what_a_hot_function_does() {
 }
 
 #[test]
+fn calls_are_counted_until_the_count_is_over_and_again_after_a_fallback() {
+    let jit = Jit::new().unwrap();
+    // The policy keeps everything at tier 0: the count ends, the wrapper is skipped.
+    let d = jit.create_dylib("stay").unwrap();
+    let stay = |_: &genjit::HotFunction<'_>| genjit::Decision::Stay;
+    d.enable_tiering(Tiering::new().calls(Some(5)).back_edges(None).policy(stay)).unwrap();
+    d.add_module(Source::ir_text(CALLER_AND_CALLEE)).unwrap();
+    let f = d.lookup::<fn(i64) -> i64>("f").unwrap();
+    for _ in 0..4 {
+        assert_eq!(f.call(1), 3);
+    }
+    assert!(d.tier_status("f").unwrap().counting, "4 calls of 5");
+    assert_eq!(f.call(1), 3);
+    let status = d.tier_status("f").unwrap();
+    assert!(!status.counting && status.tier == 0, "the 5th call ended the count: {status:?}");
+    for i in 0..1000 {
+        assert_eq!(f.call(i), 2 * i + 1);
+    }
+    // Tiered up with `g` inlined, then `g` redefined: `f` falls back to its first tier and counts again.
+    let d = jit.create_dylib("fallback").unwrap();
+    d.enable_tiering(Tiering::new().calls(Some(5)).back_edges(None).delay(Duration::ZERO)).unwrap();
+    d.add_module(Source::ir_text(CALLER_AND_CALLEE)).unwrap();
+    let f = d.lookup::<fn(i64) -> i64>("f").unwrap();
+    for _ in 0..5 {
+        assert_eq!(f.call(1), 3);
+    }
+    assert!(d.wait_for_tier_ups(Duration::from_secs(60)));
+    let status = d.tier_status("f").unwrap();
+    assert_eq!((status.tier, status.inlined.clone(), status.counting), (1, vec!["g".to_string()], false));
+    d.add_module(Source::ir_text("define i64 @g(i64 %x) {\n  ret i64 %x\n}\n")).unwrap();
+    let status = d.tier_status("f").unwrap();
+    assert!(status.tier == 0 && status.counting, "fallen back, counting again: {status:?}");
+    for _ in 0..5 {
+        assert_eq!(f.call(5), 6);
+    }
+    assert!(!d.tier_status("f").unwrap().counting, "counted to 5 again, queued again");
+    assert!(d.wait_for_tier_ups(Duration::from_secs(60)));
+    assert_eq!(f.call(5), 6);
+}
+
+#[test]
 fn a_tier_up_waits_for_quiet_at_most_max_delay() {
     let jit = Jit::new().unwrap();
     let d = jit.create_dylib("busy").unwrap();
