@@ -32,7 +32,13 @@
 //!   sees meanwhile: the latency of every call (p50, p99, p99.9, max) in rounds where the function is
 //!   tiered up against rounds where it is not, alternating.
 //!
-//! `cargo bench -p genjit-cli --bench runtime [call|redefine|churn|parallel|stall|counters|tier_up]`
+//! - `steady_state`: bzip2 1.0.8's library (7 C files compiled to unoptimized IR, as in the tiering demo)
+//!   compressing 1 MB of text-like data in memory (`BZ2_bzBuffToBuffCompress`), once genjit's tiered
+//!   dylib has tiered up what is hot, against the same IR compiled ahead of time (`opt -O3` + `clang -O3`,
+//!   a shared library loaded with `dlopen` into the same process) and genjit all-O3: one process,
+//!   alternating compress by compress, so the machine's drift cancels out of the ratios.
+//!
+//! `cargo bench -p genjit-cli --bench runtime [call|redefine|churn|parallel|stall|counters|tier_up|steady_state]`
 
 #![allow(missing_docs)]
 
@@ -544,5 +550,134 @@ fn main() {
     }
     if wanted("counters") {
         counters();
+    }
+    if wanted("steady_state") {
+        steady_state();
+    }
+}
+
+/// Runs a command of the bench's set-up, failing the bench with its output if it fails.
+fn run(cmd: &mut std::process::Command) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Text-like data: lines of words from vocabularies of three sizes (fixed seed; like the demo's).
+fn text(bytes: usize) -> Vec<u8> {
+    let mut seed = 7u64;
+    let mut next = move |n: u64| {
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (seed >> 33) % n
+    };
+    let words: Vec<String> =
+        (0..5000).map(|_| (0..2 + next(8)).map(|_| (b'a' + next(26) as u8) as char).collect()).collect();
+    let mut out = Vec::with_capacity(bytes + 200);
+    while out.len() < bytes {
+        let vocabulary = [50, 500, 5000][next(3) as usize];
+        for k in 0..3 + next(13) {
+            if k > 0 {
+                out.push(b' ');
+            }
+            out.extend_from_slice(words[next(vocabulary) as usize].as_bytes());
+        }
+        out.push(b'\n');
+    }
+    out
+}
+
+fn steady_state() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let work = root.join("target/steady-state");
+    let ir = work.join("ir");
+    let libs = ["blocksort", "huffman", "crctable", "randtable", "compress", "decompress", "bzlib"];
+    run(std::process::Command::new("bash")
+        .arg(root.join("crates/genjit-cli/tests/programs/bzip2/build.sh"))
+        .arg(&ir)
+        .stdout(std::process::Stdio::null()));
+    let bcs: Vec<_> = libs.iter().map(|l| ir.join(format!("{l}.bc"))).collect();
+    let (linked, optimized, aot) =
+        (work.join("libs.bc"), work.join("libs.O3.bc"), work.join("libbz2-aot.so"));
+    run(std::process::Command::new("llvm-link-19").args(&bcs).arg("-o").arg(&linked));
+    run(std::process::Command::new("opt-19").arg("-O3").arg(&linked).arg("-o").arg(&optimized));
+    run(std::process::Command::new("clang-19")
+        .args(["-O3", "-shared", "-fPIC"])
+        .arg(&optimized)
+        .arg("-o")
+        .arg(&aot));
+    // The library's one-call API has seven parameters; a wrapper fixes the last three (block size 900k,
+    // quiet, default work factor) so a typed genjit lookup can call it.
+    const WRAPPER: &str = "declare i32 @BZ2_bzBuffToBuffCompress(ptr, ptr, ptr, i32, i32, i32, i32)\n\
+        define i32 @compress(ptr %dest, ptr %dest_len, ptr %source, i32 %len) {\n  \
+        %r = call i32 @BZ2_bzBuffToBuffCompress(ptr %dest, ptr %dest_len, ptr %source, i32 %len, i32 9, i32 0, i32 0)\n  \
+        ret i32 %r\n}\n";
+    type Compress = fn(*mut u8, *mut u32, *const u8, i32) -> i32;
+    // bzip2 calls libc (`fprintf`, `stderr`): the process's symbols resolve.
+    let jit = Jit::builder().process_symbols(true).build().unwrap();
+    let tiered = jit.create_dylib("tiered").unwrap();
+    tiered.enable_tiering(genjit::Tiering::new().level(OptLevel::O3)).unwrap();
+    let all_o3 = Jit::builder().process_symbols(true).opt_level(OptLevel::O3).build().unwrap();
+    let o3 = all_o3.create_dylib("o3").unwrap();
+    for d in [&tiered, &o3] {
+        let mut sources: Vec<Source> =
+            bcs.iter().map(|bc| Source::bitcode(std::fs::read(bc).unwrap())).collect();
+        sources.push(Source::ir_text(WRAPPER));
+        d.add_modules(sources).unwrap();
+    }
+    let (t, o) = (tiered.lookup::<Compress>("compress").unwrap(), o3.lookup::<Compress>("compress").unwrap());
+    let path = std::ffi::CString::new(aot.to_str().unwrap()).unwrap();
+    // SAFETY: the library was just built from bzip2's own C code; its symbol has the C signature below.
+    let aot_compress: extern "C" fn(*mut u8, *mut u32, *const u8, u32, i32, i32, i32) -> i32 = unsafe {
+        let handle = libc::dlopen(path.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL);
+        assert!(!handle.is_null(), "dlopen {}", aot.display());
+        let symbol = libc::dlsym(handle, c"BZ2_bzBuffToBuffCompress".as_ptr());
+        assert!(!symbol.is_null());
+        std::mem::transmute(symbol)
+    };
+    let data = text(1_000_000);
+    let capacity = data.len() + data.len() / 100 + 600;
+    let compress_with = |engine: &dyn Fn(*mut u8, *mut u32) -> i32| {
+        let mut out = vec![0u8; capacity];
+        let mut len = capacity as u32;
+        assert_eq!(engine(out.as_mut_ptr(), &mut len), 0, "BZ_OK");
+        out.truncate(len as usize);
+        out
+    };
+    let jit_engine = |f: &genjit::Func<Compress>| {
+        let f = f.clone();
+        let data = &data;
+        move |out: *mut u8, len: *mut u32| f.call(out, len, data.as_ptr(), data.len() as i32)
+    };
+    let (tiered_run, o3_run) = (jit_engine(&t), jit_engine(&o));
+    let aot_run =
+        |out: *mut u8, len: *mut u32| aot_compress(out, len, data.as_ptr(), data.len() as u32, 9, 0, 0);
+    // Tier up what is hot (two waves: callees get hot once their callers run faster), then check that
+    // the three engines compress alike.
+    for _ in 0..3 {
+        for _ in 0..3 {
+            compress_with(&tiered_run);
+        }
+        assert!(tiered.wait_for_tier_ups(Duration::from_secs(300)));
+    }
+    let expected = compress_with(&aot_run);
+    assert_eq!(compress_with(&tiered_run), expected, "tiered output differs from ahead-of-time code's");
+    assert_eq!(compress_with(&o3_run), expected, "all-O3 output differs from ahead-of-time code's");
+    let ups = jit.stats().dylibs.iter().map(|d| d.tiering.tier_ups).sum::<u64>();
+    let mut contestants = [
+        Contestant::new("ahead of time", || {
+            black_box(compress_with(&aot_run));
+        }),
+        Contestant::new("genjit tiered", || {
+            black_box(compress_with(&tiered_run));
+        }),
+        Contestant::new("genjit all-O3", || {
+            black_box(compress_with(&o3_run));
+        }),
+    ];
+    let results = contest("steady state: bzip2 compressing 1 MB in memory", 40, 1, &mut contestants);
+    results.print(&["ahead of time"]);
+    println!("  the tiered dylib had tiered up {ups} functions");
+    for engine in ["genjit tiered", "genjit all-O3"] {
+        let (r, lo, hi) = results.ratio("ahead of time", engine);
+        println!("  {engine}: {r:.3}x the speed of ahead-of-time code [{lo:.3} .. {hi:.3}]");
     }
 }
