@@ -321,6 +321,24 @@ pub(crate) fn count_calls(module: &Module<'_>, tag: &str, thresholds: Thresholds
     }
 }
 
+/// Gives `to` (a function of `from`'s type) `from`'s attributes (function, return, parameters) and
+/// calling convention.
+fn copy_attributes(from: LLVMValueRef, to: LLVMValueRef) {
+    // SAFETY: both are live functions of one type; attributes are read from one and added to the other.
+    unsafe {
+        let function_index = inkwell::llvm_sys::LLVMAttributeFunctionIndex;
+        for index in [function_index, 0].into_iter().chain(1..=LLVMCountParams(from)) {
+            let count = LLVMGetAttributeCountAtIndex(from, index);
+            let mut attributes = vec![std::ptr::null_mut(); count as usize];
+            LLVMGetAttributesAtIndex(from, index, attributes.as_mut_ptr());
+            for attribute in attributes {
+                LLVMAddAttributeAtIndex(to, index, attribute);
+            }
+        }
+        LLVMSetFunctionCallConv(to, LLVMGetFunctionCallConv(from));
+    }
+}
+
 /// Moves `f`'s body into a new internal function `<name>.gj.body` of the same type, attributes, calling
 /// convention, personality and debug subprogram, leaving `f` without blocks; `None` (nothing moved) for
 /// a function a `musttail` call could not forward to, or whose labels are addressed (a `blockaddress`
@@ -347,16 +365,7 @@ fn move_body(f: LLVMValueRef, name: &str) -> Option<LLVMValueRef> {
         let body_name = std::ffi::CString::new(format!("{name}.gj.body")).expect("no NUL in IR names");
         let body = LLVMAddFunction(m, body_name.as_ptr(), LLVMGlobalGetValueType(f));
         LLVMSetLinkage(body, LLVMLinkage::LLVMInternalLinkage);
-        let function_index = inkwell::llvm_sys::LLVMAttributeFunctionIndex;
-        for index in [function_index, 0].into_iter().chain(1..=LLVMCountParams(f)) {
-            let count = LLVMGetAttributeCountAtIndex(f, index);
-            let mut attributes = vec![std::ptr::null_mut(); count as usize];
-            LLVMGetAttributesAtIndex(f, index, attributes.as_mut_ptr());
-            for attribute in attributes {
-                LLVMAddAttributeAtIndex(body, index, attribute);
-            }
-        }
-        LLVMSetFunctionCallConv(body, LLVMGetFunctionCallConv(f));
+        copy_attributes(f, body);
         LLVMSetAlignment(body, LLVMGetAlignment(f));
         if LLVMHasPersonalityFn(f) != 0 {
             LLVMSetPersonalityFn(body, LLVMGetPersonalityFn(f));
@@ -637,16 +646,7 @@ fn declare_instead(f: LLVMValueRef) {
     unsafe {
         let m = LLVMGetGlobalParent(f);
         let declaration = LLVMAddFunction(m, c"".as_ptr(), LLVMGlobalGetValueType(f));
-        let function_index = inkwell::llvm_sys::LLVMAttributeFunctionIndex;
-        for index in [function_index, 0].into_iter().chain(1..=LLVMCountParams(f)) {
-            let count = LLVMGetAttributeCountAtIndex(f, index);
-            let mut attributes = vec![std::ptr::null_mut(); count as usize];
-            LLVMGetAttributesAtIndex(f, index, attributes.as_mut_ptr());
-            for attribute in attributes {
-                LLVMAddAttributeAtIndex(declaration, index, attribute);
-            }
-        }
-        LLVMSetFunctionCallConv(declaration, LLVMGetFunctionCallConv(f));
+        copy_attributes(f, declaration);
         LLVMSetVisibility(declaration, LLVMGetVisibility(f));
         LLVMSetDLLStorageClass(declaration, LLVMGetDLLStorageClass(f));
         LLVMSetUnnamedAddress(declaration, LLVMGetUnnamedAddress(f));
