@@ -124,6 +124,10 @@ struct RunArgs {
     /// With --lazy: also compile the direct callees of each function compiled, in the background
     #[arg(long, requires = "lazy")]
     speculate: bool,
+    /// With --lazy: a function's first compile also compiles its direct callees not compiled yet (fewer,
+    /// larger compiles)
+    #[arg(long, requires = "lazy")]
+    lazy_callees: bool,
     /// Write compile and tiering figures as JSON to FILE when the program ends
     #[arg(long, value_name = "FILE")]
     stats_json: Option<PathBuf>,
@@ -227,7 +231,7 @@ fn run_program(args: RunArgs) -> Result<ExitCode, String> {
                 .back_edges(or_threshold(args.tier_back_edges))
                 .level(args.tier_level)
         }),
-        lazy: args.lazy.then_some(genjit::Lazy::new().speculate(args.speculate)),
+        lazy: args.lazy.then_some(genjit::Lazy::new().speculate(args.speculate).callees(args.lazy_callees)),
         stats_json: args.stats_json,
     };
     let code = run(&options).map_err(|e| e.to_string())?;

@@ -166,12 +166,13 @@ fn lua_interpreter_from_33_modules_in_any_order() {
 #[test]
 fn lua_interpreter_tiered_up_while_it_runs() {
     let (modules, out, script, theirs) = lua("lua-ir-tier");
-    let modes: [&[&str]; 6] = [
+    let modes: [&[&str]; 7] = [
         &["--tier", "--tier-threshold", "1"],
         &["--tier", "--tier-threshold", "10"],
         &["--tier", "--tier-threshold", "1000"],
         &["--lazy"],
         &["--lazy", "--speculate"],
+        &["--lazy", "--lazy-callees", "--tier", "--tier-threshold", "1"],
         &["--lazy", "--tier", "--tier-threshold", "1"],
     ];
     for flags in modes {
@@ -230,10 +231,11 @@ fn bzip2_compresses_like_lli_tiered_and_lazy() {
     let compressed = lli(&["-c"], &input);
     assert_eq!(compressed.1, 0);
     assert!(compressed.0.starts_with(b"BZh9") && compressed.0.len() < input.len() / 2);
-    let modes: [&[&str]; 4] = [
+    let modes: [&[&str]; 5] = [
         &[],
         &["--tier", "--tier-threshold", "1"],
         &["--lazy", "--tier", "--tier-threshold", "1"],
+        &["--lazy", "--lazy-callees"],
         &["--lazy", "--speculate"],
     ];
     for flags in modes {

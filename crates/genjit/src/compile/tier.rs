@@ -863,6 +863,8 @@ pub(crate) struct Extracted {
     pub(crate) inlined: Vec<String>,
     /// The functions of the original module they call directly (for speculation).
     pub(crate) callees: Vec<String>,
+    /// The functions compiled: the ones asked for, then the callees compiled along.
+    pub(crate) functions: Vec<String>,
 }
 
 /// How [`compile_function`] compiles functions.
@@ -874,6 +876,8 @@ pub(crate) struct Extract<'a> {
     pub(crate) name: String,
     /// Which direct callees may be given `available_externally` bodies (inlined).
     pub(crate) inlinable: &'a dyn Fn(&str) -> bool,
+    /// Which direct callees to compile along with the functions, in the same module.
+    pub(crate) along: &'a dyn Fn(&str) -> bool,
     /// Counters for the next tier: `(tag, thresholds)` (see [`count_calls`]).
     pub(crate) counters: Option<(&'a str, Thresholds)>,
     /// The user's transform of the extracted module (before optimization), and the pass pipeline
@@ -890,7 +894,8 @@ pub(crate) struct Extract<'a> {
 /// optimization: a callee called fewer times afterwards may have been inlined (or its call deleted as
 /// dead), and is reported. A callee whose calls all remain is not: its copy was never used.
 pub(crate) fn compile_function(bitcode: &[u8], extract: Extract<'_>) -> Result<Extracted> {
-    let Extract { functions, level, name, inlinable, counters, transform, pipeline } = extract;
+    let Extract { functions, level, name, inlinable, along, counters, transform, pipeline } = extract;
+    let kept = std::cell::RefCell::new(functions.to_vec());
     let failed = |message: String| Error::Codegen { module: name.clone(), message };
     // The callees given bodies, how often the functions call each before optimization, and every
     // function of the module they call.
@@ -955,7 +960,9 @@ pub(crate) fn compile_function(bitcode: &[u8], extract: Extract<'_>) -> Result<E
                     }
                 }
             }
-            let (mut candidates, deeper) = extract_function(&module, functions, inlinable).map_err(failed)?;
+            kept.borrow_mut().extend(callees.iter().filter(|c| along(c)).cloned());
+            let kept = kept.borrow();
+            let (mut candidates, deeper) = extract_function(&module, &kept, inlinable).map_err(failed)?;
             *deeper_callees.borrow_mut() = deeper;
             // A function of the batch may be inlined into another one, too.
             candidates
@@ -967,7 +974,7 @@ pub(crate) fn compile_function(bitcode: &[u8], extract: Extract<'_>) -> Result<E
         steps,
     )?;
     let callees = std::mem::take(&mut found.borrow_mut().2);
-    Ok(Extracted { compiled, inlined, callees })
+    Ok(Extracted { compiled, inlined, callees, functions: kept.into_inner() })
 }
 
 #[cfg(test)]

@@ -27,6 +27,10 @@ pub struct Lazy {
     /// After a function's first compile, compile its direct callees that are still lazy on the JIT's
     /// background thread, before they are called (default off).
     pub speculate: bool,
+    /// A function's first compile also compiles its direct callees that are still lazy, in the same
+    /// module (default off): fewer compiles, each with a fixed cost of a few milliseconds, for some
+    /// functions compiled that may never be called.
+    pub callees: bool,
 }
 
 impl Lazy {
@@ -38,6 +42,12 @@ impl Lazy {
     /// Also compile a compiled function's direct callees in the background (see [`Lazy::speculate`]).
     pub fn speculate(mut self, speculate: bool) -> Lazy {
         self.speculate = speculate;
+        self
+    }
+
+    /// Also compile a function's lazy direct callees with it (see [`Lazy::callees`]).
+    pub fn callees(mut self, callees: bool) -> Lazy {
+        self.callees = callees;
         self
     }
 }
@@ -147,7 +157,7 @@ impl Dylib {
         }
         self.shared.state.lock().tiering.get_or_insert_with(|| TierState::new(None));
         let add = sources.into_iter().map(|s| self.compile(s, true)).collect::<Result<Vec<_>>>()?;
-        self.change(Change { add, initializers: true, speculate: lazy.speculate, ..Change::default() })
+        self.change(Change { add, initializers: true, lazy, ..Change::default() })
     }
 
     /// Compiles lazy functions now, as their first call would (a function already compiled is left as it
@@ -235,7 +245,7 @@ impl Dylib {
         };
         let result = {
             let _turn = gate.lock();
-            self.compile_one_lazy(name, origin, on_call)
+            self.compile_one_lazy(name, origin, on_call, false)
         };
         let mut state = self.shared.state.lock();
         if let Some(t) = state.tiering.as_mut() {
@@ -246,34 +256,44 @@ impl Dylib {
         result
     }
 
-    fn compile_one_lazy(&self, name: &str, origin: u64, on_call: bool) -> Result<bool> {
+    fn compile_one_lazy(&self, name: &str, origin: u64, on_call: bool, alone: bool) -> Result<bool> {
         let definer = self.shared.find(name, true).and_then(|d| d.module().map(|m| m.serial));
         if definer != Some(origin) {
             return Ok(false); // compiled already, or redefined by the user
         }
         let started = Instant::now();
-        let (bitcode, threshold, speculate) = {
+        let (bitcode, threshold, options) = {
             let state = self.shared.state.lock();
             let Some(t) = state.tiering.as_ref() else { return Ok(false) };
             let Some(bitcode) = t.bitcode.get(&origin).cloned() else { return Ok(false) };
             let threshold = t.config.as_ref().map(|c| c.thresholds());
-            (bitcode, threshold, t.lazy.get(&origin).is_some_and(|u| u.speculate))
+            (bitcode, threshold, t.lazy.get(&origin).map(|u| u.options).unwrap_or_default())
         };
         let level = self.session.config.opt;
         let tag = format!("l{origin}");
+        // With `Lazy::callees`: direct callees still lazy in the origin compile along (one module, one
+        // commit), unless a batch was superseded (a callee compiled meanwhile): then the function alone.
+        let along = |callee: &str| {
+            options.callees
+                && !alone
+                && self.shared.find(callee, true).and_then(|d| d.module().map(|m| m.serial)) == Some(origin)
+                && self.shared.state.lock().tiering.as_ref().is_some_and(|t| t.is_lazy(origin, callee))
+        };
         let extract = tier::Extract {
             functions: &[name.to_string()],
             level,
             name: format!("{name}@lazy"),
             inlinable: &|_| false,
+            along: &along,
             counters: threshold.map(|t| (tag.as_str(), t)),
             transform: None,
             pipeline: None,
         };
         self.session.note_compile();
         let compiled = tier::compile_function(&bitcode, extract)?;
-        let check =
-            TierUpCheck { functions: vec![(name.into(), origin)], origin, tier: 0, inlined: Vec::new() };
+        let functions: Vec<_> = compiled.functions.iter().map(|f| (Arc::from(f.as_str()), origin)).collect();
+        let batch = functions.len() > 1;
+        let check = TierUpCheck { functions, origin, tier: 0, inlined: Vec::new() };
         let change = Change {
             add: vec![compiled.compiled],
             initializers: true,
@@ -282,6 +302,9 @@ impl Dylib {
         };
         match self.change(change) {
             Ok(_) => {}
+            Err(Error::Superseded { .. }) if batch => {
+                return self.compile_one_lazy(name, origin, on_call, true)
+            }
             Err(Error::Superseded { .. }) => return Ok(false),
             Err(e) => return Err(e),
         }
@@ -291,7 +314,7 @@ impl Dylib {
             if let Some(t) = state.tiering.as_mut() {
                 t.lazy_compiles += 1;
                 t.compile_time[0] += started.elapsed();
-                if speculate && on_call {
+                if options.speculate && on_call {
                     let callees: Vec<Arc<str>> = compiled
                         .callees
                         .into_iter()

@@ -116,7 +116,7 @@ pub(super) struct Plan {
     pub(super) tier_up: Option<super::tiering::TierUpCheck>,
     /// Higher tiers the change takes out because they inlined a name it redefines or removes.
     pub(super) invalidated: usize,
-    pub(super) speculate: bool,
+    pub(super) lazy: super::lazy::Lazy,
 }
 
 type Symbols = HashMap<Arc<str>, Definition>;
@@ -127,7 +127,7 @@ impl Dylib {
         let removal = change.removal;
         let symbols = self.shared.symbols.read();
         let tier_up = change.tier_up.take();
-        let speculate = change.speculate;
+        let lazy = change.lazy;
         let definer = |name: &str| symbols.get(name).and_then(Definition::module).map(|m| m.serial);
         if let Some(check) = &tier_up {
             // A user's redefinition or removal since the tier-up began wins, of the function or of a
@@ -156,7 +156,7 @@ impl Dylib {
         if removal == Removal::Refuse {
             self.check_imports(state, imports, &scope, &entries, &steps)?;
         }
-        Ok(Plan { new, entries, steps, losers, scope, bitcode, tier_up, invalidated, speculate })
+        Ok(Plan { new, entries, steps, losers, scope, bitcode, tier_up, invalidated, lazy })
     }
 
     fn scope(&self, state: &State, remove: &Remove) -> Result<Scope> {

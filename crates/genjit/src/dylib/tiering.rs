@@ -192,7 +192,7 @@ pub(crate) struct Layer {
 #[derive(Debug)]
 pub(crate) struct LazyUnit {
     pub(crate) functions: HashSet<Arc<str>>,
-    pub(crate) speculate: bool,
+    pub(crate) options: super::lazy::Lazy,
     /// The module has finalizers, which may call any of its functions when it is removed.
     pub(crate) finalizers: bool,
 }
@@ -554,6 +554,7 @@ impl Dylib {
             level,
             name: module,
             inlinable: &inlinable,
+            along: &|_| false,
             counters: None,
             transform: config.transform.as_ref(),
             pipeline: config.passes.as_deref(),

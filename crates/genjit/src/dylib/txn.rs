@@ -44,8 +44,8 @@ pub(crate) struct Change {
     /// A tier-up: refused ([`Error::Superseded`]) unless what it was compiled from still holds; the new
     /// module is recorded as its origin's satellite (see `tiering`).
     pub(crate) tier_up: Option<super::tiering::TierUpCheck>,
-    /// A lazy module's functions speculate (see `lazy`).
-    pub(crate) speculate: bool,
+    /// How a lazy module's functions compile (see `lazy`).
+    pub(crate) lazy: super::lazy::Lazy,
 }
 
 /// A retired value counted in `Stats::awaiting_metadata_bytes` until it is dropped.
@@ -176,7 +176,7 @@ impl Dylib {
     }
 
     fn commit(&self, state: &mut State, imports: &mut Imports, plan: Plan) -> Done {
-        let Plan { new, entries, steps, losers, scope, bitcode, tier_up, invalidated, speculate } = plan;
+        let Plan { new, entries, steps, losers, scope, bitcode, tier_up, invalidated, lazy } = plan;
         let Scope { mut removing, redirectables, .. } = scope;
         if let Some(t) = state.tiering.as_mut() {
             for ((m, _), (bitcode, finalizers)) in new.iter().zip(bitcode) {
@@ -186,7 +186,7 @@ impl Dylib {
                     let functions = super::lazy::register(&self.session, &self.shared, m);
                     if !functions.is_empty() {
                         let functions = functions.into_iter().collect();
-                        let unit = super::tiering::LazyUnit { functions, speculate, finalizers };
+                        let unit = super::tiering::LazyUnit { functions, options: lazy, finalizers };
                         t.lazy.insert(m.serial, unit);
                     }
                 }

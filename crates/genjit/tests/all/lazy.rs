@@ -175,6 +175,34 @@ fn speculation_compiles_callees_before_their_first_call() {
 }
 
 #[test]
+fn with_callees_a_first_call_compiles_the_lazy_direct_callees_along() {
+    const PICK: &str = "define i64 @rare(i64 %x) {\n  ret i64 %x\n}\ndefine i64 @other() {\n  ret i64 7\n}\n\
+        define i64 @pick(i64 %x) {\nentry:\n  %c = icmp sgt i64 %x, 0\n  br i1 %c, label %call, label %done\n\
+        call:\n  %r = call i64 @rare(i64 %x)\n  ret i64 %r\ndone:\n  ret i64 -1\n}\n";
+    let jit = Jit::new().unwrap();
+    let d = jit.create_dylib("lazy").unwrap();
+    d.add_lazy_module(Source::ir_text(PICK), Lazy::new().callees(true)).unwrap();
+    assert_eq!(d.lookup::<fn(i64) -> i64>("pick").unwrap().call(0), -1);
+    let stats = tiering(&jit);
+    assert_eq!(
+        (stats.lazy_compiles, stats.lazy_uncompiled),
+        (1, 1),
+        "`pick` and `rare` in one compile: {stats:?}"
+    );
+    assert!(!d.tier_status("rare").unwrap().lazy && d.tier_status("other").unwrap().lazy);
+    assert_eq!(d.lookup::<fn(i64) -> i64>("rare").unwrap().call(3), 3);
+    assert_eq!(d.lookup::<fn(i64) -> i64>("pick").unwrap().call(5), 5);
+    assert_eq!(tiering(&jit).lazy_compiles, 1, "no compile on their later calls");
+    // A callee compiled already by its own first call is not compiled again.
+    let d = jit.create_dylib("raced").unwrap();
+    d.add_lazy_module(Source::ir_text(PICK), Lazy::new().callees(true)).unwrap();
+    assert_eq!(d.lookup::<fn(i64) -> i64>("rare").unwrap().call(4), 4);
+    assert_eq!(d.lookup::<fn(i64) -> i64>("pick").unwrap().call(6), 6);
+    let raced = jit.stats().dylibs.into_iter().find(|s| s.name == "raced").unwrap().tiering;
+    assert_eq!((raced.lazy_compiles, raced.lazy_uncompiled), (2, 1), "`rare`, then `pick` alone: {raced:?}");
+}
+
+#[test]
 fn lazy_functions_tier_up_like_any_other() {
     let jit = Jit::new().unwrap();
     let d = jit.create_dylib("lazy").unwrap();
