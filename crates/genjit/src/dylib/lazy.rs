@@ -5,10 +5,12 @@
 //! the module (the *origin*) holds the data, the constructors and the functions kept whole, and every
 //! lazy function's entry leads to its trampoline. The first call of one enters [`genjit_lazy`] with the
 //! function's record; under a per-function gate (concurrent first callers of *that* function wait; callers
-//! of others do not), the function is compiled alone from the kept IR on the calling thread and added as a
-//! change that redefines it, only if the origin still defines it (a user's redefinition wins). Its entry
-//! then leads to the compiled body, and the trampoline tail-calls the entry. With speculation, the
-//! function's direct callees that are still lazy are then compiled by the JIT's background thread.
+//! of others do not), the function is compiled alone from the kept IR on the calling thread (reading only
+//! its body: `tier::load_lazily`) and added as a change that redefines it, only if the origin still
+//! defines it (a user's redefinition wins). Its entry then leads to the compiled body, and the trampoline
+//! tail-calls the entry. With [`Lazy::callees`], its direct callees that are still lazy compile with it,
+//! in the same module. With speculation, those callees are instead compiled by the JIT's background
+//! thread after it.
 
 use super::table::Definition;
 use super::tiering::{Job, LazyUnit, TierState, TierUpCheck};
