@@ -235,6 +235,13 @@ const MARKER: &[u8] = b"genjit compile worker\n";
 /// (see [`Isolation`]). LLVM may abort the process on bad input; that is what the worker is for.
 pub fn serve_compile_worker() -> io::Result<()> {
     let (mut input, mut output) = (io::stdin().lock(), io::stdout().lock());
+    // LLVM's first-use set-up (targets, a target machine per level, pass registries) happens before the
+    // marker, so a compile's time limit measures the compile: on a loaded machine the set-up alone took
+    // more than a 20 ms limit on a one-line module (`isolate::a_compile_past_its_time_limit_...`).
+    for level in OptLevel::ALL {
+        let warm_up = Source::ir_text("define i64 @genjit_warm_up() {\n  ret i64 0\n}\n");
+        let _ = compile(warm_up, "warm-up".to_string(), level, &[]);
+    }
     output.write_all(MARKER)?;
     output.flush()?;
     while let Some(frame) = read_frame(&mut input)? {
