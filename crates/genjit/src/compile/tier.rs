@@ -585,7 +585,9 @@ fn delete_body(f: LLVMValueRef) {
 /// anything is (the reader resolves the `blockaddress` constants), so no `blockaddress` ever names a body
 /// left unread.
 ///
-/// `bitcode` is genjit's own writing of a verified module; `Err` only if it is not (a bug).
+/// `bitcode` is genjit's own writing of a verified module; `Err` only if it is not (a bug). The reader
+/// reports that error through the context's diagnostic handler, so `context` must have genjit's
+/// (`compile_steps` installs it): LLVM's default handler exits the process on an error.
 pub(crate) fn load_lazily<'c>(
     context: &'c Context,
     bitcode: &[u8],
@@ -593,13 +595,14 @@ pub(crate) fn load_lazily<'c>(
 ) -> std::result::Result<Module<'c>, String> {
     let name = std::ffi::CString::new(name.replace('\0', " ")).expect("no NUL left");
     let mut m: LLVMModuleRef = std::ptr::null_mut();
-    // SAFETY: the buffer is a copy of `bitcode`; the reader takes ownership of it on success (the module
-    // reads bodies from it later) and on failure releases it without freeing (a leak, on a bug only).
+    // SAFETY: the buffer is a copy of `bitcode`; the reader takes ownership of it if (and only if) it
+    // reads the module (the module reads bodies from it later), so on failure it is disposed here.
     // `context` outlives the module, which `Module::new` owns from here on.
     unsafe {
         let buffer =
             LLVMCreateMemoryBufferWithMemoryRangeCopy(bitcode.as_ptr().cast(), bitcode.len(), name.as_ptr());
         if LLVMGetBitcodeModuleInContext2(context.raw(), buffer, &mut m) != 0 || m.is_null() {
+            LLVMDisposeMemoryBuffer(buffer);
             return Err("genjit's bitcode of the module could not be read back".to_string());
         }
         Ok(Module::new(m))
@@ -1084,6 +1087,14 @@ mod tests {
                 _ => {}
             }
         }
+        // Bytes that are not bitcode: an error, the buffer freed once (not owned by a module). The
+        // reader reports through the context's handler (LLVM's default one would exit the process).
+        let diagnostics = crate::compile::diagnostics::Diagnostics::default();
+        let checked = Context::create();
+        // SAFETY: `diagnostics` is declared before `checked`, so it outlives it, and never moves.
+        unsafe { diagnostics.install(&checked) };
+        assert!(load_lazily(&checked, b"not bitcode", "m").is_err());
+        assert!(diagnostics.take_errors().is_some_and(|e| e.contains("bitcode")), "reported");
         // The computed goto's body is read with the first body read (its labels are data), and extracting
         // it is refused as from a whole parse.
         let lazy = load_lazily(&context, bitcode.as_slice(), "m").unwrap();
