@@ -77,6 +77,13 @@ impl std::ops::Deref for Symbols {
     }
 }
 
+impl Symbols {
+    /// The symbol named `name`, if the module defines it.
+    pub(crate) fn get(&self, name: &str) -> Option<&DefinedSymbol> {
+        self.iter().find(|s| &*s.name == name)
+    }
+}
+
 impl From<Vec<DefinedSymbol>> for Symbols {
     fn from(mut symbols: Vec<DefinedSymbol>) -> Symbols {
         match symbols.len() {

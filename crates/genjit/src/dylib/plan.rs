@@ -504,7 +504,7 @@ impl Dylib {
         let candidates = below.chain(std::iter::once(&layer.origin)).filter(|s| !scope.removing.contains(s));
         let found = candidates.filter_map(|s| {
             let module = &state.modules.get(s)?.0;
-            let symbol = module.symbols.iter().find(|sym| &*sym.name == name)?;
+            let symbol = module.symbols.get(name)?;
             Some((t.layers.get(s).map_or(0, |l| l.tier), module.clone(), symbol.clone()))
         });
         // The highest tier; among equals the first (a lazy function's compile before its trampoline).

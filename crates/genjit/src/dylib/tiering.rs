@@ -172,7 +172,7 @@ fn skip_counting(dylib: &Dylib, name: &str, module: u64, body: usize) {
         return;
     };
     let Some(current) = entry.target() else { return };
-    let wrapper = m.symbols.iter().find(|s| *s.name == *name).map(|s| s.addr);
+    let wrapper = m.symbols.get(name).map(|s| s.addr);
     if m.serial == module && wrapper == Some(current.addr) {
         entry.redirect(Some(crate::runtime::entry::Target { addr: body, owner: current.owner }));
     }
@@ -674,7 +674,7 @@ impl Dylib {
         let serial = module.serial;
         let counted =
             module.symbols.iter().any(|s| tier::counter_of(&s.name) == Some((name, tier::Counted::Calls)));
-        let own = module.symbols.iter().find(|s| *s.name == *name).map(|s| s.addr);
+        let own = module.symbols.get(name).map(|s| s.addr);
         let counting = counted
             && match &definition {
                 super::table::Definition::Function { entry, .. } => entry.target().map(|t| t.addr) == own,
