@@ -249,6 +249,11 @@ pub struct TieringStats {
     pub tier_ups: u64,
     /// Higher tiers dropped because a callee they inlined was redefined or removed.
     pub invalidations: u64,
+    /// On-stack replacement entries compiled (each with a higher tier; DESIGN.md, "On-stack
+    /// replacement").
+    pub osr_entries: u64,
+    /// First-tier calls that left a loop for an OSR entry.
+    pub osr_transfers: u64,
     /// Bytes of IR kept for tiering and lazy compilation (the live tiered and lazy modules' promoted IR).
     pub retained_ir_bytes: usize,
     /// Functions defined lazily by the live lazy modules.

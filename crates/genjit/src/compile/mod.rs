@@ -18,6 +18,7 @@
 mod diagnostics;
 mod isolate;
 mod machine;
+pub(crate) mod osr;
 mod source;
 pub(crate) mod tier;
 mod tls;

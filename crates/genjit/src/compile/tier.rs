@@ -22,7 +22,7 @@ use inkwell::llvm_sys::{LLVMLinkage, LLVMVisibility};
 use inkwell::module::Module;
 use inkwell::values::AsValueRef;
 
-fn value_name(v: LLVMValueRef) -> String {
+pub(super) fn value_name(v: LLVMValueRef) -> String {
     let mut len = 0;
     // SAFETY: `v` is a live value of the module being rewritten; LLVM returns a pointer/length pair into it.
     let ptr = unsafe { LLVMGetValueName2(v, &mut len) };
@@ -30,7 +30,7 @@ fn value_name(v: LLVMValueRef) -> String {
     String::from_utf8_lossy(unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len) }).into_owned()
 }
 
-fn set_name(v: LLVMValueRef, name: &str) {
+pub(super) fn set_name(v: LLVMValueRef, name: &str) {
     // SAFETY: `v` is a live global of the module; LLVM copies the name.
     unsafe { LLVMSetValueName2(v, name.as_ptr().cast(), name.len()) };
 }
@@ -169,11 +169,19 @@ pub(crate) fn count_calls(module: &Module<'_>, tag: &str, thresholds: Thresholds
         if hook.is_null() {
             hook = LLVMAddFunction(m, hook_name.as_ptr(), hook_type);
         }
+        let i32t = LLVMInt32TypeInContext(context);
+        let mut loop_params = [ptr, i32t];
+        let loop_hook_type = LLVMFunctionType(ptr, loop_params.as_mut_ptr(), 2, 0);
+        let loop_hook_name = std::ffi::CString::new(super::osr::HOT_LOOP).expect("no NUL");
+        let mut loop_hook = LLVMGetNamedFunction(m, loop_hook_name.as_ptr());
+        if loop_hook.is_null() && thresholds.back_edges.is_some() {
+            loop_hook = LLVMAddFunction(m, loop_hook_name.as_ptr(), loop_hook_type);
+        }
         let builder = LLVMCreateBuilderInContext(context);
-        // Fills `check` (is the counter still running?), `dec` (decrement, test) and `hot` (call the
-        // hook), all going on to `to`. A claimed counter is 0: from then on a call or back-edge costs a
-        // load and a predicted branch, and no store (a store then load of the counter on every call
-        // was most of tier 0's cost on a real program).
+        // Fills `check` (is the counter still running?) and `dec` (decrement, test; on to `hot` when the
+        // count is over), both going on to `to`. A claimed counter is 0: from then on a call or back-edge
+        // costs a load and a predicted branch, and no store (a store then load of the counter on every
+        // call was most of tier 0's cost on a real program).
         let count = |[check, dec, hot]: [LLVMBasicBlockRef; 3], counter: LLVMValueRef, to| {
             let zero = LLVMConstInt(i64t, 0, 0);
             LLVMPositionBuilderAtEnd(builder, check);
@@ -187,6 +195,9 @@ pub(crate) fn count_calls(module: &Module<'_>, tag: &str, thresholds: Thresholds
             let eq = inkwell::llvm_sys::LLVMIntPredicate::LLVMIntEQ;
             let due = LLVMBuildICmp(builder, eq, next, zero, c"gj.due".as_ptr());
             LLVMBuildCondBr(builder, due, hot, to);
+        };
+        // `hot`: call the hook, go on to `to`.
+        let call_hook = |hot: LLVMBasicBlockRef, counter: LLVMValueRef, to| {
             LLVMPositionBuilderAtEnd(builder, hot);
             let mut args = [counter];
             LLVMBuildCall2(builder, hook_type, hook, args.as_mut_ptr(), 1, c"".as_ptr());
@@ -248,18 +259,51 @@ pub(crate) fn count_calls(module: &Module<'_>, tag: &str, thresholds: Thresholds
                     continue; // one target twice: the phis could not tell the edges apart
                 }
                 for (k, &to) in succ.iter().enumerate() {
-                    if blocks[..=i].contains(&to) {
-                        back_edges.push((from, t, k as u32, to));
+                    if let Some(h) = blocks[..=i].iter().position(|&b| b == to) {
+                        back_edges.push((from, t, k as u32, to, h));
                     }
                 }
             }
-            for (from, t, k, to) in back_edges {
+            // Which headers an OSR entry can enter (see `osr`), decided on the IR as the higher tier
+            // will see it, before anything here changes it.
+            let shape = if back_edges.is_empty() { None } else { super::osr::shape(f) };
+            let enterable: Vec<bool> = back_edges
+                .iter()
+                .map(|&(.., h)| shape.as_ref().is_some_and(|s| super::osr::header_ok(s, h)))
+                .collect();
+            // Each OSR-capable `hot` block's hook result, for the function's one transfer block.
+            let mut transfers: Vec<(LLVMValueRef, LLVMBasicBlockRef)> = Vec::new();
+            let transfer = match enterable.contains(&true) {
+                true => LLVMAppendBasicBlockInContext(context, f, c"gj.osr.transfer".as_ptr()),
+                false => std::ptr::null_mut(),
+            };
+            for ((from, t, k, to, h), osr) in back_edges.into_iter().zip(enterable) {
                 let check = LLVMAppendBasicBlockInContext(context, f, c"gj.back".as_ptr());
                 let dec = LLVMAppendBasicBlockInContext(context, f, c"gj.back.dec".as_ptr());
                 let hot = LLVMAppendBasicBlockInContext(context, f, c"gj.back.hot".as_ptr());
-                count([check, dec, hot], loops.expect("only with a back-edge counter"), to);
+                let counter = loops.expect("only with a back-edge counter");
+                count([check, dec, hot], counter, to);
+                if osr {
+                    // Ask for an OSR entry at this header; with one, leave for it.
+                    LLVMPositionBuilderAtEnd(builder, hot);
+                    let mut args = [counter, LLVMConstInt(i32t, h as u64, 0)];
+                    let target = LLVMBuildCall2(
+                        builder,
+                        loop_hook_type,
+                        loop_hook,
+                        args.as_mut_ptr(),
+                        2,
+                        c"gj.osr".as_ptr(),
+                    );
+                    let ne = inkwell::llvm_sys::LLVMIntPredicate::LLVMIntNE;
+                    let go = LLVMBuildICmp(builder, ne, target, LLVMConstNull(ptr), c"gj.go".as_ptr());
+                    LLVMBuildCondBr(builder, go, transfer, to);
+                    transfers.push((target, hot));
+                } else {
+                    call_hook(hot, counter, to);
+                }
                 LLVMSetSuccessor(t, k, check);
-                // `to`'s phis: the value that came from `from` now comes from `check` and `hot`.
+                // `to`'s phis: the value that came from `from` now comes from `check`, `dec` and `hot`.
                 let mut phi = LLVMGetFirstInstruction(to);
                 while !phi.is_null() && !LLVMIsAPHINode(phi).is_null() {
                     let next = LLVMGetNextInstruction(phi);
@@ -284,6 +328,49 @@ pub(crate) fn count_calls(module: &Module<'_>, tag: &str, thresholds: Thresholds
                     phi = next;
                 }
             }
+            if let (false, Some(shape)) = (transfers.is_empty(), &shape) {
+                // The transfer: the stack slots' addresses into an array (a slot of its own, in the entry
+                // block, so free until used), then the OSR entry with the function's arguments and the
+                // array; its result is the function's.
+                let slots = shape.allocas.len();
+                let array = LLVMArrayType2(ptr, slots as u64);
+                let entry = LLVMGetEntryBasicBlock(f);
+                LLVMPositionBuilder(builder, entry, LLVMGetFirstInstruction(entry));
+                let frame = LLVMBuildAlloca(builder, array, c"gj.osr.frame".as_ptr());
+                LLVMPositionBuilderAtEnd(builder, transfer);
+                let target = LLVMBuildPhi(builder, ptr, c"gj.osr.entry".as_ptr());
+                let (mut values, mut preds): (Vec<_>, Vec<_>) = transfers.into_iter().unzip();
+                LLVMAddIncoming(target, values.as_mut_ptr(), preds.as_mut_ptr(), values.len() as u32);
+                for (k, &slot) in shape.allocas.iter().enumerate() {
+                    let mut indices = [LLVMConstInt(i64t, 0, 0), LLVMConstInt(i64t, k as u64, 0)];
+                    let at =
+                        LLVMBuildInBoundsGEP2(builder, array, frame, indices.as_mut_ptr(), 2, c"".as_ptr());
+                    LLVMBuildStore(builder, slot, at);
+                }
+                let ty = LLVMGlobalGetValueType(f);
+                let mut args: Vec<LLVMValueRef> =
+                    (0..LLVMCountParams(f)).map(|i| LLVMGetParam(f, i)).collect();
+                let mut types: Vec<LLVMTypeRef> = args.iter().map(|&a| LLVMTypeOf(a)).collect();
+                args.push(frame);
+                types.push(ptr);
+                let entry_type =
+                    LLVMFunctionType(LLVMGetReturnType(ty), types.as_mut_ptr(), types.len() as u32, 0);
+                let void = LLVMGetTypeKind(LLVMGetReturnType(ty))
+                    == inkwell::llvm_sys::LLVMTypeKind::LLVMVoidTypeKind;
+                let result_name = if void { c"" } else { c"gj.osr.result" };
+                let result = LLVMBuildCall2(
+                    builder,
+                    entry_type,
+                    target,
+                    args.as_mut_ptr(),
+                    args.len() as u32,
+                    result_name.as_ptr(),
+                );
+                match void {
+                    true => LLVMBuildRetVoid(builder),
+                    false => LLVMBuildRet(builder, result),
+                };
+            }
             // Then the calls: a wrapper that counts and tail-calls the body, which the runtime skips once
             // the count is over (see `move_body`); a new entry block where the body cannot move.
             let Some(threshold) = thresholds.calls else { continue };
@@ -294,6 +381,7 @@ pub(crate) fn count_calls(module: &Module<'_>, tag: &str, thresholds: Thresholds
                 let hot = LLVMAppendBasicBlockInContext(context, f, c"gj.hot".as_ptr());
                 let tail = LLVMAppendBasicBlockInContext(context, f, c"gj.body".as_ptr());
                 count([check, dec, hot], counter, tail);
+                call_hook(hot, counter, tail);
                 LLVMPositionBuilderAtEnd(builder, tail);
                 let ty = LLVMGlobalGetValueType(f);
                 let mut args: Vec<LLVMValueRef> =
@@ -315,6 +403,7 @@ pub(crate) fn count_calls(module: &Module<'_>, tag: &str, thresholds: Thresholds
                 let dec = LLVMInsertBasicBlockInContext(context, old_entry, c"gj.dec".as_ptr());
                 let hot = LLVMInsertBasicBlockInContext(context, old_entry, c"gj.hot".as_ptr());
                 count([entry, dec, hot], counter, old_entry);
+                call_hook(hot, counter, old_entry);
             }
         }
         LLVMDisposeBuilder(builder);
@@ -527,10 +616,16 @@ fn callees_of(module: &Module<'_>, callers: &[String]) -> Vec<String> {
     functions.flat_map(direct_callees).map(value_name).collect()
 }
 
-/// How many direct calls the functions `callers` of `module` make to each of `names`.
-fn call_counts(module: &Module<'_>, callers: &[String], names: &[String]) -> Vec<usize> {
-    let callees = callees_of(module, callers);
-    names.iter().map(|n| callees.iter().filter(|c| *c == n).count()).collect()
+/// How many direct calls each of the functions `callers` of `module` makes to each of `names` (a caller
+/// the module does not define makes none).
+fn call_counts(module: &Module<'_>, callers: &[String], names: &[String]) -> Vec<Vec<usize>> {
+    callers
+        .iter()
+        .map(|caller| {
+            let callees = callees_of(module, std::slice::from_ref(caller));
+            names.iter().map(|n| callees.iter().filter(|c| *c == n).count()).collect()
+        })
+        .collect()
 }
 
 /// Deletes `f`'s body, leaving a declaration with its name, type and attributes.
@@ -541,7 +636,7 @@ fn call_counts(module: &Module<'_>, callers: &[String], names: &[String]) -> Vec
 /// defines is replaced by `poison` wherever it is used, then every instruction is erased, and only then
 /// are the empty blocks deleted: by then a block's only users are `blockaddress` constants, which its
 /// destructor replaces.
-fn delete_body(f: LLVMValueRef) {
+pub(super) fn delete_body(f: LLVMValueRef) {
     // SAFETY: `f` is a live function with a body; every instruction is erased after its uses were
     // replaced, and blocks are deleted once empty.
     unsafe {
@@ -683,7 +778,7 @@ fn constant_used(c: LLVMValueRef, depth: u32) -> bool {
 
 /// Whether a label of `f` is addressed (`blockaddress`) by something that is still used (branches use
 /// blocks too).
-fn labels_addressed(f: LLVMValueRef) -> bool {
+pub(super) fn labels_addressed(f: LLVMValueRef) -> bool {
     // SAFETY: `f` is a live function; only its block list and use lists are read.
     unsafe {
         let mut block = LLVMGetFirstBasicBlock(f);
@@ -868,6 +963,8 @@ pub(crate) struct Extracted {
     pub(crate) callees: Vec<String>,
     /// The functions compiled: the ones asked for, then the callees compiled along.
     pub(crate) functions: Vec<String>,
+    /// The OSR entries built, by function and header (see `osr`).
+    pub(crate) osr: Vec<(String, u32)>,
 }
 
 /// How [`compile_function`] compiles functions.
@@ -887,6 +984,9 @@ pub(crate) struct Extract<'a> {
     /// instead of `default<On>`.
     pub(crate) transform: Option<&'a Transform>,
     pub(crate) pipeline: Option<&'a str>,
+    /// OSR entries to build along, by function and header (see `osr`); one that cannot be built is left
+    /// out (and logged).
+    pub(crate) osr: &'a [(String, u32)],
 }
 
 /// Compiles `extract.functions` from a tiered module's promoted `bitcode`: those functions at the level,
@@ -897,17 +997,29 @@ pub(crate) struct Extract<'a> {
 /// optimization: a callee called fewer times afterwards may have been inlined (or its call deleted as
 /// dead), and is reported. A callee whose calls all remain is not: its copy was never used.
 pub(crate) fn compile_function(bitcode: &[u8], extract: Extract<'_>) -> Result<Extracted> {
-    let Extract { functions, level, name, inlinable, along, counters, transform, pipeline } = extract;
+    let Extract { functions, level, name, inlinable, along, counters, transform, pipeline, osr } = extract;
     let kept = std::cell::RefCell::new(functions.to_vec());
     let failed = |message: String| Error::Codegen { module: name.clone(), message };
-    // The callees given bodies, how often the functions call each before optimization, and every
-    // function of the module they call.
-    let found = std::cell::RefCell::new((Vec::new(), Vec::new(), Vec::new()));
+    // The callees given bodies, the functions (and OSR entries) calling them, how often each calls each
+    // before optimization, and every function of the module they call.
+    let found = std::cell::RefCell::new((Vec::new(), functions.to_vec(), Vec::new(), Vec::new()));
     // Callees of callees given bodies: if a direct callee was inlined, its copy may hold theirs, which
     // call counts cannot see; they are then recorded as inlined too (conservatively).
     let deeper_callees = std::cell::RefCell::new(Vec::new());
     let mut inlined = Vec::new();
+    let mut entries = Vec::new();
     let mut before = |module: &Module<'_>| {
+        // OSR entries are copies of the first tier's IR, made before the transform (see `osr`).
+        let prepared: Vec<_> = osr
+            .iter()
+            .filter_map(|(function, header)| match super::osr::prepare_entry(module, function, *header) {
+                Ok(p) => Some((p, function, *header)),
+                Err(why) => {
+                    tracing::warn!(function = %function, header, reason = %why, "no OSR entry");
+                    None
+                }
+            })
+            .collect();
         if let Some(transform) = transform {
             for function in functions {
                 transform(module, function).map_err(|reason| Error::Tiering {
@@ -921,19 +1033,27 @@ pub(crate) fn compile_function(bitcode: &[u8], extract: Extract<'_>) -> Result<E
                 message: format!("after the tier's transform: {m}"),
             })?;
         }
+        for (p, function, header) in prepared {
+            let entry = super::osr::link_entry(module, p).map_err(failed)?;
+            let (candidates, callers, before, _) = &mut *found.borrow_mut();
+            before.extend(call_counts(module, std::slice::from_ref(&entry), candidates));
+            callers.push(entry);
+            entries.push((function.clone(), header));
+        }
         if let Some((tag, thresholds)) = counters {
             count_calls(module, tag, thresholds, &[]);
         }
         Ok(())
     };
     let mut after = |module: &Module<'_>| {
-        let (candidates, before, _) = &*found.borrow();
-        let after = call_counts(module, functions, candidates);
+        let (candidates, callers, before, _) = &*found.borrow();
+        let after = call_counts(module, callers, candidates);
+        // Inlined somewhere: some caller calls it fewer times than before.
         inlined = candidates
             .iter()
-            .zip(before.iter().zip(&after))
-            .filter(|(_, (b, a))| a < b)
-            .map(|(c, _)| c.clone())
+            .enumerate()
+            .filter(|&(k, _)| before.iter().zip(&after).any(|(b, a)| a[k] < b[k]))
+            .map(|(_, c)| c.clone())
             .collect();
         if !inlined.is_empty() {
             inlined.extend(deeper_callees.borrow().iter().cloned());
@@ -971,13 +1091,13 @@ pub(crate) fn compile_function(bitcode: &[u8], extract: Extract<'_>) -> Result<E
             candidates
                 .extend(functions.iter().filter(|f| callees_of(&module, functions).contains(f)).cloned());
             let before = call_counts(&module, functions, &candidates);
-            *found.borrow_mut() = (candidates, before, callees);
+            *found.borrow_mut() = (candidates, functions.to_vec(), before, callees);
             Ok(module)
         },
         steps,
     )?;
-    let callees = std::mem::take(&mut found.borrow_mut().2);
-    Ok(Extracted { compiled, inlined, callees, functions: kept.into_inner() })
+    let callees = std::mem::take(&mut found.borrow_mut().3);
+    Ok(Extracted { compiled, inlined, callees, functions: kept.into_inner(), osr: entries })
 }
 
 #[cfg(test)]

@@ -290,6 +290,7 @@ impl Dylib {
             counters: threshold.map(|t| (tag.as_str(), t)),
             transform: None,
             pipeline: None,
+            osr: &[],
         };
         self.session.note_compile();
         let compiled = tier::compile_function(&bitcode, extract)?;

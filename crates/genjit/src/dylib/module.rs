@@ -107,6 +107,8 @@ struct Cold {
     relocs: Box<[RelocRecord]>,
     /// The module's object, registered with GDB while the module lives (only if the JIT asked for it).
     gdb: Option<sys::gdb::Registration>,
+    /// Its OSR entries, by name (a higher tier's; see `compile::osr`).
+    osr: Box<[(Box<str>, usize)]>,
 }
 
 /// [`ModuleTimings`] in microseconds (saturating at 71 minutes), 28 bytes instead of 112 plus a lock.
@@ -171,8 +173,10 @@ impl LoadedModule {
             fini: linked.fini.into(),
             relocs: linked.relocs.into(),
             gdb: linked.debug_object.map(sys::gdb::Registration::new),
+            osr: linked.osr.into(),
         };
         let has_cold = !cold.entries.is_empty()
+            || !cold.osr.is_empty()
             || !cold.init.is_empty()
             || !cold.fini.is_empty()
             || !cold.relocs.is_empty()
@@ -217,6 +221,7 @@ impl LoadedModule {
                 + CHUNK
                 + 8 * (c.entries.len() + c.init.len() + c.fini.len())
                 + c.relocs.len() * size_of::<RelocRecord>()
+                + c.osr.iter().map(|(n, _)| CHUNK + 24 + n.len()).sum::<usize>()
         });
         size_of::<LoadedModule>()
             + ARC
@@ -225,6 +230,19 @@ impl LoadedModule {
             + symbols
             + functions * per_function
             + cold
+    }
+
+    /// The address of this module's OSR entry `name` (see `compile::osr`), if it has it.
+    pub(crate) fn osr_entry(&self, name: &str) -> Option<usize> {
+        let cold = self.cold.as_ref()?;
+        cold.osr.iter().find(|(n, _)| &**n == name).map(|&(_, addr)| addr)
+    }
+
+    /// The headers of this module's OSR entries of `function`.
+    pub(crate) fn osr_headers(&self, function: &str) -> Vec<u32> {
+        let Some(cold) = self.cold.as_ref() else { return Vec::new() };
+        let headers = cold.osr.iter().filter_map(|(n, _)| crate::compile::osr::entry_of(n));
+        headers.filter(|&(_, f)| f == function).map(|(h, _)| h).collect()
     }
 
     /// Counts one more name of the table defined by this module (under the dylib's link lock).

@@ -164,6 +164,7 @@ impl Session {
         match name {
             tls::TLS_GET => Some(tls::genjit_tls_get as *const () as usize),
             crate::compile::tier::HOT => Some(super::tiering::genjit_hot as *const () as usize),
+            crate::compile::osr::HOT_LOOP => Some(super::tiering::genjit_hot_loop as *const () as usize),
             crate::compile::tier::LAZY => Some(super::lazy::genjit_lazy as *const () as usize),
             "__dso_handle" => Some(dylib.dso_handle()),
             _ => None,

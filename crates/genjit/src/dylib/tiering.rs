@@ -11,7 +11,7 @@
 
 use super::module::LoadedModule;
 use super::{Change, Dylib, DylibShared, Session};
-use crate::compile::tier;
+use crate::compile::{osr, tier};
 use crate::error::{Error, Result};
 use parking_lot::Mutex;
 use std::collections::{HashMap, HashSet};
@@ -94,20 +94,75 @@ pub(crate) fn forget_counters(module: &LoadedModule) {
     }
 }
 
-/// Called by a first-tier function whose counter ran out: claims the counter (no more calls until it is
-/// re-armed), asks the dylib's policy, and queues the function (`reoptimize` de-duplicates racing
-/// callers). Never blocks for long: a lookup, the policy, a queue push.
+/// What a counter's hook knows of it (see [`Hot`]).
+type HotInfo = (Arc<Session>, Arc<DylibShared>, Arc<str>, tier::Counted, u64, u64, usize);
+
+/// Claims `counter` (no more calls until it is re-armed) and finds what it counts.
+fn claim(counter: &AtomicI64) -> Option<HotInfo> {
+    counter.store(0, Ordering::Relaxed);
+    let counters = COUNTERS.lock();
+    let h = counters.as_ref()?.get(&(counter as *const AtomicI64 as usize))?;
+    Some((h.session.upgrade()?, h.dylib.upgrade()?, h.name.clone(), h.counted, h.module, h.before, h.body))
+}
+
+/// Called by a first-tier function whose call counter ran out: claims the counter, asks the dylib's
+/// policy, and queues the function (`reoptimize` de-duplicates racing callers). Never blocks for long: a
+/// lookup, the policy, a queue push.
 pub(crate) extern "C" fn genjit_hot(counter: *const AtomicI64) {
     // SAFETY: the caller is the code of the live module that holds this counter (an 8-aligned i64 in its
     // data block, which stays mapped while its code runs).
     let counter = unsafe { &*counter };
-    counter.store(0, Ordering::Relaxed);
-    let hot = COUNTERS.lock().as_ref().and_then(|c| {
-        c.get(&(counter as *const AtomicI64 as usize)).map(|h| {
-            (h.session.upgrade(), h.dylib.upgrade(), h.name.clone(), h.counted, h.module, h.before, h.body)
-        })
-    });
-    let Some((Some(session), Some(shared), name, counted, module, before, body)) = hot else { return };
+    if let Some(hot) = claim(counter) {
+        decide(counter, hot, None);
+    }
+}
+
+/// Called by a first-tier function on a back-edge to loop header `header` when its back-edge counter ran
+/// out: returns the address of the OSR entry the call is to continue in (see `compile::osr`), or 0 to
+/// stay. The function at the higher tier with an entry for this header: that entry, and the counter
+/// is left at 1, so every first-tier call of the function looping now leaves at its next back-edge. At
+/// the higher tier without one: the function is compiled again with it (queued; the counter is re-armed
+/// once it is there). Still at the first tier: as [`genjit_hot`], with the header wanted along.
+pub(crate) extern "C" fn genjit_hot_loop(counter: *const AtomicI64, header: u32) -> usize {
+    // SAFETY: as in `genjit_hot`.
+    let counter = unsafe { &*counter };
+    let Some(hot) = claim(counter) else { return 0 };
+    let dylib = Dylib::new(hot.0.clone(), hot.1.clone(), Arc::new(()));
+    let wanted = Some((header, counter as *const AtomicI64 as usize));
+    match dylib.osr_target(&hot.2, hot.4, header) {
+        OsrTarget::Enter(addr) => {
+            counter.store(1, Ordering::Relaxed);
+            addr
+        }
+        OsrTarget::Compile => {
+            // Errors (the dylib closed, the function redefined meanwhile) leave the call where it is.
+            let _ = dylib.reoptimize_with(&hot.2, wanted);
+            0
+        }
+        OsrTarget::FirstTier => {
+            decide(counter, hot, wanted);
+            0
+        }
+        OsrTarget::Elsewhere => 0,
+    }
+}
+
+/// Where a first-tier call looping in a function can continue (see [`genjit_hot_loop`]).
+enum OsrTarget {
+    /// At this OSR entry.
+    Enter(usize),
+    /// At an entry of the higher tier, which has none for the header yet.
+    Compile,
+    /// Nowhere yet: the function is still at the first tier.
+    FirstTier,
+    /// Nowhere: the name is defined by another module now (or no longer defined).
+    Elsewhere,
+}
+
+/// Asks the policy what a function whose counter ran out does, and does it: queue its tier-up (with an OSR
+/// entry, when a back-edge asked), count again, or stay.
+fn decide(counter: &AtomicI64, hot: HotInfo, osr: Option<(u32, usize)>) {
+    let (session, shared, name, counted, module, before, body) = hot;
     let dylib = Dylib::new(session, shared, Arc::new(()));
     let (policy, event, threshold) = {
         let state = dylib.shared.state.lock();
@@ -141,7 +196,7 @@ pub(crate) extern "C" fn genjit_hot(counter: *const AtomicI64) {
     match decision {
         Decision::TierUp => {
             // Errors (the function was redefined meanwhile, the dylib closed) leave it where it is.
-            if dylib.reoptimize(&name).is_ok() {
+            if dylib.reoptimize_with(&name, osr).is_ok() {
                 skip_counting(&dylib, &name, module, body);
             }
         }
@@ -153,6 +208,20 @@ pub(crate) extern "C" fn genjit_hot(counter: *const AtomicI64) {
             counter.store(n.clamp(1, i64::MAX as u64) as i64, Ordering::Relaxed);
         }
         Decision::Stay => skip_counting(&dylib, &name, module, body),
+    }
+}
+
+/// Sets the back-edge counters at `counters` to 1, if their modules are still live: the first-tier calls
+/// that asked for an OSR entry then ask again at their next back-edge, and find it.
+fn rearm_for_osr(counters: impl IntoIterator<Item = usize>) {
+    let registered = COUNTERS.lock();
+    for addr in counters {
+        if registered.as_ref().is_some_and(|c| c.contains_key(&addr)) {
+            // SAFETY: a registered counter's module is not retired (`forget_counters` runs first, under
+            // this lock), so its data block is mapped; the i64 is 8-aligned and updated racily by design.
+            let counter = unsafe { &*(addr as *const AtomicI64) };
+            counter.store(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -226,6 +295,11 @@ pub(crate) struct TierState {
     pub(crate) compile_time: [Duration; 3],
     /// Higher tiers dropped because a callee they inlined was redefined or removed.
     pub(crate) invalidations: u64,
+    /// OSR entries wanted with a function's next higher tier: the header, and the back-edge counter to
+    /// re-arm once it is there (0: none), so the first-tier call that asked takes it at its next back-edge.
+    pub(crate) osr_wanted: HashMap<Arc<str>, Vec<(u32, usize)>>,
+    pub(crate) osr_entries: u64,
+    pub(crate) osr_transfers: u64,
 }
 
 impl TierState {
@@ -245,6 +319,9 @@ impl TierState {
             speculative_compiles: 0,
             compile_time: [Duration::ZERO; 3],
             invalidations: 0,
+            osr_wanted: HashMap::new(),
+            osr_entries: 0,
+            osr_transfers: 0,
         }
     }
 
@@ -303,6 +380,8 @@ impl TierState {
         let mut stats = crate::TieringStats {
             tier_ups: self.tier_ups,
             invalidations: self.invalidations,
+            osr_entries: self.osr_entries,
+            osr_transfers: self.osr_transfers,
             retained_ir_bytes: self.bitcode.values().map(|b| b.len()).sum(),
             lazy_compiles: self.lazy_compiles,
             speculative_compiles: self.speculative_compiles,
@@ -538,6 +617,22 @@ impl Dylib {
         if functions.is_empty() {
             return; // cancelled
         }
+        // The OSR entries wanted along, and which functions move up for the first time (the others are
+        // compiled again for an entry).
+        let (osr_headers, first_time) = {
+            let state = self.shared.state.lock();
+            let Some(t) = state.tiering.as_ref() else { return };
+            let mut headers: Vec<(String, u32)> = Vec::new();
+            for (name, _) in &functions {
+                for &(h, _) in t.osr_wanted.get(name).into_iter().flatten() {
+                    if !headers.iter().any(|(n, k)| **n == **name && *k == h) {
+                        headers.push((name.to_string(), h));
+                    }
+                }
+            }
+            let first = functions.iter().filter(|(_, from)| t.layers.get(from).is_none_or(|l| l.tier == 0));
+            (headers, first.count() as u64)
+        };
         let started = Instant::now();
         let names: Vec<String> = functions.iter().map(|(n, _)| n.to_string()).collect();
         let level = config.level;
@@ -558,8 +653,11 @@ impl Dylib {
             counters: None,
             transform: config.transform.as_ref(),
             pipeline: config.passes.as_deref(),
+            osr: &osr_headers,
         };
+        let mut entries = 0;
         let result = tier::compile_function(bitcode, extract).and_then(|up| {
+            entries = up.osr.len() as u64;
             let inlined = up.inlined.iter().map(|c| Arc::from(c.as_str())).collect();
             let check = TierUpCheck { functions: functions.clone(), origin, tier: 1, inlined };
             let change = Change {
@@ -583,16 +681,23 @@ impl Dylib {
             return;
         }
         let mut state = self.shared.state.lock();
+        let mut rearm = Vec::new();
         if let Some(t) = state.tiering.as_mut() {
             for (name, _) in &functions {
                 t.pending.remove(name);
+                // The calls that asked for an entry ask again (and find it, or want it compiled).
+                let wanted = t.osr_wanted.remove(name).unwrap_or_default();
+                rearm.extend(wanted.into_iter().map(|(_, c)| c).filter(|&c| c != 0 && result.is_ok()));
             }
             t.compiling -= 1;
             t.compile_time[2] += started.elapsed();
             if result.is_ok() {
-                t.tier_ups += functions.len() as u64;
+                t.tier_ups += first_time;
+                t.osr_entries += entries;
             }
         }
+        drop(state);
+        rearm_for_osr(rearm);
         self.shared.tier_done.notify_all();
     }
 
@@ -627,28 +732,57 @@ impl Dylib {
     /// defined by a module added after [`enable_tiering`](Self::enable_tiering). A lazy function not
     /// compiled yet is left to its first call.
     pub fn reoptimize(&self, name: &str) -> Result<()> {
+        self.reoptimize_with(name, None)
+    }
+
+    /// [`reoptimize`](Self::reoptimize), with an OSR entry at a loop header wanted along (and the
+    /// back-edge counter to re-arm once it is there): queued even if the function is at the higher tier
+    /// already, without an entry for that header (it is then compiled again, with the entries its higher
+    /// tier had and the new one).
+    fn reoptimize_with(&self, name: &str, osr: Option<(u32, usize)>) -> Result<()> {
         let definition = self.shared.find(name, true);
-        let definer = definition.and_then(|d| d.module().map(|m| m.serial));
+        let definer = definition.as_ref().and_then(|d| d.module().cloned());
         let mut state = self.shared.state.lock();
         let Some((t, config)) = state.tiering.as_mut().and_then(|t| t.config.clone().map(|c| (t, c))) else {
             return Err(self.tiering_error("tiering is not enabled"));
         };
-        let Some(from) = definer else {
+        let Some(module) = definer else {
             return Err(Error::SymbolNotFound {
                 dylib: self.shared.name.to_string(),
                 symbol: name.to_string(),
             });
         };
-        let origin = match t.layers.get(&from) {
-            Some(layer) if layer.tier >= 1 => return Ok(()), // already at the higher tier
-            Some(layer) => layer.origin,
-            None if t.is_lazy(from, name) => return Ok(()),
-            None => from,
+        let from = module.serial;
+        let mut wanted = Vec::new();
+        let origin = match (t.layers.get(&from), osr) {
+            (Some(layer), None) if layer.tier >= 1 => return Ok(()), // already at the higher tier
+            (Some(layer), Some((header, _))) if layer.tier >= 1 => {
+                if module.osr_entry(&osr::entry_name(header, name)).is_some() {
+                    return Ok(()); // the hook finds it
+                }
+                // Compiled again: with the entries it has, and the new one.
+                wanted.extend(module.osr_headers(name).into_iter().map(|h| (h, 0)));
+                layer.origin
+            }
+            (Some(layer), _) => layer.origin,
+            (None, _) if t.is_lazy(from, name) => return Ok(()),
+            (None, _) => from,
         };
         let Some(bitcode) = t.bitcode.get(&origin).cloned() else {
             return Err(self.tiering_error(&format!("`{name}` is not defined by a tiered module")));
         };
         let name: Arc<str> = name.into();
+        if let Some(o) = osr {
+            wanted.push(o);
+        }
+        if !wanted.is_empty() {
+            let list = t.osr_wanted.entry(name.clone()).or_default();
+            for w in wanted {
+                if !list.contains(&w) {
+                    list.push(w);
+                }
+            }
+        }
         if !t.pending.insert(name.clone()) {
             return Ok(());
         }
@@ -664,6 +798,31 @@ impl Dylib {
             queued,
         });
         Ok(())
+    }
+
+    /// Where a first-tier call of `name` (from module `module`) looping at `header` can continue: see
+    /// [`genjit_hot_loop`]. Counts a transfer.
+    fn osr_target(&self, name: &str, module: u64, header: u32) -> OsrTarget {
+        let Some(super::table::Definition::Function { module: Some(m), .. }) = self.shared.find(name, true)
+        else {
+            return OsrTarget::Elsewhere;
+        };
+        let mut state = self.shared.state.lock();
+        let Some(t) = state.tiering.as_mut() else { return OsrTarget::Elsewhere };
+        let origin = t.origin_of(module).unwrap_or(module);
+        if !t.same_unit(origin, m.serial) {
+            return OsrTarget::Elsewhere;
+        }
+        match t.layers.get(&m.serial) {
+            Some(layer) if layer.tier >= 1 => match m.osr_entry(&osr::entry_name(header, name)) {
+                Some(addr) => {
+                    t.osr_transfers += 1;
+                    OsrTarget::Enter(addr)
+                }
+                None => OsrTarget::Compile,
+            },
+            _ => OsrTarget::FirstTier,
+        }
     }
 
     /// Where `name` stands: its tier, whether a tier-up is queued or compiling, and which callees its body

@@ -325,6 +325,10 @@ impl Linker<'_> {
                 continue;
             }
             let (addr, _) = value(symbol.index())?;
+            if crate::compile::osr::is_entry(name) {
+                linked.osr.push((name.into(), addr as usize));
+                continue;
+            }
             linked.symbols.push(DefinedSymbol {
                 name: name.into(),
                 addr: addr as usize,

@@ -114,6 +114,9 @@ pub struct Linked {
     pub relocs: Vec<RelocRecord>,
     /// Every function the module defines, local ones included; filled only when asked for (profiling).
     pub functions: Vec<FunctionSymbol>,
+    /// The module's OSR entries (global functions named `__gjo.*`, see `compile::osr`) and their
+    /// addresses: the module's own, never published in its dylib's table.
+    pub osr: Vec<(Box<str>, usize)>,
     /// The object with its sections' addresses set to where they were placed, for GDB; only when asked.
     pub debug_object: Option<Vec<u8>>,
 }
@@ -270,8 +273,12 @@ fn open<'a>(compiled: &'a Compiled) -> Result<ObjFile<'a>> {
     ObjFile::parse(compiled.object.as_slice()).map_err(|e| bad(e.to_string()))
 }
 
+/// A global or weak definition the dylib's table gets (OSR entries are the module's own).
 fn is_definition(symbol: &object::read::elf::ElfSymbol64<'_, '_, object::LittleEndian>) -> bool {
-    !symbol.is_undefined() && !symbol.is_local() && symbol.kind() != object::SymbolKind::Section
+    !symbol.is_undefined()
+        && !symbol.is_local()
+        && symbol.kind() != object::SymbolKind::Section
+        && !symbol.name().is_ok_and(crate::compile::osr::is_entry)
 }
 
 /// `STT_GNU_IFUNC`: the symbol's value is a resolver that returns the implementation.
@@ -370,6 +377,7 @@ pub fn place<'a>(
         eh_frame: None,
         relocs: Vec::new(),
         functions: Vec::new(),
+        osr: Vec::new(),
         debug_object: None,
     };
     let mut placed = Placed {

@@ -11,6 +11,7 @@ mod lazy;
 mod leak;
 mod model;
 mod observe;
+mod osr;
 mod proptests;
 mod redirect;
 mod safety;
