@@ -62,6 +62,10 @@ pub struct RunStats {
     pub tier_ups: u64,
     /// Higher tiers dropped because a callee they inlined was redefined.
     pub tier_invalidations: u64,
+    /// On-stack replacement entries compiled.
+    pub osr_entries: u64,
+    /// Calls that left a first-tier loop for an OSR entry.
+    pub osr_transfers: u64,
     /// Functions defined lazily.
     pub lazy_functions: usize,
     /// Lazy functions compiled (on first call, or by speculation).
@@ -154,8 +158,14 @@ pub fn run(options: &RunOptions) -> Result<i32, RunError> {
         dylib.wait_for_tier_ups(std::time::Duration::from_secs(60));
         if options.timings {
             eprintln!(
-                "genjit: tiering: {} tier-ups, {} of {} lazy functions compiled ({} by speculation)",
-                stats.tier_ups, stats.lazy_compiles, stats.lazy_functions, stats.speculative_compiles
+                "genjit: tiering: {} tier-ups, {} OSR entries ({} transfers), {} of {} lazy functions compiled \
+                 ({} by speculation)",
+                stats.tier_ups,
+                stats.osr_entries,
+                stats.osr_transfers,
+                stats.lazy_compiles,
+                stats.lazy_functions,
+                stats.speculative_compiles
             );
             // Modules added while the program ran: lazy functions' compiles and higher tiers, summed.
             let later: Vec<_> = dylib.modules().into_iter().filter(|m| !modules.contains(m)).collect();
@@ -199,6 +209,8 @@ fn run_stats(
         live_code_bytes_per_tier: t.heap_bytes,
         tier_ups: t.tier_ups,
         tier_invalidations: t.invalidations,
+        osr_entries: t.osr_entries,
+        osr_transfers: t.osr_transfers,
         lazy_functions: t.lazy_functions,
         lazy_compiles: t.lazy_compiles,
         speculative_compiles: t.speculative_compiles,
