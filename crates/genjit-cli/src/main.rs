@@ -117,6 +117,10 @@ struct RunArgs {
     /// With --tier: the level functions are recompiled at
     #[arg(long, value_name = "LEVEL", requires = "tier", default_value = "2", value_parser = opt_level)]
     tier_level: OptLevel,
+    /// With --tier: loop back-edges a call still makes at tier 0 after its function moved up before it
+    /// continues in the higher tier (on-stack replacement; 0: never)
+    #[arg(long, value_name = "N", requires = "tier", default_value = "1000")]
+    tier_osr: u64,
     /// Compile each function on its first call (functions never called are never compiled; not with
     /// --isolate)
     #[arg(long, conflicts_with = "isolate")]
@@ -230,6 +234,7 @@ fn run_program(args: RunArgs) -> Result<ExitCode, String> {
                 .calls(or_threshold(args.tier_calls))
                 .back_edges(or_threshold(args.tier_back_edges))
                 .level(args.tier_level)
+                .osr(Some(args.tier_osr).filter(|&n| n > 0))
         }),
         lazy: args.lazy.then_some(genjit::Lazy::new().speculate(args.speculate).callees(args.lazy_callees)),
         stats_json: args.stats_json,

@@ -139,6 +139,8 @@ pub(crate) fn counter_of(symbol: &str) -> Option<(&str, Counted)> {
 pub(crate) struct Thresholds {
     pub(crate) calls: Option<u64>,
     pub(crate) back_edges: Option<u64>,
+    /// Back-edges may transfer a call to an OSR entry (see `osr`).
+    pub(crate) osr: bool,
 }
 
 /// Gives every function of `module` (promoted under `tag`, so its `static` functions too) a counter of
@@ -266,7 +268,7 @@ pub(crate) fn count_calls(module: &Module<'_>, tag: &str, thresholds: Thresholds
             }
             // Which headers an OSR entry can enter (see `osr`), decided on the IR as the higher tier
             // will see it, before anything here changes it.
-            let shape = if back_edges.is_empty() { None } else { super::osr::shape(f) };
+            let shape = if back_edges.is_empty() || !thresholds.osr { None } else { super::osr::shape(f) };
             let enterable: Vec<bool> = back_edges
                 .iter()
                 .map(|&(.., h)| shape.as_ref().is_some_and(|s| super::osr::header_ok(s, h)))

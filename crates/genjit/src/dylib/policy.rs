@@ -35,6 +35,11 @@ pub struct Tiering {
     /// The longest a queued tier-up waits for that quiet (default 1 s): a host that compiles without
     /// pause (a query engine adding expression modules) would otherwise never tier anything up.
     pub max_delay: Duration,
+    /// On-stack replacement: a first-tier call still looping this many back-edges after its function
+    /// moved up gets an OSR entry for its loop (the function is compiled again with it) and continues
+    /// in the higher tier's code (default 1,000; DESIGN.md, "On-stack replacement"). `None`: the call
+    /// finishes at the first tier, and first-tier code has no transfer to make.
+    pub osr: Option<u64>,
 }
 
 impl Default for Tiering {
@@ -48,6 +53,7 @@ impl Default for Tiering {
             policy: None,
             delay: Duration::from_millis(100),
             max_delay: Duration::from_secs(1),
+            osr: Some(1_000),
         }
     }
 }
@@ -63,6 +69,7 @@ impl std::fmt::Debug for Tiering {
             .field("policy", &self.policy.as_ref().map(|_| "<policy>"))
             .field("delay", &self.delay)
             .field("max_delay", &self.max_delay)
+            .field("osr", &self.osr)
             .finish()
     }
 }
@@ -130,8 +137,18 @@ impl Tiering {
         self
     }
 
+    /// Sets (or turns off) on-stack replacement (see [`osr`](Self::osr)).
+    pub fn osr(mut self, back_edges: Option<u64>) -> Tiering {
+        self.osr = back_edges.map(|n| n.max(1));
+        self
+    }
+
     pub(crate) fn thresholds(&self) -> crate::compile::tier::Thresholds {
-        crate::compile::tier::Thresholds { calls: self.calls, back_edges: self.back_edges }
+        crate::compile::tier::Thresholds {
+            calls: self.calls,
+            back_edges: self.back_edges,
+            osr: self.osr.is_some(),
+        }
     }
 }
 

@@ -55,6 +55,8 @@ struct Hot {
     before: u64,
     /// A call counter's function body behind its counting wrapper (see `tier::move_body`), or 0.
     body: usize,
+    /// A back-edge counter's calls of [`genjit_hot_loop`] that found OSR entries, none for their header.
+    probes: u32,
 }
 
 static COUNTERS: Mutex<Option<HashMap<usize, Hot>>> = Mutex::new(None);
@@ -79,6 +81,7 @@ pub(crate) fn register_counters(session: &Arc<Session>, dylib: &Arc<DylibShared>
                 counted,
                 module: module.serial,
                 before: 0,
+                probes: 0,
             };
             counters.insert(s.addr, hot);
         }
@@ -113,55 +116,73 @@ pub(crate) extern "C" fn genjit_hot(counter: *const AtomicI64) {
     // data block, which stays mapped while its code runs).
     let counter = unsafe { &*counter };
     if let Some(hot) = claim(counter) {
-        decide(counter, hot, None);
+        decide(counter, hot);
     }
 }
 
 /// Called by a first-tier function on a back-edge to loop header `header` when its back-edge counter ran
 /// out: returns the address of the OSR entry the call is to continue in (see `compile::osr`), or 0 to
-/// stay. The function at the higher tier with an entry for this header: that entry, and the counter
-/// is left at 1, so every first-tier call of the function looping now leaves at its next back-edge. At
-/// the higher tier without one: the function is compiled again with it (queued; the counter is re-armed
-/// once it is there). Still at the first tier: as [`genjit_hot`], with the header wanted along.
+/// stay. Still at the first tier: as [`genjit_hot`]. At the higher tier (whose tier-up set the counter to
+/// `Tiering::osr`, so only a call still looping at the first tier that long gets here) with an entry for
+/// this header: that entry, and the counter is left at 1, so every first-tier call of the function
+/// looping now leaves at its next back-edge. Without one: the function is compiled again with the entry
+/// (queued; the counter is set to 1 once it is there).
 pub(crate) extern "C" fn genjit_hot_loop(counter: *const AtomicI64, header: u32) -> usize {
     // SAFETY: as in `genjit_hot`.
     let counter = unsafe { &*counter };
     let Some(hot) = claim(counter) else { return 0 };
     let dylib = Dylib::new(hot.0.clone(), hot.1.clone(), Arc::new(()));
-    let wanted = Some((header, counter as *const AtomicI64 as usize));
     match dylib.osr_target(&hot.2, hot.4, header) {
         OsrTarget::Enter(addr) => {
             counter.store(1, Ordering::Relaxed);
             addr
         }
-        OsrTarget::Compile => {
+        OsrTarget::Compile { has_entries } => {
+            // A call looping at several headers (a loop nest; an interpreter's calls and returns) may
+            // reach one with an entry soon: it asks again at its next back-edges, `PROBES` times at
+            // most, before its function is compiled again for this header.
+            let key = counter as *const AtomicI64 as usize;
+            let probing = has_entries
+                && COUNTERS.lock().as_mut().and_then(|c| c.get_mut(&key)).is_some_and(|h| {
+                    h.probes += 1;
+                    h.probes <= PROBES
+                });
+            if probing {
+                counter.store(1, Ordering::Relaxed);
+                return 0;
+            }
             // Errors (the dylib closed, the function redefined meanwhile) leave the call where it is.
-            let _ = dylib.reoptimize_with(&hot.2, wanted);
+            let _ = dylib.reoptimize_with(&hot.2, Some((header, key)));
             0
         }
         OsrTarget::FirstTier => {
-            decide(counter, hot, wanted);
+            decide(counter, hot);
             0
         }
-        OsrTarget::Elsewhere => 0,
+        OsrTarget::Nowhere => 0,
     }
 }
+
+/// How many back-edges a first-tier call at a header without an OSR entry waits for one to a header with
+/// one, before its function is compiled again for its header (see [`genjit_hot_loop`]).
+const PROBES: u32 = 1_000;
 
 /// Where a first-tier call looping in a function can continue (see [`genjit_hot_loop`]).
 enum OsrTarget {
     /// At this OSR entry.
     Enter(usize),
-    /// At an entry of the higher tier, which has none for the header yet.
-    Compile,
+    /// At an entry of the higher tier, which has none for the header yet (but `has_entries` for others).
+    Compile { has_entries: bool },
     /// Nowhere yet: the function is still at the first tier.
     FirstTier,
-    /// Nowhere: the name is defined by another module now (or no longer defined).
-    Elsewhere,
+    /// Nowhere: the name is defined by another module now (or no longer defined), OSR is off, or the
+    /// entry could not be built.
+    Nowhere,
 }
 
-/// Asks the policy what a function whose counter ran out does, and does it: queue its tier-up (with an OSR
-/// entry, when a back-edge asked), count again, or stay.
-fn decide(counter: &AtomicI64, hot: HotInfo, osr: Option<(u32, usize)>) {
+/// Asks the policy what a function whose counter ran out does, and does it: queue its tier-up, count
+/// again, or stay.
+fn decide(counter: &AtomicI64, hot: HotInfo) {
     let (session, shared, name, counted, module, before, body) = hot;
     let dylib = Dylib::new(session, shared, Arc::new(()));
     let (policy, event, threshold) = {
@@ -196,7 +217,7 @@ fn decide(counter: &AtomicI64, hot: HotInfo, osr: Option<(u32, usize)>) {
     match decision {
         Decision::TierUp => {
             // Errors (the function was redefined meanwhile, the dylib closed) leave it where it is.
-            if dylib.reoptimize_with(&name, osr).is_ok() {
+            if dylib.reoptimize(&name).is_ok() {
                 skip_counting(&dylib, &name, module, body);
             }
         }
@@ -221,6 +242,18 @@ fn rearm_for_osr(counters: impl IntoIterator<Item = usize>) {
             // this lock), so its data block is mapped; the i64 is 8-aligned and updated racily by design.
             let counter = unsafe { &*(addr as *const AtomicI64) };
             counter.store(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Sets `function`'s back-edge counter in first-tier module `module` to `left` (under the dylib's link
+/// lock, `module` live).
+fn set_back_edges(module: &LoadedModule, function: &str, left: u64) {
+    for s in module.symbols.iter() {
+        if tier::counter_of(&s.name) == Some((function, tier::Counted::BackEdges)) {
+            // SAFETY: as in `rearm`.
+            let counter = unsafe { &*(s.addr as *const AtomicI64) };
+            counter.store(left.min(i64::MAX as u64) as i64, Ordering::Relaxed);
         }
     }
 }
@@ -296,8 +329,11 @@ pub(crate) struct TierState {
     /// Higher tiers dropped because a callee they inlined was redefined or removed.
     pub(crate) invalidations: u64,
     /// OSR entries wanted with a function's next higher tier: the header, and the back-edge counter to
-    /// re-arm once it is there (0: none), so the first-tier call that asked takes it at its next back-edge.
+    /// set to 1 once it is there (0: none), so the first-tier call that asked takes it at its next
+    /// back-edge.
     pub(crate) osr_wanted: HashMap<Arc<str>, Vec<(u32, usize)>>,
+    /// OSR entries that could not be built (not asked for again).
+    pub(crate) osr_refused: HashSet<(Arc<str>, u32)>,
     pub(crate) osr_entries: u64,
     pub(crate) osr_transfers: u64,
 }
@@ -320,6 +356,7 @@ impl TierState {
             compile_time: [Duration::ZERO; 3],
             invalidations: 0,
             osr_wanted: HashMap::new(),
+            osr_refused: HashSet::new(),
             osr_entries: 0,
             osr_transfers: 0,
         }
@@ -631,7 +668,7 @@ impl Dylib {
                 }
             }
             let first = functions.iter().filter(|(_, from)| t.layers.get(from).is_none_or(|l| l.tier == 0));
-            (headers, first.count() as u64)
+            (headers, first.cloned().collect::<Vec<_>>())
         };
         let started = Instant::now();
         let names: Vec<String> = functions.iter().map(|(n, _)| n.to_string()).collect();
@@ -655,9 +692,9 @@ impl Dylib {
             pipeline: config.passes.as_deref(),
             osr: &osr_headers,
         };
-        let mut entries = 0;
+        let mut built = Vec::new();
         let result = tier::compile_function(bitcode, extract).and_then(|up| {
-            entries = up.osr.len() as u64;
+            built = up.osr.clone();
             let inlined = up.inlined.iter().map(|c| Arc::from(c.as_str())).collect();
             let check = TierUpCheck { functions: functions.clone(), origin, tier: 1, inlined };
             let change = Change {
@@ -680,23 +717,41 @@ impl Dylib {
             }
             return;
         }
-        let mut state = self.shared.state.lock();
+        let mut guard = self.shared.state.lock();
         let mut rearm = Vec::new();
+        let state = &mut *guard;
         if let Some(t) = state.tiering.as_mut() {
             for (name, _) in &functions {
                 t.pending.remove(name);
-                // The calls that asked for an entry ask again (and find it, or want it compiled).
-                let wanted = t.osr_wanted.remove(name).unwrap_or_default();
-                rearm.extend(wanted.into_iter().map(|(_, c)| c).filter(|&c| c != 0 && result.is_ok()));
+                // The calls that asked for an entry ask again and find it; one that could not be built
+                // is not asked for again.
+                for (header, counter) in t.osr_wanted.remove(name).unwrap_or_default() {
+                    if result.is_err() {
+                        continue;
+                    }
+                    if built.iter().any(|(n, h)| **n == **name && *h == header) {
+                        rearm.extend(Some(counter).filter(|&c| c != 0));
+                    } else {
+                        t.osr_refused.insert((name.clone(), header));
+                    }
+                }
             }
             t.compiling -= 1;
             t.compile_time[2] += started.elapsed();
             if result.is_ok() {
-                t.tier_ups += first_time;
-                t.osr_entries += entries;
+                t.tier_ups += first_time.len() as u64;
+                t.osr_entries += built.len() as u64;
+                // A first-tier call of a function that moved up, still looping after `osr` back-edges,
+                // asks for an OSR entry (see `genjit_hot_loop`); with OSR off, never.
+                let osr = t.config.as_ref().and_then(|c| c.osr).unwrap_or(0);
+                for (name, from) in &first_time {
+                    if let Some(module) = state.modules.get(from) {
+                        set_back_edges(&module.0, name, osr);
+                    }
+                }
             }
         }
-        drop(state);
+        drop(guard);
         rearm_for_osr(rearm);
         self.shared.tier_done.notify_all();
     }
@@ -735,10 +790,9 @@ impl Dylib {
         self.reoptimize_with(name, None)
     }
 
-    /// [`reoptimize`](Self::reoptimize), with an OSR entry at a loop header wanted along (and the
-    /// back-edge counter to re-arm once it is there): queued even if the function is at the higher tier
-    /// already, without an entry for that header (it is then compiled again, with the entries its higher
-    /// tier had and the new one).
+    /// [`reoptimize`](Self::reoptimize), or for a function at the higher tier already, an OSR entry at a
+    /// loop header (and the back-edge counter to set to 1 once it is there): the function is compiled
+    /// again with the entries its higher tier had and the new one.
     fn reoptimize_with(&self, name: &str, osr: Option<(u32, usize)>) -> Result<()> {
         let definition = self.shared.find(name, true);
         let definer = definition.as_ref().and_then(|d| d.module().cloned());
@@ -756,12 +810,13 @@ impl Dylib {
         let mut wanted = Vec::new();
         let origin = match (t.layers.get(&from), osr) {
             (Some(layer), None) if layer.tier >= 1 => return Ok(()), // already at the higher tier
-            (Some(layer), Some((header, _))) if layer.tier >= 1 => {
+            (Some(layer), Some((header, counter))) if layer.tier >= 1 => {
                 if module.osr_entry(&osr::entry_name(header, name)).is_some() {
                     return Ok(()); // the hook finds it
                 }
                 // Compiled again: with the entries it has, and the new one.
                 wanted.extend(module.osr_headers(name).into_iter().map(|h| (h, 0)));
+                wanted.push((header, counter));
                 layer.origin
             }
             (Some(layer), _) => layer.origin,
@@ -772,9 +827,6 @@ impl Dylib {
             return Err(self.tiering_error(&format!("`{name}` is not defined by a tiered module")));
         };
         let name: Arc<str> = name.into();
-        if let Some(o) = osr {
-            wanted.push(o);
-        }
         if !wanted.is_empty() {
             let list = t.osr_wanted.entry(name.clone()).or_default();
             for w in wanted {
@@ -805,13 +857,13 @@ impl Dylib {
     fn osr_target(&self, name: &str, module: u64, header: u32) -> OsrTarget {
         let Some(super::table::Definition::Function { module: Some(m), .. }) = self.shared.find(name, true)
         else {
-            return OsrTarget::Elsewhere;
+            return OsrTarget::Nowhere;
         };
         let mut state = self.shared.state.lock();
-        let Some(t) = state.tiering.as_mut() else { return OsrTarget::Elsewhere };
+        let Some(t) = state.tiering.as_mut() else { return OsrTarget::Nowhere };
         let origin = t.origin_of(module).unwrap_or(module);
         if !t.same_unit(origin, m.serial) {
-            return OsrTarget::Elsewhere;
+            return OsrTarget::Nowhere;
         }
         match t.layers.get(&m.serial) {
             Some(layer) if layer.tier >= 1 => match m.osr_entry(&osr::entry_name(header, name)) {
@@ -819,7 +871,12 @@ impl Dylib {
                     t.osr_transfers += 1;
                     OsrTarget::Enter(addr)
                 }
-                None => OsrTarget::Compile,
+                None if t.config.as_ref().is_some_and(|c| c.osr.is_some())
+                    && !t.osr_refused.contains(&(Arc::from(name), header)) =>
+                {
+                    OsrTarget::Compile { has_entries: !m.osr_headers(name).is_empty() }
+                }
+                None => OsrTarget::Nowhere,
             },
             _ => OsrTarget::FirstTier,
         }

@@ -171,7 +171,10 @@ fn a_call_looping_at_the_first_tier_continues_at_the_higher_tier_with_its_locals
     let d = jit.create_dylib("osr").unwrap();
     d.define_host("observe", observe as extern "C" fn(*mut i64)).unwrap();
     d.define_host("keep_going", keep_going as extern "C" fn(i64) -> i32).unwrap();
-    d.enable_tiering(Tiering::new().calls(None).back_edges(Some(1_000)).delay(Duration::ZERO)).unwrap();
+    // The call asks for the higher tier after 1,000 back-edges, and for an OSR entry after 1,000 more
+    // once its function is there.
+    let tiering = Tiering::new().calls(None).back_edges(Some(1_000)).osr(Some(1_000)).delay(Duration::ZERO);
+    d.enable_tiering(tiering).unwrap();
     d.add_module(Source::ir_text(SPIN)).unwrap();
     let spin = d.lookup::<fn(u64, *mut i64) -> i64>("spin").unwrap();
     let tiering = || jit.stats().dylibs[0].tiering.clone();
@@ -193,7 +196,7 @@ fn a_call_looping_at_the_first_tier_continues_at_the_higher_tier_with_its_locals
     let stats = tiering();
     assert_eq!((stats.tier_ups, stats.osr_entries, stats.osr_transfers), (1, 1, 1));
     let (r, n) = result;
-    assert!(n > 1_000, "left the loop after {n} iterations");
+    assert!(n > 2_000, "left the loop after {n} iterations");
     assert_eq!(r, expected(7, n, 1), "the call's locals survived the transfer ({n} iterations)");
     assert!(!MISMATCH.load(Ordering::SeqCst), "the escaped local stayed where the host saw it");
     // SAFETY: the module defines `total` as an i64.
