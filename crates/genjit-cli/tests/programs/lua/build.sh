@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds Lua 5.4 (from the `lua-src` crate's bundled sources, fetched by cargo from crates.io) to one
 # bitcode file per C file, plus the small driver main.c, for the multi-module differential test.
-# Usage: build.sh OUTDIR   (prints nothing on success; idempotent)
+# Usage: [LUA_CFLAGS=...] build.sh OUTDIR   (prints nothing on success; idempotent for the same flags)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 out="$1"
@@ -13,7 +13,7 @@ if [ -z "$manifest" ]; then
   exit 1
 fi
 src="$(dirname "$manifest")/lua-5.4.9"
-flags=(-c -emit-llvm -O0 -Xclang -disable-O0-optnone -fPIC -I "$src")
+flags=(-c -emit-llvm -O0 -Xclang -disable-O0-optnone -fPIC -I "$src" ${LUA_CFLAGS:-})
 for c in "$src"/*.c "$here/main.c"; do
   name=$(basename "$c" .c)
   [ "$out/$name.bc" -nt "$c" ] || clang-19 "${flags[@]}" -o "$out/$name.bc" "$c"
