@@ -17,11 +17,11 @@ cat > "$work/bench.lua" <<'LUA'
 -- CPU-bound, all in the main chunk's one call of luaV_execute: recursive calls, table churn, strings
 local function fib(n) if n < 2 then return n end return fib(n-1) + fib(n-2) end
 local s = 0
-for i = 1, 3 do s = s + fib(30) end
+for i = 1, 3 do s = s + fib(32) end
 local t = {}
 for i = 1, 300000 do t[i] = i * 2 end
 local acc = 0
-for k = 1, 40 do for i = 1, #t do acc = acc + t[i] % 7 end end
+for k = 1, 100 do for i = 1, #t do acc = acc + t[i] % 7 end end
 local parts = {}
 for i = 1, 50000 do parts[#parts+1] = tostring(i) end
 print(s, acc, #table.concat(parts, ","))
