@@ -332,8 +332,8 @@ pub(crate) struct TierState {
     /// set to 1 once it is there (0: none), so the first-tier call that asked takes it at its next
     /// back-edge.
     pub(crate) osr_wanted: HashMap<Arc<str>, Vec<(u32, usize)>>,
-    /// OSR entries that could not be built (not asked for again).
-    pub(crate) osr_refused: HashSet<(Arc<str>, u32)>,
+    /// OSR entries that could not be built, by origin, function and header (not asked for again).
+    pub(crate) osr_refused: HashSet<(u64, Arc<str>, u32)>,
     pub(crate) osr_entries: u64,
     pub(crate) osr_transfers: u64,
 }
@@ -365,6 +365,7 @@ impl TierState {
     /// Forgets what belonged to a module that is gone.
     pub(crate) fn forget(&mut self, serial: u64) {
         self.bitcode.remove(&serial);
+        self.osr_refused.retain(|(origin, ..)| *origin != serial);
         self.lazy.remove(&serial);
         self.satellites.remove(&serial);
         if let Some(layer) = self.layers.remove(&serial) {
@@ -732,7 +733,7 @@ impl Dylib {
                     if built.iter().any(|(n, h)| **n == **name && *h == header) {
                         rearm.extend(Some(counter).filter(|&c| c != 0));
                     } else {
-                        t.osr_refused.insert((name.clone(), header));
+                        t.osr_refused.insert((origin, name.clone(), header));
                     }
                 }
             }
@@ -872,7 +873,7 @@ impl Dylib {
                     OsrTarget::Enter(addr)
                 }
                 None if t.config.as_ref().is_some_and(|c| c.osr.is_some())
-                    && !t.osr_refused.contains(&(Arc::from(name), header)) =>
+                    && !t.osr_refused.contains(&(origin, Arc::from(name), header)) =>
                 {
                     OsrTarget::Compile { has_entries: !m.osr_headers(name).is_empty() }
                 }
@@ -930,6 +931,9 @@ impl Dylib {
     /// [`wait_for_tier_ups`](Self::wait_for_tier_ups) waits only for what is running.
     pub fn cancel_tier_ups(&self) -> usize {
         let mut state = self.shared.state.lock();
-        state.tiering.as_mut().map_or(0, |t| std::mem::take(&mut t.pending).len())
+        state.tiering.as_mut().map_or(0, |t| {
+            t.osr_wanted.clear();
+            std::mem::take(&mut t.pending).len()
+        })
     }
 }
