@@ -17,7 +17,7 @@
 //! its functions have the shape; IR that keeps values in registers across a header (a `phi` in it, or a
 //! value defined before it and used after) is not entered there.
 
-use super::tier::{delete_body, labels_addressed, set_name, value_name};
+use super::tier::{delete_body, labels_addressed, replace_phi, value_name};
 use inkwell::llvm_sys::analysis::{LLVMVerifierFailureAction, LLVMVerifyFunction};
 use inkwell::llvm_sys::core::*;
 use inkwell::llvm_sys::linker::LLVMLinkModules2;
@@ -257,13 +257,7 @@ fn drop_incoming(builder: LLVMBuilderRef, block: LLVMBasicBlockRef, keep: &HashS
                 }
             }
             if values.len() as u32 != n {
-                LLVMPositionBuilderBefore(builder, phi);
-                let rebuilt = LLVMBuildPhi(builder, LLVMTypeOf(phi), c"".as_ptr());
-                LLVMAddIncoming(rebuilt, values.as_mut_ptr(), blocks.as_mut_ptr(), values.len() as u32);
-                let name = value_name(phi);
-                LLVMReplaceAllUsesWith(phi, rebuilt);
-                LLVMInstructionEraseFromParent(phi);
-                set_name(rebuilt, &name);
+                replace_phi(builder, phi, values, blocks);
             }
             phi = next;
         }

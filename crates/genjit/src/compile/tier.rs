@@ -320,13 +320,7 @@ pub(crate) fn count_calls(module: &Module<'_>, tag: &str, thresholds: Thresholds
                             preds.push(b);
                         }
                     }
-                    LLVMPositionBuilderBefore(builder, phi);
-                    let rebuilt = LLVMBuildPhi(builder, LLVMTypeOf(phi), c"".as_ptr());
-                    LLVMAddIncoming(rebuilt, values.as_mut_ptr(), preds.as_mut_ptr(), values.len() as u32);
-                    let old_name = value_name(phi);
-                    LLVMReplaceAllUsesWith(phi, rebuilt);
-                    LLVMInstructionEraseFromParent(phi);
-                    set_name(rebuilt, &old_name);
+                    replace_phi(builder, phi, values, preds);
                     phi = next;
                 }
             }
@@ -409,6 +403,27 @@ pub(crate) fn count_calls(module: &Module<'_>, tag: &str, thresholds: Thresholds
             }
         }
         LLVMDisposeBuilder(builder);
+    }
+}
+
+/// Replaces `phi` by a new phi with the incoming `values` from `blocks` (the C API can neither rename
+/// nor remove an incoming block), keeping its name; `builder` is left before the new one.
+pub(super) fn replace_phi(
+    builder: LLVMBuilderRef,
+    phi: LLVMValueRef,
+    mut values: Vec<LLVMValueRef>,
+    mut blocks: Vec<LLVMBasicBlockRef>,
+) {
+    // SAFETY: `phi` is a live phi; the new one is built before it in its block, of its type, from
+    // values and blocks of its function; its uses move over before it is erased.
+    unsafe {
+        LLVMPositionBuilderBefore(builder, phi);
+        let rebuilt = LLVMBuildPhi(builder, LLVMTypeOf(phi), c"".as_ptr());
+        LLVMAddIncoming(rebuilt, values.as_mut_ptr(), blocks.as_mut_ptr(), values.len() as u32);
+        let name = value_name(phi);
+        LLVMReplaceAllUsesWith(phi, rebuilt);
+        LLVMInstructionEraseFromParent(phi);
+        set_name(rebuilt, &name);
     }
 }
 
