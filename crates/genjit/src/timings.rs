@@ -17,7 +17,8 @@ pub struct ModuleTimings {
     pub parse: Duration,
     /// LLVM's verifier, the host triple and data layout, the thread-local rewrite, recording signatures.
     pub verify: Duration,
-    /// The IR pass pipeline (`default<On>`; zero at O0).
+    /// genjit's own IR rewrites (a tiered module's promotion, kept bitcode and counters; a higher tier's
+    /// extraction) and the IR pass pipeline (`default<On>`; none at O0).
     pub optimize: Duration,
     /// Code generation into an ELF object (and any requested dumps).
     pub emit: Duration,

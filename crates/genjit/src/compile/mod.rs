@@ -173,7 +173,7 @@ pub(crate) fn compile_steps(
     with_machine(level, |machine| {
         let signatures = phase!(timings.verify, "verify", prepare(&module, name, machine))?;
         if let Some(before) = before_optimize {
-            before(&module)?;
+            phase!(timings.optimize, "rewrite", before(&module))?;
         }
         if let Some(pipeline) = pipeline.map(str::to_string).or_else(|| level.pipeline()) {
             let options = PassBuilderOptions::create();

@@ -269,9 +269,14 @@ pub(crate) fn count_calls(module: &Module<'_>, tag: &str, thresholds: Thresholds
             // Which headers an OSR entry can enter (see `osr`), decided on the IR as the higher tier
             // will see it, before anything here changes it.
             let shape = if back_edges.is_empty() || !thresholds.osr { None } else { super::osr::shape(f) };
+            let mut headers = std::collections::HashMap::new();
             let enterable: Vec<bool> = back_edges
                 .iter()
-                .map(|&(.., h)| shape.as_ref().is_some_and(|s| super::osr::header_ok(s, h)))
+                .map(|&(.., h)| {
+                    *headers
+                        .entry(h)
+                        .or_insert_with(|| shape.as_ref().is_some_and(|s| super::osr::header_ok(s, h)))
+                })
                 .collect();
             // Each OSR-capable `hot` block's hook result, for the function's one transfer block.
             let mut transfers: Vec<(LLVMValueRef, LLVMBasicBlockRef)> = Vec::new();
