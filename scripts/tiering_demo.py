@@ -34,6 +34,8 @@ data = make_data(mb)
 # The steady state: what the last (mb - small) megabytes cost, from runs on both sizes.
 small = max(1, mb // 4)
 small_data = make_data(small)
+if rounds == 0:
+    sys.exit(0)  # only the data (for scripts/tier0-cost.sh)
 
 extra = [a for lib in libs for a in ("--extra-module", os.path.join(ir, lib + ".bc"))]
 lli_extra = [f"-extra-module={os.path.join(ir, lib + '.bc')}" for lib in libs]

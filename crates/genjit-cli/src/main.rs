@@ -121,6 +121,13 @@ struct RunArgs {
     /// continues in the higher tier (on-stack replacement; 0: never)
     #[arg(long, value_name = "N", requires = "tier", default_value = "1000")]
     tier_osr: u64,
+    /// With --tier: milliseconds without a new tier-0 compile before tier-ups start (as .NET delays call
+    /// counting while startup compiles)
+    #[arg(long, value_name = "MS", requires = "tier", default_value = "100")]
+    tier_delay: u64,
+    /// With --tier: milliseconds after which tier-ups start even while tier-0 compiles go on
+    #[arg(long, value_name = "MS", requires = "tier", default_value = "1000")]
+    tier_max_delay: u64,
     /// Compile each function on its first call (functions never called are never compiled; not with
     /// --isolate)
     #[arg(long, conflicts_with = "isolate")]
@@ -235,6 +242,8 @@ fn run_program(args: RunArgs) -> Result<ExitCode, String> {
                 .back_edges(or_threshold(args.tier_back_edges))
                 .level(args.tier_level)
                 .osr(Some(args.tier_osr).filter(|&n| n > 0))
+                .delay(std::time::Duration::from_millis(args.tier_delay))
+                .max_delay(std::time::Duration::from_millis(args.tier_max_delay))
         }),
         lazy: args.lazy.then_some(genjit::Lazy::new().speculate(args.speculate).callees(args.lazy_callees)),
         stats_json: args.stats_json,

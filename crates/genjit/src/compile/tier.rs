@@ -191,7 +191,10 @@ pub(crate) fn count_calls(module: &Module<'_>, tag: &str, thresholds: Thresholds
             let sgt = inkwell::llvm_sys::LLVMIntPredicate::LLVMIntSGT;
             let running = LLVMBuildICmp(builder, sgt, left, zero, c"gj.running".as_ptr());
             LLVMBuildCondBr(builder, running, dec, to);
+            // Loaded again rather than reused: a value used in another block is spilled at O0, and the
+            // check's only use of its load lets it fold into the compare (`cmp $0, counter(%rip)`).
             LLVMPositionBuilderAtEnd(builder, dec);
+            let left = LLVMBuildLoad2(builder, i64t, counter, c"gj.left".as_ptr());
             let next = LLVMBuildSub(builder, left, LLVMConstInt(i64t, 1, 0), c"gj.next".as_ptr());
             LLVMBuildStore(builder, next, counter);
             let eq = inkwell::llvm_sys::LLVMIntPredicate::LLVMIntEQ;
@@ -285,7 +288,16 @@ pub(crate) fn count_calls(module: &Module<'_>, tag: &str, thresholds: Thresholds
                 false => std::ptr::null_mut(),
             };
             for ((from, t, k, to, h), osr) in back_edges.into_iter().zip(enterable) {
-                let check = LLVMAppendBasicBlockInContext(context, f, c"gj.back".as_ptr());
+                // An unconditional back-edge (clang's `for.inc`, `while.body`) is checked where it is,
+                // the compare and branch replacing its jump; a conditional one gets a block of its own.
+                let inline = LLVMIsConditional(t) == 0;
+                let check = match inline {
+                    true => {
+                        LLVMInstructionEraseFromParent(t);
+                        from
+                    }
+                    false => LLVMAppendBasicBlockInContext(context, f, c"gj.back".as_ptr()),
+                };
                 let dec = LLVMAppendBasicBlockInContext(context, f, c"gj.back.dec".as_ptr());
                 let hot = LLVMAppendBasicBlockInContext(context, f, c"gj.back.hot".as_ptr());
                 let counter = loops.expect("only with a back-edge counter");
@@ -309,7 +321,9 @@ pub(crate) fn count_calls(module: &Module<'_>, tag: &str, thresholds: Thresholds
                 } else {
                     call_hook(hot, counter, to);
                 }
-                LLVMSetSuccessor(t, k, check);
+                if !inline {
+                    LLVMSetSuccessor(t, k, check);
+                }
                 // `to`'s phis: the value that came from `from` now comes from `check`, `dec` and `hot`.
                 let mut phi = LLVMGetFirstInstruction(to);
                 while !phi.is_null() && !LLVMIsAPHINode(phi).is_null() {
