@@ -138,3 +138,7 @@ tiered = "genjit tiered (O0, then O3)"
 for name in results:
     ratios = sorted(results[name][r][0] / results[tiered][r][0] for r in range(rounds))
     print(f"- {name}: {statistics.median(ratios):.2f}x ({ratios[0]:.2f}-{ratios[-1]:.2f})")
+print("\nTime to first output relative to genjit all-O0, median of the per-round ratios:\n")
+for name in results:
+    ratios = sorted(results[name][r][1] / results["genjit all-O0"][r][1] for r in range(rounds))
+    print(f"- {name}: {statistics.median(ratios):.2f}x ({ratios[0]:.2f}-{ratios[-1]:.2f})")
