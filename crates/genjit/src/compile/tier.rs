@@ -419,6 +419,20 @@ pub(crate) fn count_calls(module: &Module<'_>, tag: &str, thresholds: Thresholds
                 let hot = LLVMInsertBasicBlockInContext(context, old_entry, c"gj.hot".as_ptr());
                 count([entry, dec, hot], counter, old_entry);
                 call_hook(hot, counter, old_entry);
+                // The old entry's fixed-size stack slots move along: only the entry block's are static
+                // (one left behind would be allocated anew, as a dynamic slot, on every call).
+                let first = LLVMGetFirstInstruction(entry);
+                let mut i = LLVMGetFirstInstruction(old_entry);
+                while !i.is_null() {
+                    let next = LLVMGetNextInstruction(i);
+                    if !LLVMIsAAllocaInst(i).is_null() && !LLVMIsAConstantInt(LLVMGetOperand(i, 0)).is_null()
+                    {
+                        LLVMInstructionRemoveFromParent(i);
+                        LLVMPositionBuilderBefore(builder, first);
+                        LLVMInsertIntoBuilder(builder, i);
+                    }
+                    i = next;
+                }
             }
         }
         LLVMDisposeBuilder(builder);
@@ -1166,6 +1180,46 @@ mod tests {
         assert!(extracted.contains("declare hidden i64 @__gj.7.h()"), "{extracted}");
         assert!(!extracted.contains("@g()"), "unused, `g` is gone: {extracted}");
         module.verify().unwrap();
+    }
+
+    #[test]
+    fn counted_functions_keep_their_stack_slots_static() {
+        // A variadic function keeps its call counter in a new entry block of its own body (no wrapper can
+        // forward its arguments); its fixed-size slots must move there, or each call allocates them anew.
+        let context = Context::create();
+        let module = parse(
+            &context,
+            "define i64 @v(i32 %n, ...) {\n  %a = alloca [4 x i64]\n  %b = alloca i64\n  store i64 1, ptr %b\n  \
+             br label %h\nh:\n  %x = load i64, ptr %b\n  %c = icmp slt i64 %x, 9\n  br i1 %c, label %h, label %e\n\
+             e:\n  ret i64 %x\n}\ndefine i64 @w(i64 %p) {\n  %s = alloca i64\n  store i64 %p, ptr %s\n  \
+             %r = load i64, ptr %s\n  ret i64 %r\n}\n",
+        );
+        let thresholds = Thresholds { calls: Some(10), back_edges: Some(10), osr: true };
+        count_calls(&module, "1", thresholds, &[]);
+        module.verify().unwrap();
+        let ir = module.print_to_string().to_string();
+        // SAFETY: the functions are live definitions of `module`; their blocks and instructions are read.
+        unsafe {
+            for name in ["v", "w.gj.body"] {
+                let f = module.get_function(name).unwrap_or_else(|| panic!("{name}: {ir}")).as_value_ref();
+                let entry = LLVMGetEntryBasicBlock(f);
+                let mut b = LLVMGetFirstBasicBlock(f);
+                let mut slots = 0;
+                while !b.is_null() {
+                    let mut i = LLVMGetFirstInstruction(b);
+                    while !i.is_null() {
+                        if !LLVMIsAAllocaInst(i).is_null() {
+                            assert_eq!(b, entry, "{name}: a stack slot outside the entry block\n{ir}");
+                            slots += 1;
+                        }
+                        i = LLVMGetNextInstruction(i);
+                    }
+                    b = LLVMGetNextBasicBlock(b);
+                }
+                assert!(slots >= 1, "{name}: {ir}");
+            }
+        }
+        assert!(ir.contains("@__gjc.1.v"), "v counts its calls: {ir}");
     }
 
     #[test]
