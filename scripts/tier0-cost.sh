@@ -8,8 +8,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
 if ! command -v valgrind > /dev/null; then
-  sudo_apt=$([ "$(id -u)" = 0 ] && echo "" || echo sudo)
-  $sudo_apt apt-get install -y valgrind > /dev/null
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq valgrind > /dev/null
 fi
 work=target/tiering-demo
 mkdir -p "$work"
