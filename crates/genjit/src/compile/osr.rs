@@ -17,7 +17,7 @@
 //! its functions have the shape; IR that keeps values in registers across a header (a `phi` in it, or a
 //! value defined before it and used after) is not entered there.
 
-use super::tier::{delete_body, labels_addressed, replace_phi, value_name};
+use super::tier::{delete_blocks, delete_body, labels_addressed, replace_phi, value_name};
 use inkwell::llvm_sys::analysis::{LLVMVerifierFailureAction, LLVMVerifyFunction};
 use inkwell::llvm_sys::core::*;
 use inkwell::llvm_sys::linker::LLVMLinkModules2;
@@ -409,25 +409,8 @@ pub(crate) fn prepare_entry(module: &Module<'_>, function: &str, header: u32) ->
             drop_incoming(builder, b, &inside);
         }
         LLVMDisposeBuilder(builder);
-        for &b in &outside {
-            let mut i = LLVMGetFirstInstruction(b);
-            while !i.is_null() {
-                let ty = LLVMTypeOf(i);
-                if LLVMGetTypeKind(ty) != inkwell::llvm_sys::LLVMTypeKind::LLVMVoidTypeKind {
-                    LLVMReplaceAllUsesWith(i, LLVMGetPoison(ty));
-                }
-                i = LLVMGetNextInstruction(i);
-            }
-        }
-        for &b in &outside {
-            let mut i = LLVMGetLastInstruction(b);
-            while !i.is_null() {
-                let previous = LLVMGetPreviousInstruction(i);
-                LLVMInstructionEraseFromParent(i);
-                i = previous;
-            }
-            LLVMDeleteBasicBlock(b);
-        }
+        // (No inside block branches to an outside one: inside is all that `start` reaches.)
+        delete_blocks(&outside);
         // Lifetime markers go: a copied slot is live from the entry block on, whatever markers the
         // function had before the header.
         for &b in &inside {

@@ -679,21 +679,40 @@ fn call_counts(module: &Module<'_>, callers: &[String], names: &[String]) -> Vec
 }
 
 /// Deletes `f`'s body, leaving a declaration with its name, type and attributes.
-///
-/// The C API can only delete blocks one at a time, and a block deleted while other blocks still use it
-/// or its values leaves dangling uses (and a block whose address is taken then meets a branch where its
-/// destructor expects only `blockaddress` users: LLVM 19 crashed there). So first every value the body
-/// defines is replaced by `poison` wherever it is used, then every instruction is erased, and only then
-/// are the empty blocks deleted: by then a block's only users are `blockaddress` constants, which its
-/// destructor replaces.
 pub(super) fn delete_body(f: LLVMValueRef) {
-    // SAFETY: `f` is a live function with a body; every instruction is erased after its uses were
-    // replaced, and blocks are deleted once empty.
+    // SAFETY: `f` is a live function with a body; its blocks are listed, then deleted as `delete_blocks`
+    // requires (all of them, so no other block uses their values).
     unsafe {
         let mut blocks = Vec::new();
         let mut block = LLVMGetFirstBasicBlock(f);
         while !block.is_null() {
             blocks.push(block);
+            block = LLVMGetNextBasicBlock(block);
+        }
+        delete_blocks(&blocks);
+        if LLVMHasPersonalityFn(f) != 0 {
+            LLVMSetPersonalityFn(f, std::ptr::null_mut());
+        }
+    }
+}
+
+/// Deletes `blocks` of one function.
+///
+/// The C API can only delete blocks one at a time, and a block deleted while other blocks still use it
+/// or its values leaves dangling uses (and a block whose address is taken then meets a branch where its
+/// destructor expects only `blockaddress` users: LLVM 19 crashed there). So first every value the blocks
+/// define is replaced by `poison` wherever it is used, then every instruction is erased, and only then
+/// are the empty blocks deleted: by then a block's only users are `blockaddress` constants, which its
+/// destructor replaces.
+///
+/// # Safety
+/// `blocks` are live blocks of one function, none listed twice; no block left in the function branches
+/// to one of them (its values may be used elsewhere: those uses become `poison`).
+pub(super) unsafe fn delete_blocks(blocks: &[LLVMBasicBlockRef]) {
+    // SAFETY: per the contract; every instruction is erased after its uses were replaced, and blocks are
+    // deleted once empty.
+    unsafe {
+        for &block in blocks {
             let mut i = LLVMGetFirstInstruction(block);
             while !i.is_null() {
                 let ty = LLVMTypeOf(i);
@@ -702,9 +721,8 @@ pub(super) fn delete_body(f: LLVMValueRef) {
                 }
                 i = LLVMGetNextInstruction(i);
             }
-            block = LLVMGetNextBasicBlock(block);
         }
-        for &block in &blocks {
+        for &block in blocks {
             let mut i = LLVMGetLastInstruction(block);
             while !i.is_null() {
                 let previous = LLVMGetPreviousInstruction(i);
@@ -712,11 +730,8 @@ pub(super) fn delete_body(f: LLVMValueRef) {
                 i = previous;
             }
         }
-        for block in blocks {
+        for &block in blocks {
             LLVMDeleteBasicBlock(block);
-        }
-        if LLVMHasPersonalityFn(f) != 0 {
-            LLVMSetPersonalityFn(f, std::ptr::null_mut());
         }
     }
 }
