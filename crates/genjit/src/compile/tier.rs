@@ -217,34 +217,15 @@ pub(crate) fn count_calls(module: &Module<'_>, tag: &str, thresholds: Thresholds
             {
                 continue;
             }
-            // A call counter is `{ i64 left, ptr body }`: `body` is the function's body when it was moved
-            // out of the way of a counting wrapper (see below), else null.
-            let new_counter = |what: Counted, threshold: u64, body: Option<LLVMValueRef>| {
+            let new_counter = |what: Counted, threshold: u64| {
                 let counter_name = counter_name(tag, what, &name);
                 let counter_name = std::ffi::CString::new(counter_name).expect("no NUL in IR names");
-                let left = LLVMConstInt(i64t, threshold.min(i64::MAX as u64), 0);
-                let counter = match what {
-                    Counted::BackEdges => {
-                        let counter = LLVMAddGlobal(m, i64t, counter_name.as_ptr());
-                        LLVMSetInitializer(counter, left);
-                        counter
-                    }
-                    Counted::Calls => {
-                        let mut fields = [i64t, ptr];
-                        let ty = LLVMStructTypeInContext(context, fields.as_mut_ptr(), 2, 0);
-                        let counter = LLVMAddGlobal(m, ty, counter_name.as_ptr());
-                        let mut values = [left, body.unwrap_or(LLVMConstNull(ptr))];
-                        LLVMSetInitializer(
-                            counter,
-                            LLVMConstStructInContext(context, values.as_mut_ptr(), 2, 0),
-                        );
-                        counter
-                    }
-                };
+                let counter = LLVMAddGlobal(m, i64t, counter_name.as_ptr());
+                LLVMSetInitializer(counter, LLVMConstInt(i64t, threshold.min(i64::MAX as u64), 0));
                 LLVMSetVisibility(counter, LLVMVisibility::LLVMHiddenVisibility);
                 counter
             };
-            let loops = thresholds.back_edges.map(|t| new_counter(Counted::BackEdges, t, None));
+            let loops = thresholds.back_edges.map(|t| new_counter(Counted::BackEdges, t));
             // Back-edges first, on the original layout.
             let mut blocks = Vec::new();
             let mut b = LLVMGetFirstBasicBlock(f);
@@ -386,53 +367,9 @@ pub(crate) fn count_calls(module: &Module<'_>, tag: &str, thresholds: Thresholds
                     false => LLVMBuildRet(builder, result),
                 };
             }
-            // Then the calls: a wrapper that counts and tail-calls the body, which the runtime skips once
-            // the count is over (see `move_body`); a new entry block where the body cannot move.
-            let Some(threshold) = thresholds.calls else { continue };
-            if let Some(body) = move_body(f, &name) {
-                let counter = new_counter(Counted::Calls, threshold, Some(body));
-                let check = LLVMAppendBasicBlockInContext(context, f, c"gj.count".as_ptr());
-                let dec = LLVMAppendBasicBlockInContext(context, f, c"gj.dec".as_ptr());
-                let hot = LLVMAppendBasicBlockInContext(context, f, c"gj.hot".as_ptr());
-                let tail = LLVMAppendBasicBlockInContext(context, f, c"gj.body".as_ptr());
-                count([check, dec, hot], counter, tail);
-                call_hook(hot, counter, tail);
-                LLVMPositionBuilderAtEnd(builder, tail);
-                let ty = LLVMGlobalGetValueType(f);
-                let mut args: Vec<LLVMValueRef> =
-                    (0..LLVMCountParams(f)).map(|i| LLVMGetParam(f, i)).collect();
-                let call =
-                    LLVMBuildCall2(builder, ty, body, args.as_mut_ptr(), args.len() as u32, c"".as_ptr());
-                LLVMSetInstructionCallConv(call, LLVMGetFunctionCallConv(f));
-                LLVMSetTailCallKind(call, inkwell::llvm_sys::LLVMTailCallKind::LLVMTailCallKindMustTail);
-                if LLVMGetTypeKind(LLVMGetReturnType(ty)) == inkwell::llvm_sys::LLVMTypeKind::LLVMVoidTypeKind
-                {
-                    LLVMBuildRetVoid(builder);
-                } else {
-                    LLVMBuildRet(builder, call);
-                }
-            } else {
-                let counter = new_counter(Counted::Calls, threshold, None);
-                let old_entry = LLVMGetEntryBasicBlock(f);
-                let entry = LLVMInsertBasicBlockInContext(context, old_entry, c"gj.count".as_ptr());
-                let dec = LLVMInsertBasicBlockInContext(context, old_entry, c"gj.dec".as_ptr());
-                let hot = LLVMInsertBasicBlockInContext(context, old_entry, c"gj.hot".as_ptr());
-                count([entry, dec, hot], counter, old_entry);
-                call_hook(hot, counter, old_entry);
-                // The old entry's fixed-size stack slots move along: only the entry block's are static
-                // (one left behind would be allocated anew, as a dynamic slot, on every call).
-                let first = LLVMGetFirstInstruction(entry);
-                let mut i = LLVMGetFirstInstruction(old_entry);
-                while !i.is_null() {
-                    let next = LLVMGetNextInstruction(i);
-                    if !LLVMIsAAllocaInst(i).is_null() && !LLVMIsAConstantInt(LLVMGetOperand(i, 0)).is_null()
-                    {
-                        LLVMInstructionRemoveFromParent(i);
-                        LLVMPositionBuilderBefore(builder, first);
-                        LLVMInsertIntoBuilder(builder, i);
-                    }
-                    i = next;
-                }
+            // Then the calls: only the counter; the linker writes the code that counts (`sys::count`).
+            if let Some(threshold) = thresholds.calls {
+                new_counter(Counted::Calls, threshold);
             }
         }
         LLVMDisposeBuilder(builder);
@@ -475,66 +412,6 @@ fn copy_attributes(from: LLVMValueRef, to: LLVMValueRef) {
             }
         }
         LLVMSetFunctionCallConv(to, LLVMGetFunctionCallConv(from));
-    }
-}
-
-/// Moves `f`'s body into a new internal function `<name>.gj.body` of the same type, attributes, calling
-/// convention, personality and debug subprogram, leaving `f` without blocks; `None` (nothing moved) for
-/// a function a `musttail` call could not forward to, or whose labels are addressed (a `blockaddress`
-/// names its function).
-///
-/// Why: a call counter in the body costs every call a load and a branch for as long as the function
-/// stays at tier 0, even after its count is over (1.3x the CPU time of all-O0 on bzip2's first block).
-/// In a wrapper `f` that counts and then tail-calls the body, it costs nothing once the runtime points
-/// `f`'s entry at the body itself (`tiering::skip_counting`), which it does as soon as the count is over
-/// and the function was queued for the higher tier: .NET's call-counting stubs, in IR.
-fn move_body(f: LLVMValueRef, name: &str) -> Option<LLVMValueRef> {
-    // SAFETY: `f` is a live definition; the new function is created in its module with its type; blocks
-    // are moved whole (detached, then appended), and every use of `f`'s parameters (only in those blocks)
-    // is replaced by the new function's; `f` keeps no block, personality or subprogram.
-    unsafe {
-        let naked = LLVMGetEnumAttributeKindForName(c"naked".as_ptr(), 5);
-        if !forwards_plainly(f)
-            || labels_addressed(f)
-            || !LLVMGetEnumAttributeAtIndex(f, u32::MAX, naked).is_null()
-        {
-            return None;
-        }
-        let m = LLVMGetGlobalParent(f);
-        let body_name = std::ffi::CString::new(format!("{name}.gj.body")).expect("no NUL in IR names");
-        let body = LLVMAddFunction(m, body_name.as_ptr(), LLVMGlobalGetValueType(f));
-        LLVMSetLinkage(body, LLVMLinkage::LLVMInternalLinkage);
-        copy_attributes(f, body);
-        LLVMSetAlignment(body, LLVMGetAlignment(f));
-        if LLVMHasPersonalityFn(f) != 0 {
-            LLVMSetPersonalityFn(body, LLVMGetPersonalityFn(f));
-            LLVMSetPersonalityFn(f, std::ptr::null_mut());
-        }
-        // The subprogram (debug info) belongs to the body, whose instructions its locations describe.
-        let mut count = 0;
-        let entries = LLVMGlobalCopyAllMetadata(f, &mut count);
-        for i in 0..count as u32 {
-            let kind = LLVMValueMetadataEntriesGetKind(entries, i);
-            LLVMGlobalSetMetadata(body, kind, LLVMValueMetadataEntriesGetMetadata(entries, i));
-        }
-        if !entries.is_null() {
-            LLVMDisposeValueMetadataEntries(entries);
-        }
-        LLVMGlobalClearMetadata(f);
-        let mut block = LLVMGetFirstBasicBlock(f);
-        while !block.is_null() {
-            let next = LLVMGetNextBasicBlock(block);
-            LLVMRemoveBasicBlockFromParent(block);
-            LLVMAppendExistingBasicBlock(body, block);
-            block = next;
-        }
-        for i in 0..LLVMCountParams(f) {
-            let (old, new) = (LLVMGetParam(f, i), LLVMGetParam(body, i));
-            let param_name = value_name(old);
-            LLVMReplaceAllUsesWith(old, new);
-            set_name(new, &param_name);
-        }
-        Some(body)
     }
 }
 
@@ -1198,9 +1075,10 @@ mod tests {
     }
 
     #[test]
-    fn counted_functions_keep_their_stack_slots_static() {
-        // A variadic function keeps its call counter in a new entry block of its own body (no wrapper can
-        // forward its arguments); its fixed-size slots must move there, or each call allocates them anew.
+    fn counting_leaves_calls_to_the_linker_and_stack_slots_static() {
+        // Calls are counted by the linker's stubs: the IR gets an `i64` counter per function and nothing
+        // else for them (a loop-free function's body is untouched); a loop's check leaves every
+        // fixed-size slot in the entry block (a slot elsewhere would be allocated anew on every call).
         let context = Context::create();
         let module = parse(
             &context,
@@ -1209,13 +1087,23 @@ mod tests {
              e:\n  ret i64 %x\n}\ndefine i64 @w(i64 %p) {\n  %s = alloca i64\n  store i64 %p, ptr %s\n  \
              %r = load i64, ptr %s\n  ret i64 %r\n}\n",
         );
+        let w = || {
+            use inkwell::values::AnyValue;
+            module.get_function("w").unwrap().print_to_string().to_string()
+        };
+        let before = w();
         let thresholds = Thresholds { calls: Some(10), back_edges: Some(10), osr: true };
         count_calls(&module, "1", thresholds, &[]);
         module.verify().unwrap();
         let ir = module.print_to_string().to_string();
+        assert_eq!(w(), before, "{ir}");
+        for counter in ["@__gjc.1.v = hidden global i64 10", "@__gjc.1.w = hidden global i64 10"] {
+            assert!(ir.contains(counter), "{counter}: {ir}");
+        }
+        assert!(ir.contains("@__gjb.1.v = hidden global i64 10"), "v counts its back-edges: {ir}");
         // SAFETY: the functions are live definitions of `module`; their blocks and instructions are read.
         unsafe {
-            for name in ["v", "w.gj.body"] {
+            for name in ["v", "w"] {
                 let f = module.get_function(name).unwrap_or_else(|| panic!("{name}: {ir}")).as_value_ref();
                 let entry = LLVMGetEntryBasicBlock(f);
                 let mut b = LLVMGetFirstBasicBlock(f);
@@ -1234,7 +1122,6 @@ mod tests {
                 assert!(slots >= 1, "{name}: {ir}");
             }
         }
-        assert!(ir.contains("@__gjc.1.v"), "v counts its calls: {ir}");
     }
 
     #[test]

@@ -37,7 +37,7 @@ mod policy;
 mod redirect;
 mod session;
 pub(crate) mod table;
-mod tiering;
+pub(crate) mod tiering;
 mod txn;
 
 pub use imports::Importer;

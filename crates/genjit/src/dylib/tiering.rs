@@ -38,7 +38,7 @@ pub struct TierStatus {
     pub lazy: bool,
     /// Its calls are counted: its entry leads to a first-tier function with a call counter. Once the
     /// count is over and the function was queued for the higher tier (or the policy said
-    /// [`Stay`](crate::Decision::Stay)), the entry skips the counting wrapper and leads straight to the
+    /// [`Stay`](crate::Decision::Stay)), the entry skips the counting stub and leads straight to the
     /// first-tier body; a fallback from a dropped higher tier counts again.
     pub counting: bool,
 }
@@ -53,7 +53,7 @@ struct Hot {
     module: u64,
     /// Events counted before the current countdown.
     before: u64,
-    /// A call counter's function body behind its counting wrapper (see `tier::move_body`), or 0.
+    /// A call counter's function body behind its counting stub (see `sys::count`), or 0.
     body: usize,
     /// A back-edge counter's calls of [`genjit_hot_loop`] that found OSR entries, none for their header.
     probes: u32,
@@ -65,13 +65,15 @@ static COUNTERS: Mutex<Option<HashMap<usize, Hot>>> = Mutex::new(None);
 pub(crate) fn register_counters(session: &Arc<Session>, dylib: &Arc<DylibShared>, module: &LoadedModule) {
     let mut counters = COUNTERS.lock();
     let counters = counters.get_or_insert_with(HashMap::new);
+    let stubs: HashMap<&str, usize> =
+        module.symbols.iter().filter(|s| s.counting).map(|s| (&*s.name, s.addr)).collect();
     for s in module.symbols.iter() {
         if let Some((name, counted)) = tier::counter_of(&s.name) {
-            let body = match counted {
-                // SAFETY: a call counter is `{ i64, ptr }` in the module's data, relocated by now; the
-                // pointer is read once, before the module's code runs.
-                tier::Counted::Calls => unsafe { *((s.addr + 8) as *const usize) },
-                tier::Counted::BackEdges => 0,
+            let body = match (counted, stubs.get(name)) {
+                // SAFETY: the linker wrote this counting stub into the module's code block, which stays
+                // mapped while the module is (it is being published).
+                (tier::Counted::Calls, Some(&stub)) => unsafe { crate::sys::count::stub_body(stub) },
+                _ => 0,
             };
             let hot = Hot {
                 body,
@@ -258,11 +260,11 @@ fn set_back_edges(module: &LoadedModule, function: &str, left: u64) {
     }
 }
 
-/// Points `name`'s entry past its counting wrapper at the tier-0 body (`body`, see `tier::move_body`):
-/// its calls are counted no more and cost nothing more than all-O0's. Only while module `module` still
-/// defines the name and the entry still leads to that module's wrapper (a change may have moved it
+/// Points `name`'s entry past its counting stub at the tier-0 body (`body`, see `sys::count`): its
+/// calls are counted no more and cost nothing more than all-O0's. Only while module `module` still
+/// defines the name and the entry still leads to that module's stub (a change may have moved it
 /// meanwhile); under the dylib's link lock, like every redirect. A fallback from a dropped higher tier
-/// points the entry at the wrapper again, with the counter re-armed.
+/// points the entry at the stub again, with the counter re-armed.
 fn skip_counting(dylib: &Dylib, name: &str, module: u64, body: usize) {
     if body == 0 {
         return;
@@ -274,8 +276,8 @@ fn skip_counting(dylib: &Dylib, name: &str, module: u64, body: usize) {
         return;
     };
     let Some(current) = entry.target() else { return };
-    let wrapper = m.symbols.get(name).map(|s| s.addr);
-    if m.serial == module && wrapper == Some(current.addr) {
+    let stub = m.symbols.get(name).filter(|s| s.counting).map(|s| s.addr);
+    if m.serial == module && stub == Some(current.addr) {
         entry.redirect(Some(crate::runtime::entry::Target { addr: body, owner: current.owner }));
     }
 }
@@ -889,12 +891,10 @@ impl Dylib {
         let definition = self.shared.find(name, true)?;
         let module = definition.module()?;
         let serial = module.serial;
-        let counted =
-            module.symbols.iter().any(|s| tier::counter_of(&s.name) == Some((name, tier::Counted::Calls)));
-        let own = module.symbols.get(name).map(|s| s.addr);
-        let counting = counted
+        let stub = module.symbols.get(name).filter(|s| s.counting).map(|s| s.addr);
+        let counting = stub.is_some()
             && match &definition {
-                super::table::Definition::Function { entry, .. } => entry.target().map(|t| t.addr) == own,
+                super::table::Definition::Function { entry, .. } => entry.target().map(|t| t.addr) == stub,
                 _ => false,
             };
         let state = self.shared.state.lock();

@@ -52,6 +52,12 @@ impl Linker<'_> {
             None => value(sym),
         };
         self.write_got_and_stubs(layout, linked, &reference)?;
+        // Counting stubs lead to the body itself (`value`), never to the function's own entry.
+        for (&function, &(stub, counter)) in &layout.counting {
+            let (body, counter) = (value(function)?.0 as usize, value(counter)?.0 as usize);
+            let code = &mut block_bytes(linked, Kind::Code)[stub..stub + crate::sys::count::STUB_LEN];
+            crate::sys::count::write_stub(code, bases.code + stub, counter, body);
+        }
         for section in self.relocatable_sections() {
             let place = layout.sections[&section.index()];
             for (offset, reloc) in section.relocations() {
@@ -307,9 +313,14 @@ impl Linker<'_> {
             if symbol.is_undefined() || symbol.kind() == SymbolKind::Section {
                 continue;
             }
+            let counting = layout.counting.get(&symbol.index()).map(|&(stub, _)| bases.code + stub);
             if self.functions && symbol.kind() == SymbolKind::Text {
                 if let (Ok(name), Ok((addr, _))) = (symbol.name(), value(symbol.index())) {
                     let (addr, size, name) = (addr as usize, symbol.size() as usize, name.to_string());
+                    if let Some(stub) = counting {
+                        let (size, name) = (crate::sys::count::STUB_LEN, format!("{name}.gj.count"));
+                        linked.functions.push(super::FunctionSymbol { addr: stub, size, name });
+                    }
                     linked.functions.push(super::FunctionSymbol { addr, size, name });
                 }
             }
@@ -331,11 +342,13 @@ impl Linker<'_> {
             }
             linked.symbols.push(DefinedSymbol {
                 name: name.into(),
-                addr: addr as usize,
+                // A counted function's entry leads to its counting stub first.
+                addr: counting.unwrap_or(addr as usize),
                 weak: symbol.is_weak(),
                 hidden: super::hidden(&symbol),
                 is_function: symbol.kind() == SymbolKind::Text,
                 ifunc: super::is_ifunc(&symbol),
+                counting: counting.is_some(),
             });
         }
         Ok(())

@@ -54,6 +54,9 @@ pub struct DefinedSymbol {
     /// An indirect function (`STT_GNU_IFUNC`): `addr` is its resolver until [`Linked::resolve_ifuncs`]
     /// runs it and stores the implementation it picks.
     pub ifunc: bool,
+    /// A first-tier function whose calls are counted: `addr` is its counting stub (`sys::count`), which
+    /// leads to the body.
+    pub counting: bool,
 }
 
 /// A function's code, for profilers and debuggers (`perf` maps, GDB): local functions included.
@@ -201,6 +204,8 @@ struct Layout {
     data_align: usize,
     got: HashMap<SymbolIndex, usize>,
     stubs: HashMap<SymbolIndex, usize>,
+    /// Counting stubs (`sys::count`) by function: the stub's offset and the counter's symbol.
+    counting: HashMap<SymbolIndex, (usize, SymbolIndex)>,
     got_base: usize,
     eh_frame: Option<usize>,
 }
@@ -316,6 +321,7 @@ pub fn definitions(compiled: &Compiled) -> Result<Vec<DefinedSymbol>> {
             hidden: hidden(&symbol),
             is_function: symbol.kind() == object::SymbolKind::Text,
             ifunc: is_ifunc(&symbol),
+            counting: false,
         });
     }
     Ok(out)
@@ -465,6 +471,7 @@ impl<'a> Linker<'a> {
             data_align: 16,
             got: HashMap::new(),
             stubs: HashMap::new(),
+            counting: HashMap::new(),
             got_base: 0,
             eh_frame: None,
         };
@@ -602,6 +609,30 @@ impl<'a> Linker<'a> {
             layout.stubs.insert(sym, stub_base + 16 * i);
         }
         layout.code_len = stub_base + 16 * layout.stubs.len();
+        // A first-tier function with a call counter `__gjc.<tag>.<name>` gets a counting stub, which its
+        // entry leads to first (`sys::count`).
+        let functions: HashMap<&str, SymbolIndex> = self
+            .file
+            .symbols()
+            .filter(|s| is_definition(s) && s.kind() == object::SymbolKind::Text)
+            .filter_map(|s| Some((s.name().ok()?, s.index())))
+            .collect();
+        let mut counted = Vec::new();
+        for symbol in self.file.symbols().filter(|s| is_definition(s) && s.kind() == object::SymbolKind::Data)
+        {
+            let Ok(name) = symbol.name() else { continue };
+            if let Some((function, crate::compile::tier::Counted::Calls)) =
+                crate::compile::tier::counter_of(name)
+            {
+                if let Some(&f) = functions.get(function) {
+                    counted.push((f, symbol.index()));
+                }
+            }
+        }
+        for (f, counter) in counted {
+            layout.counting.insert(f, (layout.code_len, counter));
+            layout.code_len += crate::sys::count::STUB_LEN;
+        }
         Ok(())
     }
 }

@@ -21,6 +21,9 @@
 //! - [`gdb`]: GDB's JIT interface, one registered object per module.
 //! - [`trap`]: a userfaultfd that makes freed (hole-punched) code pages fault instead of reading zeros.
 //!
+//! ## Machine code genjit writes itself
+//! - [`count`]: call-counting stubs and their trampoline, which keeps every argument register.
+//!
 //! ## Threads
 //! - [`handshake`]: a signal asking a thread which address ranges its registers and stack still hold
 //!   (precise reclamation under a long pin).
@@ -31,6 +34,7 @@
 //!   libgcc's compiler-runtime helpers).
 //! - [`unwind`]: libgcc's frame registry, one registered object per 256 KiB window of JIT code.
 
+pub(crate) mod count;
 pub(crate) mod gdb;
 pub(crate) mod handshake;
 pub(crate) mod perf;

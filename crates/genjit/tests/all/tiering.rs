@@ -569,3 +569,190 @@ fn a_callee_two_calls_deep_inlined_and_redefined_is_never_bypassed() {
     assert_eq!(f.call(5), 7, "the new `h`, not the copy inlined through `g`");
     assert_eq!(d.tier_status("f").unwrap().tier, 0);
 }
+
+/// Functions whose arguments travel in every kind of register and on the stack: eight integers (two on
+/// the stack) and nine doubles (one on the stack), a variadic call (`al` counts its vector registers),
+/// and vectors of 256 and 512 bits (`ymm`/`zmm` registers where the CPU has them).
+const EVERY_REGISTER: &str = r#"
+declare void @llvm.va_start(ptr)
+declare void @llvm.va_end(ptr)
+declare float @llvm.vector.reduce.fadd.v8f32(float, <8 x float>)
+declare float @llvm.vector.reduce.fadd.v16f32(float, <16 x float>)
+
+define double @many(i64 %a, i64 %b, i64 %c, i64 %d, i64 %e, i64 %f, i64 %g, i64 %h, double %x0, double %x1,
+                    double %x2, double %x3, double %x4, double %x5, double %x6, double %x7, double %x8) {
+  %i1 = mul i64 %b, 2
+  %i2 = mul i64 %c, 3
+  %i3 = mul i64 %d, 4
+  %i4 = mul i64 %e, 5
+  %i5 = mul i64 %f, 6
+  %i6 = mul i64 %g, 7
+  %i7 = mul i64 %h, 8
+  %s1 = add i64 %a, %i1
+  %s2 = add i64 %s1, %i2
+  %s3 = add i64 %s2, %i3
+  %s4 = add i64 %s3, %i4
+  %s5 = add i64 %s4, %i5
+  %s6 = add i64 %s5, %i6
+  %s7 = add i64 %s6, %i7
+  %si = sitofp i64 %s7 to double
+  %y1 = fmul double %x1, 10.0
+  %y2 = fmul double %x2, 100.0
+  %y3 = fmul double %x3, 1000.0
+  %y4 = fmul double %x4, 10000.0
+  %y5 = fmul double %x5, 100000.0
+  %y6 = fmul double %x6, 1000000.0
+  %y7 = fmul double %x7, 10000000.0
+  %y8 = fmul double %x8, 100000000.0
+  %t0 = fadd double %si, %x0
+  %t1 = fadd double %t0, %y1
+  %t2 = fadd double %t1, %y2
+  %t3 = fadd double %t2, %y3
+  %t4 = fadd double %t3, %y4
+  %t5 = fadd double %t4, %y5
+  %t6 = fadd double %t5, %y6
+  %t7 = fadd double %t6, %y7
+  %t8 = fadd double %t7, %y8
+  ret double %t8
+}
+
+define double @va(i32 %n, ...) {
+entry:
+  %ap = alloca [24 x i8], align 16
+  call void @llvm.va_start(ptr %ap)
+  br label %loop
+loop:
+  %i = phi i32 [ 0, %entry ], [ %i1, %loop ]
+  %s = phi double [ 0.0, %entry ], [ %s2, %loop ]
+  %v = va_arg ptr %ap, double
+  %s1 = fmul double %s, 10.0
+  %s2 = fadd double %s1, %v
+  %i1 = add i32 %i, 1
+  %done = icmp eq i32 %i1, %n
+  br i1 %done, label %exit, label %loop
+exit:
+  call void @llvm.va_end(ptr %ap)
+  ret double %s2
+}
+
+define <8 x float> @v8(<8 x float> %a, <8 x float> %b) {
+  %s = fadd <8 x float> %a, %b
+  ret <8 x float> %s
+}
+
+define <16 x float> @v16(<16 x float> %a, <16 x float> %b) {
+  %s = fadd <16 x float> %a, %b
+  ret <16 x float> %s
+}
+
+define double @driver() {
+  %m = call double @many(i64 1, i64 2, i64 3, i64 4, i64 5, i64 6, i64 7, i64 8, double 1.0, double 2.0,
+                         double 3.0, double 4.0, double 5.0, double 6.0, double 7.0, double 8.0, double 9.0)
+  %v = call double (i32, ...) @va(i32 9, double 1.0, double 2.0, double 3.0, double 4.0, double 5.0,
+                                  double 6.0, double 7.0, double 8.0, double 9.0)
+  %p = call <8 x float> @v8(<8 x float> <float 1.0, float 2.0, float 3.0, float 4.0, float 5.0, float 6.0,
+                                         float 7.0, float 8.0>,
+                            <8 x float> <float 10.0, float 20.0, float 30.0, float 40.0, float 50.0,
+                                         float 60.0, float 70.0, float 80.0>)
+  %q = call <16 x float> @v16(<16 x float> <float 1.0, float 2.0, float 3.0, float 4.0, float 5.0, float 6.0,
+                                            float 7.0, float 8.0, float 9.0, float 10.0, float 11.0,
+                                            float 12.0, float 13.0, float 14.0, float 15.0, float 16.0>,
+                              <16 x float> <float 100.0, float 100.0, float 100.0, float 100.0, float 100.0,
+                                            float 100.0, float 100.0, float 100.0, float 100.0, float 100.0,
+                                            float 100.0, float 100.0, float 100.0, float 100.0, float 100.0,
+                                            float 100.0>)
+  %pr = call float @llvm.vector.reduce.fadd.v8f32(float 0.0, <8 x float> %p)
+  %qr = call float @llvm.vector.reduce.fadd.v16f32(float 0.0, <16 x float> %q)
+  %pd = fpext float %pr to double
+  %qd = fpext float %qr to double
+  %a = fmul double %m, 1.0e10
+  %b = fmul double %v, 1.0e-10
+  %s1 = fadd double %a, %b
+  %s2 = fmul double %pd, 1.0e5
+  %s3 = fadd double %s1, %s2
+  %s4 = fadd double %s3, %qd
+  ret double %s4
+}
+"#;
+
+/// Overwrites every register a calling convention may pass an argument in (and that a callee may
+/// change): what any code run by a counting stub's hook is allowed to do.
+fn clobber_argument_registers() {
+    // SAFETY: the asm writes only the registers it declares as outputs.
+    unsafe {
+        std::arch::asm!(
+            "mov rax, -1", "mov rcx, -1", "mov rdx, -1", "mov rsi, -1", "mov rdi, -1", "mov r8, -1",
+            "mov r9, -1", "mov r10, -1", "mov r11, -1",
+            "pcmpeqd xmm0, xmm0", "pcmpeqd xmm1, xmm1", "pcmpeqd xmm2, xmm2", "pcmpeqd xmm3, xmm3",
+            "pcmpeqd xmm4, xmm4", "pcmpeqd xmm5, xmm5", "pcmpeqd xmm6, xmm6", "pcmpeqd xmm7, xmm7",
+            out("rax") _, out("rcx") _, out("rdx") _, out("rsi") _, out("rdi") _, out("r8") _, out("r9") _,
+            out("r10") _, out("r11") _, out("xmm0") _, out("xmm1") _, out("xmm2") _, out("xmm3") _,
+            out("xmm4") _, out("xmm5") _, out("xmm6") _, out("xmm7") _,
+        );
+    }
+    #[target_feature(enable = "avx")]
+    fn ymm() {
+        // SAFETY: as above (AVX is present: checked by the caller).
+        unsafe {
+            std::arch::asm!(
+                "vpcmpeqd ymm0, ymm0, ymm0", "vpcmpeqd ymm1, ymm1, ymm1", "vpcmpeqd ymm2, ymm2, ymm2",
+                "vpcmpeqd ymm3, ymm3, ymm3",
+                out("ymm0") _, out("ymm1") _, out("ymm2") _, out("ymm3") _,
+            );
+        }
+    }
+    #[target_feature(enable = "avx512f")]
+    fn zmm() {
+        // SAFETY: as above (AVX-512 is present: checked by the caller).
+        unsafe {
+            std::arch::asm!(
+                "vpternlogd zmm0, zmm0, zmm0, 0xff", "vpternlogd zmm1, zmm1, zmm1, 0xff",
+                "vpternlogd zmm2, zmm2, zmm2, 0xff", "vpternlogd zmm3, zmm3, zmm3, 0xff",
+                out("zmm0") _, out("zmm1") _, out("zmm2") _, out("zmm3") _,
+            );
+        }
+    }
+    if std::arch::is_x86_feature_detected!("avx") {
+        // SAFETY: AVX is present.
+        unsafe { ymm() };
+    }
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: AVX-512F is present.
+        unsafe { zmm() };
+    }
+}
+
+#[test]
+fn a_counting_stub_keeps_every_argument_register_across_its_hook() {
+    use std::sync::Mutex;
+    // The policy runs inside the hook a counting stub calls, on the JIT code's thread, and wrecks every
+    // argument register; the call must still reach the body with its arguments intact.
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let policy = {
+        let seen = seen.clone();
+        move |hot: &genjit::HotFunction<'_>| {
+            clobber_argument_registers();
+            seen.lock().unwrap().push(hot.function.to_string());
+            genjit::Decision::Stay
+        }
+    };
+    let jit = Jit::new().unwrap();
+    let d = jit.create_dylib("registers").unwrap();
+    d.enable_tiering(Tiering::new().calls(Some(1)).back_edges(None).policy(policy)).unwrap();
+    d.add_module(Source::ir_text(EVERY_REGISTER)).unwrap();
+    let many = 204.0 + 987654321.0;
+    let va = 123456789.0;
+    let v8 = (1..=8).map(|i| 11.0 * f64::from(i)).sum::<f64>();
+    let v16 = (1..=16).map(|i| 100.0 + f64::from(i)).sum::<f64>();
+    let expected = many * 1e10 + va * 1e-10 + v8 * 1e5 + v16;
+    let driver = d.lookup::<fn() -> f64>("driver").unwrap();
+    for round in 0..2 {
+        for f in ["driver", "many", "va", "v8", "v16"] {
+            assert_eq!(d.tier_status(f).unwrap().counting, round == 0, "{f} in round {round}");
+        }
+        assert_eq!(driver.call(), expected, "round {round}");
+    }
+    let mut seen = seen.lock().unwrap().clone();
+    seen.sort();
+    assert_eq!(seen, ["driver", "many", "v16", "v8", "va"], "every stub called its hook once");
+}
