@@ -254,7 +254,8 @@ pub struct TieringStats {
     pub osr_entries: u64,
     /// First-tier calls that left a loop for an OSR entry.
     pub osr_transfers: u64,
-    /// Bytes of IR kept for tiering and lazy compilation (the live tiered and lazy modules' promoted IR).
+    /// Bytes of IR kept for tiering and lazy compilation: the live tiered and lazy modules' promoted IR as
+    /// bitcode, or, for a tiered module added as bitcode that has not tiered up yet, that bitcode.
     pub retained_ir_bytes: usize,
     /// Functions defined lazily by the live lazy modules.
     pub lazy_functions: usize,

@@ -44,6 +44,7 @@ pub(crate) use machine::with_machine;
 use source::SourceKind;
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// A compiled module, ready for the linker.
 #[derive(Debug)]
@@ -57,8 +58,8 @@ pub(crate) struct Compiled {
     pub(crate) object: Vec<u8>,
     /// IR signatures of the functions it defines.
     pub(crate) signatures: HashMap<String, Signature>,
-    /// For a tiered module: its IR with locals promoted, before optimization (see `tier`).
-    pub(crate) bitcode: Option<Vec<u8>>,
+    /// For a tiered or lazy module: its IR as later compiles read it (see [`KeptIr`]).
+    pub(crate) kept: Option<KeptIr>,
     /// For a lazy module: it has finalizers (`tier::has_finalizers`), which may call any of its functions
     /// when it is removed.
     pub(crate) finalizers: bool,
@@ -74,7 +75,56 @@ impl Compiled {
         signatures: HashMap<String, Signature>,
         timings: ModuleTimings,
     ) -> Compiled {
-        Compiled { name, default_serial: None, object, signatures, bitcode: None, finalizers: false, timings }
+        Compiled { name, default_serial: None, object, signatures, kept: None, finalizers: false, timings }
+    }
+}
+
+/// A tiered or lazy module's IR, kept for the compiles that follow it (a tier-up, a lazy function's first
+/// call: `tier::compile_function`), which read the *promoted* module (`tier::promote_locals`) as bitcode.
+#[derive(Clone, Debug)]
+pub(crate) enum KeptIr {
+    /// The promoted module's bitcode, written when the module was added.
+    Promoted(Arc<[u8]>),
+    /// The bitcode the module was added from, promoted under `tag` by the first tier-up that needs it, on
+    /// its background thread: the same steps as when it was added (parse, [`prepare`],
+    /// `tier::promote_locals`) give the same module. Writing the promoted bitcode when the module is
+    /// added cost bzip2's start-up 51 M instructions of its 1,350 M (callgrind), on the thread adding it,
+    /// for every module, most of which never tier up.
+    Source(Arc<KeptSource>),
+}
+
+/// The bitcode a tiered module was added from (see [`KeptIr::Source`]).
+#[derive(Debug)]
+pub(crate) struct KeptSource {
+    bytes: Vec<u8>,
+    name: String,
+    tag: String,
+}
+
+impl KeptIr {
+    /// The bytes kept.
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            KeptIr::Promoted(b) => b.len(),
+            KeptIr::Source(s) => s.bytes.len(),
+        }
+    }
+
+    /// The promoted bitcode; derived from the source first if that is what is kept (`Err` only if the
+    /// source no longer compiles the way it did, which would be a genjit bug).
+    pub(crate) fn promoted(&self) -> Result<Arc<[u8]>> {
+        let KeptSource { bytes, name, tag } = match self {
+            KeptIr::Promoted(b) => return Ok(b.clone()),
+            KeptIr::Source(source) => &**source,
+        };
+        let diagnostics = Diagnostics::default();
+        let context = Context::create();
+        // SAFETY: `diagnostics` is declared before `context`, so it is dropped after it, and never moves.
+        unsafe { diagnostics.install(&context) };
+        let module = load_module(&context, SourceKind::Bitcode(bytes.clone()), name)?;
+        with_machine(OptLevel::O0, |machine| prepare(&module, name, machine))?;
+        tier::promote_locals(&module, tag);
+        Ok(module.write_bitcode_to_memory().as_slice().into())
     }
 }
 
@@ -113,13 +163,24 @@ pub(crate) fn compile_with(
         dump_bytes(dump, &name, DumpKind::Obj, &object);
         return Ok(Compiled::new(name, object, HashMap::new(), ModuleTimings::default()));
     }
-    let mut bitcode = None;
+    let mut kept = None;
     let mut finalizers = false;
     let mut first_tier = first_tier;
+    // A tiered module added as bitcode keeps that (see `KeptIr::Source`); a lazy one is compiled from
+    // its promoted IR at a first call, on the calling thread, so it writes that now.
+    let mut source_bytes = match (&source.kind, &first_tier) {
+        (SourceKind::Bitcode(bytes), Some(t)) if !t.lazy => Some(bytes.clone()),
+        _ => None,
+    };
     let mut before = |module: &Module<'_>| {
         let Some(t) = first_tier.take() else { return Ok(()) };
         tier::promote_locals(module, t.tag);
-        bitcode = Some(module.write_bitcode_to_memory().as_slice().to_vec());
+        kept = Some(match source_bytes.take() {
+            Some(bytes) => {
+                KeptIr::Source(Arc::new(KeptSource { bytes, name: name.clone(), tag: t.tag.into() }))
+            }
+            None => KeptIr::Promoted(module.write_bitcode_to_memory().as_slice().into()),
+        });
         let lazy = if t.lazy { tier::make_lazy(module, t.tag) } else { Vec::new() };
         finalizers = !lazy.is_empty() && tier::has_finalizers(module);
         tier::count_calls(module, t.tag, t.thresholds, &lazy);
@@ -132,7 +193,7 @@ pub(crate) fn compile_with(
     let steps = Steps { before_optimize: Some(&mut before), ..Steps::default() };
     let kind = source.kind;
     let mut compiled = compile_steps(&name, level, dump, |context| load_module(context, kind, &name), steps)?;
-    compiled.bitcode = bitcode;
+    compiled.kept = kept;
     compiled.finalizers = finalizers;
     Ok(compiled)
 }
@@ -332,5 +393,67 @@ fn write_dumps(dump: &[(DumpKind, PathBuf)], name: &str, module: &Module<'_>, ma
         if let Ok(asm) = machine.write_to_memory_buffer(module, FileType::Assembly) {
             dump_bytes(dump, name, DumpKind::Asm, asm.as_slice());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Locals of every kind promotion renames, a discardable definition it makes weak, and a
+    /// thread-local `prepare` rewrites before promotion.
+    const IR: &str = r#"
+@.str = private unnamed_addr constant [4 x i8] c"abc\00"
+@0 = internal global i64 1
+@count = internal global i64 0
+@tls = internal thread_local global i64 5
+define internal i64 @helper(i64 %x) {
+  %y = mul i64 %x, 3
+  ret i64 %y
+}
+define linkonce_odr i64 @inline_fn(i64 %x) {
+  ret i64 %x
+}
+define i64 @f(i64 %x) {
+  %c = load i64, ptr @count
+  %t = load i64, ptr @tls
+  %u = load i64, ptr @0
+  %h = call i64 @helper(i64 %x)
+  %i = call i64 @inline_fn(i64 %h)
+  %s = add i64 %c, %t
+  %v = add i64 %s, %u
+  %r = add i64 %v, %i
+  ret i64 %r
+}
+define i64 @str() {
+  ret i64 ptrtoint (ptr @.str to i64)
+}
+"#;
+
+    #[test]
+    fn a_module_kept_as_its_source_promotes_to_the_module_that_was_compiled() {
+        let context = Context::create();
+        let parsed =
+            context.create_module_from_ir(MemoryBuffer::create_from_memory_range_copy(IR.as_bytes(), "m"));
+        let bitcode = parsed.unwrap().write_bitcode_to_memory().as_slice().to_vec();
+        let first = |lazy| {
+            let tier = FirstTier { tag: "7", thresholds: tier::Thresholds::default(), lazy };
+            let source = Source::bitcode(bitcode.clone()).named("m");
+            compile_with(source, "m".into(), OptLevel::O0, &[], Some(tier)).unwrap().kept.unwrap()
+        };
+        // Tiered: the source is kept; lazy: the promoted IR is written when the module is added.
+        let (kept, written) = (first(false), first(true));
+        assert!(matches!(kept, KeptIr::Source(_)), "{kept:?}");
+        assert!(matches!(written, KeptIr::Promoted(_)), "{written:?}");
+        let text = |bitcode: &[u8]| {
+            let buffer = MemoryBuffer::create_from_memory_range_copy(bitcode, "m");
+            Module::parse_bitcode_from_buffer(&buffer, &context).unwrap().print_to_string().to_string()
+        };
+        let (derived, written) = (text(&kept.promoted().unwrap()), text(&written.promoted().unwrap()));
+        assert_eq!(derived, written);
+        for promoted in ["@__gj.7.helper", "@__gj.7.count", "@__gj.7.tls", "@__gju.7", "weak_odr"] {
+            assert!(derived.contains(promoted), "{promoted}: {derived}");
+        }
+        assert!(!derived.contains("thread_local"), "prepared before promotion: {derived}");
     }
 }

@@ -293,7 +293,8 @@ impl Dylib {
             osr: &[],
         };
         self.session.note_compile();
-        let compiled = tier::compile_function(&bitcode, extract)?;
+        // A lazy origin keeps its promoted IR (`KeptIr::Promoted`): nothing to derive on this thread.
+        let compiled = tier::compile_function(&bitcode.promoted()?, extract)?;
         let functions: Vec<_> = compiled.functions.iter().map(|f| (Arc::from(f.as_str()), origin)).collect();
         let batch = functions.len() > 1;
         let check = TierUpCheck { functions, origin, tier: 0, inlined: Vec::new() };

@@ -110,9 +110,9 @@ pub(super) struct Plan {
     pub(super) steps: Vec<Step>,
     pub(super) losers: Vec<(Arc<LoadedModule>, DefinedSymbol)>,
     pub(super) scope: Scope,
-    /// The promoted IR of each new module of a tiered dylib (see `tiering`), and whether it is a lazy
+    /// The kept IR of each new module of a tiered dylib (see `tiering`), and whether it is a lazy
     /// module with finalizers.
-    pub(super) bitcode: Vec<(Option<Vec<u8>>, bool)>,
+    pub(super) bitcode: Vec<(Option<crate::compile::KeptIr>, bool)>,
     pub(super) tier_up: Option<super::tiering::TierUpCheck>,
     /// Higher tiers the change takes out because they inlined a name it redefines or removes.
     pub(super) invalidated: usize,
@@ -148,8 +148,8 @@ impl Dylib {
             (None, Some(t)) if t.any_inlined() => self.invalidate(state, t, &symbols, &mut scope, &change)?,
             _ => 0,
         };
-        let bitcode: Vec<(Option<Vec<u8>>, bool)> =
-            change.add.iter_mut().map(|c| (c.bitcode.take(), c.finalizers)).collect();
+        let bitcode: Vec<(Option<crate::compile::KeptIr>, bool)> =
+            change.add.iter_mut().map(|c| (c.kept.take(), c.finalizers)).collect();
         let entries = self.plan_entries(state, &symbols, &scope, &change.add)?;
         let new = self.link_all(&symbols, &scope, &entries, change)?;
         let (steps, losers) = self.next_definitions(state, &symbols, &scope, &new);

@@ -11,7 +11,7 @@
 
 use super::module::LoadedModule;
 use super::{Change, Dylib, DylibShared, Session};
-use crate::compile::{osr, tier};
+use crate::compile::{osr, tier, KeptIr};
 use crate::error::{Error, Result};
 use parking_lot::Mutex;
 use std::collections::{HashMap, HashSet};
@@ -307,8 +307,8 @@ pub(crate) struct LazyUnit {
 pub(crate) struct TierState {
     /// `None`: no tier-ups (only lazy modules).
     pub(crate) config: Option<Tiering>,
-    /// The promoted IR of every tiered or lazy module (an *origin*), by serial.
-    pub(crate) bitcode: HashMap<u64, Arc<[u8]>>,
+    /// The kept IR of every tiered or lazy module (an *origin*), by serial.
+    pub(crate) bitcode: HashMap<u64, KeptIr>,
     /// Each lazy origin's functions defined by trampoline.
     pub(crate) lazy: HashMap<u64, LazyUnit>,
     /// One gate per lazy function being compiled: its concurrent first callers wait on it.
@@ -492,7 +492,7 @@ pub(crate) enum Job {
         name: Arc<str>,
         origin: u64,
         from: u64,
-        bitcode: Arc<[u8]>,
+        bitcode: KeptIr,
         config: Tiering,
         queued: Instant,
     },
@@ -525,7 +525,7 @@ impl Job {
                     })
                     .collect();
                 functions.push((name, from));
-                dylib.tier_up_now(functions, origin, &bitcode, &config);
+                dylib.tier_up_now(functions, origin, bitcode, &config);
             }
             Job::Speculate { dylib, name, origin } => dylib.speculate(&name, origin),
         }
@@ -649,10 +649,24 @@ impl Dylib {
         self.shared.tier_done.notify_all();
     }
 
+    /// `origin`'s promoted IR: `kept`'s, derived from the source the first time (on this background
+    /// thread, without the link lock) and kept in its place, unless the origin went meanwhile.
+    fn promoted(&self, origin: u64, kept: &KeptIr) -> Result<Arc<[u8]>> {
+        let KeptIr::Source(source) = kept else { return kept.promoted() };
+        let promoted = kept.promoted()?;
+        let mut state = self.shared.state.lock();
+        if let Some(slot) = state.tiering.as_mut().and_then(|t| t.bitcode.get_mut(&origin)) {
+            if matches!(slot, KeptIr::Source(s) if Arc::ptr_eq(s, source)) {
+                *slot = KeptIr::Promoted(promoted.clone());
+            }
+        }
+        Ok(promoted)
+    }
+
     /// Compiles functions' higher tier as one module and commits it (see the module docs); if a user's
     /// change superseded one of a batch, the others are compiled again one by one. Always clears the
     /// pending marks.
-    fn tier_up_now(&self, functions: Vec<(Arc<str>, u64)>, origin: u64, bitcode: &[u8], config: &Tiering) {
+    fn tier_up_now(&self, functions: Vec<(Arc<str>, u64)>, origin: u64, kept: KeptIr, config: &Tiering) {
         let functions = self.start_compile(&functions, |(n, _)| n);
         if functions.is_empty() {
             return; // cancelled
@@ -696,7 +710,11 @@ impl Dylib {
             osr: &osr_headers,
         };
         let mut built = Vec::new();
-        let result = tier::compile_function(bitcode, extract).and_then(|up| {
+        let (bitcode, result) = match self.promoted(origin, &kept) {
+            Ok(bitcode) => (Some(bitcode.clone()), tier::compile_function(&bitcode, extract)),
+            Err(e) => (None, Err(e)),
+        };
+        let result = result.and_then(|up| {
             built = up.osr.clone();
             let inlined = up.inlined.iter().map(|c| Arc::from(c.as_str())).collect();
             let check = TierUpCheck { functions: functions.clone(), origin, tier: 1, inlined };
@@ -715,8 +733,9 @@ impl Dylib {
             if let Some(t) = self.shared.state.lock().tiering.as_mut() {
                 t.compiling -= 1;
             }
+            let kept = bitcode.map_or(kept, KeptIr::Promoted);
             for (name, from) in functions {
-                self.tier_up_now(vec![(name, from)], origin, bitcode, config);
+                self.tier_up_now(vec![(name, from)], origin, kept.clone(), config);
             }
             return;
         }

@@ -182,7 +182,7 @@ impl Dylib {
             for ((m, _), (bitcode, finalizers)) in new.iter().zip(bitcode) {
                 super::tiering::register_counters(&self.session, &self.shared, m);
                 if let Some(bitcode) = bitcode {
-                    t.bitcode.insert(m.serial, bitcode.into());
+                    t.bitcode.insert(m.serial, bitcode);
                     let functions = super::lazy::register(&self.session, &self.shared, m);
                     if !functions.is_empty() {
                         let functions = functions.into_iter().collect();
