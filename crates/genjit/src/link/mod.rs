@@ -611,24 +611,21 @@ impl<'a> Linker<'a> {
         layout.code_len = stub_base + 16 * layout.stubs.len();
         // A first-tier function with a call counter `__gjc.<tag>.<name>` gets a counting stub, which its
         // entry leads to first (`sys::count`).
-        let functions: HashMap<&str, SymbolIndex> = self
-            .file
-            .symbols()
-            .filter(|s| is_definition(s) && s.kind() == object::SymbolKind::Text)
-            .filter_map(|s| Some((s.name().ok()?, s.index())))
+        // Counters first: a module that is not first-tier (every module of an untiered dylib) has none,
+        // and its functions need no look-up.
+        let defined = |kind| self.file.symbols().filter(move |s| is_definition(s) && s.kind() == kind);
+        let counters: HashMap<&str, SymbolIndex> = defined(object::SymbolKind::Data)
+            .filter_map(|s| match crate::compile::tier::counter_of(s.name().ok()?)? {
+                (function, crate::compile::tier::Counted::Calls) => Some((function, s.index())),
+                _ => None,
+            })
             .collect();
-        let mut counted = Vec::new();
-        for symbol in self.file.symbols().filter(|s| is_definition(s) && s.kind() == object::SymbolKind::Data)
-        {
-            let Ok(name) = symbol.name() else { continue };
-            if let Some((function, crate::compile::tier::Counted::Calls)) =
-                crate::compile::tier::counter_of(name)
-            {
-                if let Some(&f) = functions.get(function) {
-                    counted.push((f, symbol.index()));
-                }
-            }
-        }
+        let counted: Vec<(SymbolIndex, SymbolIndex)> = match counters.is_empty() {
+            true => Vec::new(),
+            false => defined(object::SymbolKind::Text)
+                .filter_map(|f| Some((f.index(), *counters.get(f.name().ok()?)?)))
+                .collect(),
+        };
         for (f, counter) in counted {
             layout.counting.insert(f, (layout.code_len, counter));
             layout.code_len += crate::sys::count::STUB_LEN;
