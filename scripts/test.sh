@@ -3,6 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
+# Every test verifies the IR after genjit's own rewrites too (`JitBuilder::verify_rewrites`).
+export GENJIT_VERIFY_REWRITES=1
 cargo test --release "$@"
 # The loom model of the slot handoff (its own crate; ~2 minutes), unless only some tests were asked for.
 if [ "$#" -eq 0 ]; then bash scripts/loom.sh; fi

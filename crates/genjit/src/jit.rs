@@ -128,6 +128,17 @@ impl JitBuilder {
         self
     }
 
+    /// Whether a tiered or lazy module's IR is verified a second time, after genjit's own rewrites of its
+    /// first tier (counters, lazy trampolines), so that a bug in them is an [`Error::Verify`](crate::Error)
+    /// instead of whatever LLVM's code generator does with broken IR. The user's IR is always verified
+    /// before anything else; this second pass cost a real program's start-up (bzip2's, its first tier)
+    /// 2.8% of its instructions, so by default it runs only in debug builds or with the environment
+    /// variable `GENJIT_VERIFY_REWRITES` set (genjit's tests set it), like LLVM's `-verify-each`.
+    pub fn verify_rewrites(mut self, enabled: bool) -> Self {
+        self.config.verify_rewrites = Some(enabled);
+        self
+    }
+
     /// Creates the JIT: initializes LLVM for the host and reserves the heap.
     pub fn build(self) -> Result<Jit> {
         with_machine(self.config.opt, |_| Ok(()))?;

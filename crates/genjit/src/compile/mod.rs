@@ -146,6 +146,8 @@ pub(crate) struct FirstTier<'a> {
     pub(crate) thresholds: tier::Thresholds,
     /// Replace the bodies of the functions that can be compiled alone by trampolines (`tier::make_lazy`).
     pub(crate) lazy: bool,
+    /// Verify the module again after these rewrites (`JitBuilder::verify_rewrites`).
+    pub(crate) verify: bool,
 }
 
 /// [`compile`]; for a first tier, the module's locals are promoted under its tag first
@@ -184,11 +186,10 @@ pub(crate) fn compile_with(
         let lazy = if t.lazy { tier::make_lazy(module, t.tag) } else { Vec::new() };
         finalizers = !lazy.is_empty() && tier::has_finalizers(module);
         tier::count_calls(module, t.tag, t.thresholds, &lazy);
-        // The counters must not be able to hand LLVM a broken module (its code generator aborts).
-        module.verify().map_err(|m| Error::Verify {
-            module: name.clone(),
-            message: format!("after genjit's tier-0 rewrites (a genjit bug): {m}"),
-        })
+        match t.verify {
+            true => verify_rewrites(module, &name),
+            false => Ok(()),
+        }
     };
     let steps = Steps { before_optimize: Some(&mut before), ..Steps::default() };
     let kind = source.kind;
@@ -196,6 +197,15 @@ pub(crate) fn compile_with(
     compiled.kept = kept;
     compiled.finalizers = finalizers;
     Ok(compiled)
+}
+
+/// Verifies `module` after genjit's own rewrites of it (see `JitBuilder::verify_rewrites`): a broken one
+/// is an error naming genjit, never a module handed to LLVM's code generator (which aborts, or worse).
+pub(crate) fn verify_rewrites(module: &Module<'_>, name: &str) -> Result<()> {
+    module.verify().map_err(|m| Error::Verify {
+        module: name.to_string(),
+        message: format!("after genjit's tier-0 rewrites (a genjit bug): {m}"),
+    })
 }
 
 /// A step run on a module between the phases of [`compile_steps`].
@@ -437,7 +447,7 @@ define i64 @str() {
             context.create_module_from_ir(MemoryBuffer::create_from_memory_range_copy(IR.as_bytes(), "m"));
         let bitcode = parsed.unwrap().write_bitcode_to_memory().as_slice().to_vec();
         let first = |lazy| {
-            let tier = FirstTier { tag: "7", thresholds: tier::Thresholds::default(), lazy };
+            let tier = FirstTier { tag: "7", thresholds: tier::Thresholds::default(), lazy, verify: true };
             let source = Source::bitcode(bitcode.clone()).named("m");
             compile_with(source, "m".into(), OptLevel::O0, &[], Some(tier)).unwrap().kept.unwrap()
         };

@@ -1,11 +1,14 @@
 //! On-stack replacement, compile-time half: a first-tier call looping in a function that has moved up
 //! leaves its loop for the higher tier's code without returning (DESIGN.md, "On-stack replacement").
 //!
-//! - At tier 0 ([`tier::count_calls`](super::tier::count_calls)), a function of the right [`shape`] gets a
-//!   *transfer* on each back-edge whose loop header can be entered from outside ([`header_ok`]): when the
-//!   back-edge counter runs out, the runtime's [`HOT_LOOP`] returns the address of an *OSR entry* for that
-//!   header, or null; with an address, the function stores the addresses of its stack slots (its static
-//!   `alloca`s) in an array and returns what the entry returns, called with its own arguments and the array.
+//! - At tier 0 ([`tier::count_calls`](super::tier::count_calls)), a function whose stack slots (its
+//!   static `alloca`s) can be handed over ([`slots`]) gets a *transfer* on each back-edge to a header
+//!   without a `phi` ([`may_enter`]): when the back-edge counter runs out, the runtime's [`HOT_LOOP`]
+//!   returns the address of an *OSR entry* for that header, or null; with an address, it has filled the
+//!   function's frame array with its slots' addresses (from the frame offsets of the stack map the
+//!   function records, [`FRAME_ID`]), and the function returns what the entry returns, called with its
+//!   own arguments and the array. Whether the header can be entered ([`header_ok`]: no value but a slot
+//!   live across it) is decided at the tier-up ([`refused_headers`]).
 //! - At the higher tier ([`add_entry`]), the OSR entry `__gjo.<header>.<function>` is a copy of the
 //!   function's first-tier IR whose new entry block takes the stack slots over and branches to the
 //!   header: a slot whose address never leaves its loads, stores and address arithmetic is copied into a
@@ -26,9 +29,15 @@ use inkwell::llvm_sys::{LLVMLinkage, LLVMOpcode, LLVMVisibility};
 use inkwell::module::Module;
 use std::collections::{HashMap, HashSet};
 
-/// The runtime function a first-tier back-edge calls once its function's back-edge counter runs out:
-/// `ptr __genjit_hot_loop(ptr counter, i32 header)`, which returns an OSR entry for the header or null.
+/// The runtime function a first-tier back-edge that could transfer calls while its function's back-edge
+/// counter is positive: `ptr __genjit_hot_loop(ptr counter, i32 header, ptr frame)`, which counts it down
+/// and, once it runs out, returns an OSR entry for the header (having filled `frame`) or null.
 pub(crate) const HOT_LOOP: &str = "__genjit_hot_loop";
+
+/// The ID of the stack map (`llvm.experimental.stackmap`) a first tier records in a function with a
+/// transfer: its frame array, then its stack slots, each as a frame offset (a `Direct` location), from
+/// which the runtime fills the array (`link::stackmap`). ("gjosr")
+pub(crate) const FRAME_ID: u64 = 0x0067_6a6f_7372;
 
 /// The name of `function`'s OSR entry at header `header` (the header's index in the function's block
 /// list, as the first tier's IR lays it out).
@@ -76,13 +85,21 @@ fn enum_kind(name: &str) -> u32 {
     unsafe { LLVMGetEnumAttributeKindForName(name.as_ptr().cast(), name.len()) }
 }
 
-/// `f`'s [`Shape`], or `None` if no loop of it can be entered from outside: variadic, naked, labels
-/// addressed, a dynamic `alloca`, a `musttail` call (its caller's signature is fixed), a call that
-/// returns twice (`setjmp`: a `longjmp` back into the first tier's frame would find state the entry
-/// changed), a stack save, or a parameter that is not a plain value.
-pub(crate) fn shape(f: LLVMValueRef) -> Option<Shape> {
+/// `f`'s stack slots (the static `alloca`s of its entry block, in order: the frame a transfer hands
+/// over), or `None` if no loop of it can be entered from outside: variadic, naked, labels addressed, a
+/// dynamic `alloca`, a `musttail` call (its caller's signature is fixed), a call that returns twice
+/// (`setjmp`: a `longjmp` back into the first tier's frame would find state the entry changed), a stack
+/// save, or a parameter that is not a plain value. One pass over the instructions: the first tier asks
+/// this of every function with a loop; what needs the whole control flow ([`header_ok`]) waits for the
+/// tier-up.
+pub(crate) fn slots(f: LLVMValueRef) -> Option<Vec<LLVMValueRef>> {
+    scan(f).map(|(_, allocas)| allocas)
+}
+
+/// [`slots`] and the function's blocks in layout order.
+fn scan(f: LLVMValueRef) -> Option<(Vec<LLVMBasicBlockRef>, Vec<LLVMValueRef>)> {
     // SAFETY: `f` is a live function definition; its type, attributes, blocks and instructions are only
-    // read.
+    // read; a name is borrowed while its value lives.
     unsafe {
         if LLVMIsFunctionVarArg(LLVMGlobalGetValueType(f)) != 0 || labels_addressed(f) {
             return None;
@@ -105,18 +122,16 @@ pub(crate) fn shape(f: LLVMValueRef) -> Option<Shape> {
         while !block.is_null() {
             let mut i = LLVMGetFirstInstruction(block);
             while !i.is_null() {
-                if !LLVMIsAAllocaInst(i).is_null() {
+                let opcode = LLVMGetInstructionOpcode(i);
+                if opcode == LLVMOpcode::LLVMAlloca {
                     let size = LLVMGetOperand(i, 0);
                     if !blocks.is_empty() || LLVMIsAConstantInt(size).is_null() {
                         return None; // a dynamic stack slot
                     }
                     allocas.push(i);
                 }
-                if !LLVMIsACallInst(i).is_null()
-                    || !LLVMIsAInvokeInst(i).is_null()
-                    || !LLVMIsACallBrInst(i).is_null()
-                {
-                    if !LLVMIsACallInst(i).is_null()
+                if matches!(opcode, LLVMOpcode::LLVMCall | LLVMOpcode::LLVMInvoke | LLVMOpcode::LLVMCallBr) {
+                    if opcode == LLVMOpcode::LLVMCall
                         && LLVMGetTailCallKind(i)
                             == inkwell::llvm_sys::LLVMTailCallKind::LLVMTailCallKindMustTail
                     {
@@ -124,8 +139,10 @@ pub(crate) fn shape(f: LLVMValueRef) -> Option<Shape> {
                     }
                     let callee = LLVMGetCalledValue(i);
                     if !LLVMIsAFunction(callee).is_null() {
-                        let name = value_name(callee);
-                        if UNMOVABLE_CALLS.iter().any(|p| name.starts_with(p))
+                        let mut len = 0;
+                        let name = LLVMGetValueName2(callee, &mut len);
+                        let name = std::slice::from_raw_parts(name.cast::<u8>(), len);
+                        if UNMOVABLE_CALLS.iter().any(|p| name.starts_with(p.as_bytes()))
                             || !LLVMGetEnumAttributeAtIndex(callee, u32::MAX, returns_twice).is_null()
                         {
                             return None;
@@ -140,6 +157,27 @@ pub(crate) fn shape(f: LLVMValueRef) -> Option<Shape> {
             blocks.push(block);
             block = LLVMGetNextBasicBlock(block);
         }
+        Some((blocks, allocas))
+    }
+}
+
+/// Whether a first tier asks for an OSR entry at block `header` of `blocks`: not the entry block, and no
+/// `phi` (its value on entry would have to be handed over). The rest of [`header_ok`] is the tier-up's.
+pub(crate) fn may_enter(blocks: &[LLVMBasicBlockRef], header: usize) -> bool {
+    // SAFETY: the header is a live block; its first instruction is read. (A header is a branch's target,
+    // so it is no exception pad.)
+    header != 0
+        && blocks.get(header).is_some_and(|&h| unsafe {
+            let first = LLVMGetFirstInstruction(h);
+            !first.is_null() && LLVMIsAPHINode(first).is_null()
+        })
+}
+
+/// `f`'s [`Shape`], or `None` if no loop of it can be entered from outside (see [`slots`]).
+pub(crate) fn shape(f: LLVMValueRef) -> Option<Shape> {
+    let (blocks, allocas) = scan(f)?;
+    // SAFETY: as in `scan`.
+    unsafe {
         let index: HashMap<LLVMBasicBlockRef, u32> =
             blocks.iter().enumerate().map(|(k, &b)| (b, k as u32)).collect();
         let mut successors = Vec::with_capacity(blocks.len());
@@ -196,15 +234,7 @@ fn reachable(from: LLVMBasicBlockRef) -> HashSet<LLVMBasicBlockRef> {
 /// value on entry would have to be handed over), and no value other than a stack
 /// slot is defined where the header cannot reach and used where it can (it would be live on entry).
 pub(crate) fn header_ok(shape: &Shape, header: usize) -> bool {
-    let Some(&h) = shape.blocks.get(header) else { return false };
-    if header == 0 {
-        return false;
-    }
-    // SAFETY: the header is a live block of the function `shape` describes; its first instruction is read.
-    let first = unsafe { LLVMGetFirstInstruction(h) };
-    // (A header is a branch's target, so it is no exception pad.)
-    // SAFETY: as above.
-    if first.is_null() || unsafe { !LLVMIsAPHINode(first).is_null() } {
+    if !may_enter(&shape.blocks, header) {
         return false;
     }
     let mut inside = vec![false; shape.blocks.len()];
@@ -218,6 +248,23 @@ pub(crate) fn header_ok(shape: &Shape, header: usize) -> bool {
         }
     }
     !shape.crossings.iter().any(|&(def, at)| !inside[def as usize] && inside[at as usize])
+}
+
+/// The loop headers of `f` at which its first tier asks for OSR entries ([`slots`], [`may_enter`]) but no
+/// entry can enter ([`header_ok`]): the tier-up records them, so that no first-tier call asks for them
+/// (and no compile is spent finding out).
+pub(crate) fn refused_headers(f: LLVMValueRef) -> Vec<u32> {
+    let Some(shape) = shape(f) else { return Vec::new() };
+    let edges = super::tier::back_edges(&shape.blocks);
+    let mut refused: Vec<u32> = edges
+        .iter()
+        .map(|e| e.header)
+        .filter(|&h| may_enter(&shape.blocks, h) && !header_ok(&shape, h))
+        .map(|h| h as u32)
+        .collect();
+    refused.sort_unstable();
+    refused.dedup();
+    refused
 }
 
 /// Whether a pointer to `slot` may exist anywhere but in the operands of its own loads, stores (as the

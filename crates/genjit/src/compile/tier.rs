@@ -102,8 +102,9 @@ pub type Transform =
 
 const AVAILABLE_EXTERNALLY: LLVMLinkage = LLVMLinkage::LLVMAvailableExternallyLinkage;
 
-/// The runtime function a first-tier function calls once its counter runs out (see [`count_calls`]).
-pub(crate) const HOT: &str = "__genjit_hot";
+/// The runtime function a first-tier back-edge calls while its function's back-edge counter is positive:
+/// `void __genjit_back_edge(ptr counter)`, which counts it down (see [`count_calls`]).
+pub(crate) const BACK_EDGE: &str = "__genjit_back_edge";
 
 /// What a counter counts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -143,73 +144,109 @@ pub(crate) struct Thresholds {
     pub(crate) osr: bool,
 }
 
+/// A back-edge of a function: a `br` to a block laid out at or before its own (where clang puts loop
+/// headers; counting an edge that is not one only counts more). `from` ends in `branch`, whose successor
+/// `k` is `to`, the block at index `header` of the function's layout.
+#[derive(Clone, Copy)]
+pub(super) struct BackEdge {
+    pub(super) from: LLVMBasicBlockRef,
+    pub(super) branch: LLVMValueRef,
+    pub(super) k: u32,
+    pub(super) to: LLVMBasicBlockRef,
+    pub(super) header: usize,
+}
+
+/// The back-edges of a function whose blocks are `blocks`, in layout order. A branch to one target
+/// twice is left out (the target's phis could not tell the edges apart).
+pub(super) fn back_edges(blocks: &[LLVMBasicBlockRef]) -> Vec<BackEdge> {
+    // (A sorted list: hashing every block cost more than the search.)
+    let mut index: Vec<(LLVMBasicBlockRef, usize)> =
+        blocks.iter().enumerate().map(|(i, &b)| (b, i)).collect();
+    index.sort_unstable();
+    let header_of = |to| index.binary_search_by_key(&to, |&(b, _)| b).ok().map(|k| index[k].1);
+    let mut edges = Vec::new();
+    for (i, &from) in blocks.iter().enumerate() {
+        // SAFETY: `from` is a live block; its terminator and successors are read.
+        unsafe {
+            let t = LLVMGetBasicBlockTerminator(from);
+            if t.is_null() || LLVMIsABranchInst(t).is_null() {
+                continue;
+            }
+            let n = LLVMGetNumSuccessors(t);
+            if n == 2 && LLVMGetSuccessor(t, 0) == LLVMGetSuccessor(t, 1) {
+                continue;
+            }
+            for k in 0..n {
+                let to = LLVMGetSuccessor(t, k);
+                match header_of(to) {
+                    Some(header) if header <= i => {
+                        edges.push(BackEdge { from, branch: t, k, to, header });
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    edges
+}
+
+/// The blocks of function `f` in layout order.
+pub(super) fn blocks_of(f: LLVMValueRef) -> Vec<LLVMBasicBlockRef> {
+    let mut blocks = Vec::new();
+    // SAFETY: `f` is a live function; its block list is read.
+    unsafe {
+        let mut b = LLVMGetFirstBasicBlock(f);
+        while !b.is_null() {
+            blocks.push(b);
+            b = LLVMGetNextBasicBlock(b);
+        }
+    }
+    blocks
+}
+
 /// Gives every function of `module` (promoted under `tag`, so its `static` functions too) a counter of
-/// calls and one of loop back-edges (each only if it has a threshold): hidden globals starting at their
-/// threshold, decremented while positive by a new entry block and on every back-edge (plain loads and
-/// stores: racing threads may lose a decrement, never skip the threshold); the decrement that reaches
-/// zero calls [`HOT`] with the counter's address, and a counter at zero (claimed) is only read.
-/// Runs after the promoted IR was kept, so higher tiers have none.
+/// calls and one of loop back-edges (each only if it has a threshold): hidden `i64` globals starting at
+/// their threshold. Calls are counted by the linker's counting stubs (`sys::count`); each back-edge
+/// ([`back_edges`]) checks its counter and, while it is positive, calls [`BACK_EDGE`] (or, where an OSR
+/// entry could continue the loop, `osr::HOT_LOOP`), which counts it down (plain loads and stores:
+/// racing threads may lose a decrement, never skip the threshold) and acts when it reaches zero; a
+/// counter at zero (claimed) is only read. Runs after the promoted IR was kept, so higher tiers have none.
 ///
-/// A back-edge is a `br` to a block laid out at or before its own (where clang puts loop headers);
-/// counting an edge that is not one only counts more. Each gets its own check block on the edge, and the
-/// target's phis take the edge's value from it (rebuilt: the C API cannot rename an incoming block).
+/// Each back-edge gets its own check on the edge, and the target's phis take the edge's value from it
+/// (rebuilt: the C API cannot rename an incoming block).
 pub(crate) fn count_calls(module: &Module<'_>, tag: &str, thresholds: Thresholds, skip: &[String]) {
     let m = module.as_mut_ptr();
     // SAFETY: every value below is created in, or taken from, `m` and its context; the builder is
-    // positioned inside blocks of the function being instrumented; the new entry block precedes the old
-    // one, which had no predecessors (an entry block cannot be a branch target); an edge's new blocks are
-    // dominated by its source, so the values its phis took from the source are still available.
+    // positioned inside blocks of the function being instrumented; an edge's new blocks are dominated by
+    // its source, so the values its phis took from the source are still available; the transfer block is
+    // reached only from `hot` blocks, which every alloca of the entry block dominates.
     unsafe {
         let context = LLVMGetModuleContext(m);
         let i64t = LLVMInt64TypeInContext(context);
+        let i32t = LLVMInt32TypeInContext(context);
         let ptr = LLVMPointerTypeInContext(context, 0);
         let void = LLVMVoidTypeInContext(context);
+        let declare = |name: &str, ty: LLVMTypeRef| {
+            let c_name = std::ffi::CString::new(name).expect("no NUL");
+            let f = LLVMGetNamedFunction(m, c_name.as_ptr());
+            match f.is_null() {
+                true => LLVMAddFunction(m, c_name.as_ptr(), ty),
+                false => f,
+            }
+        };
         let mut params = [ptr];
         let hook_type = LLVMFunctionType(void, params.as_mut_ptr(), 1, 0);
-        let hook_name = std::ffi::CString::new(HOT).expect("no NUL");
-        let mut hook = LLVMGetNamedFunction(m, hook_name.as_ptr());
-        if hook.is_null() {
-            hook = LLVMAddFunction(m, hook_name.as_ptr(), hook_type);
-        }
-        let i32t = LLVMInt32TypeInContext(context);
-        let mut loop_params = [ptr, i32t];
-        let loop_hook_type = LLVMFunctionType(ptr, loop_params.as_mut_ptr(), 2, 0);
-        let loop_hook_name = std::ffi::CString::new(super::osr::HOT_LOOP).expect("no NUL");
-        let mut loop_hook = LLVMGetNamedFunction(m, loop_hook_name.as_ptr());
-        if loop_hook.is_null() && thresholds.back_edges.is_some() {
-            loop_hook = LLVMAddFunction(m, loop_hook_name.as_ptr(), loop_hook_type);
-        }
+        let mut loop_params = [ptr, i32t, ptr];
+        let loop_hook_type = LLVMFunctionType(ptr, loop_params.as_mut_ptr(), 3, 0);
+        let (mut hook, mut loop_hook): (LLVMValueRef, LLVMValueRef) =
+            (std::ptr::null_mut(), std::ptr::null_mut());
+        let stackmap = c"llvm.experimental.stackmap";
+        let stackmap_id = LLVMLookupIntrinsicID(stackmap.as_ptr(), stackmap.count_bytes());
+        let stackmap_type = LLVMIntrinsicGetType(context, stackmap_id, std::ptr::null_mut(), 0);
         let builder = LLVMCreateBuilderInContext(context);
-        // Fills `check` (is the counter still running?) and `dec` (decrement, test; on to `hot` when the
-        // count is over), both going on to `to`. A claimed counter is 0: from then on a call or back-edge
-        // costs a load and a predicted branch, and no store (a store then load of the counter on every
-        // call was most of tier 0's cost on a real program).
-        let count = |[check, dec, hot]: [LLVMBasicBlockRef; 3], counter: LLVMValueRef, to| {
-            let zero = LLVMConstInt(i64t, 0, 0);
-            LLVMPositionBuilderAtEnd(builder, check);
-            let left = LLVMBuildLoad2(builder, i64t, counter, c"gj.left".as_ptr());
-            let sgt = inkwell::llvm_sys::LLVMIntPredicate::LLVMIntSGT;
-            let running = LLVMBuildICmp(builder, sgt, left, zero, c"gj.running".as_ptr());
-            LLVMBuildCondBr(builder, running, dec, to);
-            // Loaded again rather than reused: a value used in another block is spilled at O0, and the
-            // check's only use of its load lets it fold into the compare (`cmp $0, counter(%rip)`).
-            LLVMPositionBuilderAtEnd(builder, dec);
-            let left = LLVMBuildLoad2(builder, i64t, counter, c"gj.left".as_ptr());
-            let next = LLVMBuildSub(builder, left, LLVMConstInt(i64t, 1, 0), c"gj.next".as_ptr());
-            LLVMBuildStore(builder, next, counter);
-            let eq = inkwell::llvm_sys::LLVMIntPredicate::LLVMIntEQ;
-            let due = LLVMBuildICmp(builder, eq, next, zero, c"gj.due".as_ptr());
-            LLVMBuildCondBr(builder, due, hot, to);
-        };
-        // `hot`: call the hook, go on to `to`.
-        let call_hook = |hot: LLVMBasicBlockRef, counter: LLVMValueRef, to| {
-            LLVMPositionBuilderAtEnd(builder, hot);
-            let mut args = [counter];
-            LLVMBuildCall2(builder, hook_type, hook, args.as_mut_ptr(), 1, c"".as_ptr());
-            LLVMBuildBr(builder, to);
-        };
+        let zero = LLVMConstInt(i64t, 0, 0);
         for f in globals(m) {
-            if LLVMIsAFunction(f).is_null() || LLVMIsDeclaration(f) != 0 || f == hook {
+            if LLVMIsAFunction(f).is_null() || LLVMIsDeclaration(f) != 0 {
                 continue;
             }
             let name = value_name(f);
@@ -225,96 +262,128 @@ pub(crate) fn count_calls(module: &Module<'_>, tag: &str, thresholds: Thresholds
                 LLVMSetVisibility(counter, LLVMVisibility::LLVMHiddenVisibility);
                 counter
             };
-            let loops = thresholds.back_edges.map(|t| new_counter(Counted::BackEdges, t));
-            // Back-edges first, on the original layout.
-            let mut blocks = Vec::new();
-            let mut b = LLVMGetFirstBasicBlock(f);
-            while !b.is_null() {
-                blocks.push(b);
-                b = LLVMGetNextBasicBlock(b);
+            // The calls: only the counter; the linker writes the code that counts (`sys::count`).
+            if let Some(threshold) = thresholds.calls {
+                new_counter(Counted::Calls, threshold);
             }
-            let mut back_edges = Vec::new();
-            for (i, &from) in blocks.iter().enumerate().filter(|_| loops.is_some()) {
-                let t = LLVMGetBasicBlockTerminator(from);
-                if t.is_null() || LLVMIsABranchInst(t).is_null() {
-                    continue;
-                }
-                let n = LLVMGetNumSuccessors(t);
-                let succ: Vec<_> = (0..n).map(|k| LLVMGetSuccessor(t, k)).collect();
-                if n == 2 && succ[0] == succ[1] {
-                    continue; // one target twice: the phis could not tell the edges apart
-                }
-                for (k, &to) in succ.iter().enumerate() {
-                    if let Some(h) = blocks[..=i].iter().position(|&b| b == to) {
-                        back_edges.push((from, t, k as u32, to, h));
-                    }
-                }
+            let Some(threshold) = thresholds.back_edges else { continue };
+            let blocks = blocks_of(f);
+            let edges = back_edges(&blocks);
+            if edges.is_empty() {
+                continue;
             }
-            // Which headers an OSR entry can enter (see `osr`), decided on the IR as the higher tier
-            // will see it, before anything here changes it.
-            let shape = if back_edges.is_empty() || !thresholds.osr { None } else { super::osr::shape(f) };
-            let mut headers = std::collections::HashMap::new();
-            let enterable: Vec<bool> = back_edges
-                .iter()
-                .map(|&(.., h)| {
-                    *headers
-                        .entry(h)
-                        .or_insert_with(|| shape.as_ref().is_some_and(|s| super::osr::header_ok(s, h)))
-                })
-                .collect();
-            // Each OSR-capable `hot` block's hook result, for the function's one transfer block.
-            let mut transfers: Vec<(LLVMValueRef, LLVMBasicBlockRef)> = Vec::new();
-            let transfer = match enterable.contains(&true) {
-                true => LLVMAppendBasicBlockInContext(context, f, c"gj.osr.transfer".as_ptr()),
-                false => std::ptr::null_mut(),
+            let counter = new_counter(Counted::BackEdges, threshold);
+            // Which edges may transfer to an OSR entry: the function's stack slots can be handed over
+            // and the header has no phi (whether no other value is live across it is decided at the
+            // tier-up, on the same IR: `osr::refused_headers`).
+            let slots = if thresholds.osr { super::osr::slots(f) } else { None };
+            let osr = |e: &BackEdge| slots.is_some() && super::osr::may_enter(&blocks, e.header);
+            // The transfer: the OSR entry called with the function's arguments and a frame array, which
+            // the hook fills with the stack slots' addresses (their frame offsets are read from the stack
+            // map recorded here); its result is the function's.
+            let (transfer, target, frame) = match (edges.iter().any(osr), &slots) {
+                (true, Some(slots)) => {
+                    let entry = LLVMGetEntryBasicBlock(f);
+                    LLVMPositionBuilder(builder, entry, LLVMGetFirstInstruction(entry));
+                    let array = LLVMArrayType2(ptr, slots.len().max(1) as u64);
+                    let frame = LLVMBuildAlloca(builder, array, c"gj.osr.frame".as_ptr());
+                    let transfer = LLVMAppendBasicBlockInContext(context, f, c"gj.osr.transfer".as_ptr());
+                    LLVMPositionBuilderAtEnd(builder, transfer);
+                    let target = LLVMBuildPhi(builder, ptr, c"gj.osr.entry".as_ptr());
+                    let mut args =
+                        vec![LLVMConstInt(i64t, super::osr::FRAME_ID, 0), LLVMConstInt(i32t, 0, 0), frame];
+                    args.extend(slots);
+                    let map = LLVMGetIntrinsicDeclaration(m, stackmap_id, std::ptr::null_mut(), 0);
+                    let n = args.len() as u32;
+                    LLVMBuildCall2(builder, stackmap_type, map, args.as_mut_ptr(), n, c"".as_ptr());
+                    let ty = LLVMGlobalGetValueType(f);
+                    let mut args: Vec<LLVMValueRef> =
+                        (0..LLVMCountParams(f)).map(|i| LLVMGetParam(f, i)).collect();
+                    let mut types: Vec<LLVMTypeRef> = args.iter().map(|&a| LLVMTypeOf(a)).collect();
+                    args.push(frame);
+                    types.push(ptr);
+                    let entry_type =
+                        LLVMFunctionType(LLVMGetReturnType(ty), types.as_mut_ptr(), types.len() as u32, 0);
+                    let returns = LLVMGetTypeKind(LLVMGetReturnType(ty))
+                        != inkwell::llvm_sys::LLVMTypeKind::LLVMVoidTypeKind;
+                    let result_name = if returns { c"gj.osr.result" } else { c"" };
+                    let n = args.len() as u32;
+                    let result = LLVMBuildCall2(
+                        builder,
+                        entry_type,
+                        target,
+                        args.as_mut_ptr(),
+                        n,
+                        result_name.as_ptr(),
+                    );
+                    match returns {
+                        true => LLVMBuildRet(builder, result),
+                        false => LLVMBuildRetVoid(builder),
+                    };
+                    (transfer, target, frame)
+                }
+                _ => (std::ptr::null_mut(), std::ptr::null_mut(), std::ptr::null_mut()),
             };
-            for ((from, t, k, to, h), osr) in back_edges.into_iter().zip(enterable) {
+            for e in &edges {
                 // An unconditional back-edge (clang's `for.inc`, `while.body`) is checked where it is,
                 // the compare and branch replacing its jump; a conditional one gets a block of its own.
-                let inline = LLVMIsConditional(t) == 0;
+                let inline = LLVMIsConditional(e.branch) == 0;
                 let check = match inline {
                     true => {
-                        LLVMInstructionEraseFromParent(t);
-                        from
+                        LLVMInstructionEraseFromParent(e.branch);
+                        e.from
                     }
-                    false => LLVMAppendBasicBlockInContext(context, f, c"gj.back".as_ptr()),
+                    false => LLVMAppendBasicBlockInContext(context, f, c"".as_ptr()),
                 };
-                let dec = LLVMAppendBasicBlockInContext(context, f, c"gj.back.dec".as_ptr());
-                let hot = LLVMAppendBasicBlockInContext(context, f, c"gj.back.hot".as_ptr());
-                let counter = loops.expect("only with a back-edge counter");
-                count([check, dec, hot], counter, to);
-                if osr {
+                // (Unnamed, like the values below: naming them cost more than building them.)
+                let hot = LLVMAppendBasicBlockInContext(context, f, c"".as_ptr());
+                // Is the counter still running? A claimed counter is 0: from then on the edge costs a
+                // compare with memory and an untaken branch (the load's one use folds into the compare).
+                LLVMPositionBuilderAtEnd(builder, check);
+                let left = LLVMBuildLoad2(builder, i64t, counter, c"".as_ptr());
+                let sgt = inkwell::llvm_sys::LLVMIntPredicate::LLVMIntSGT;
+                let running = LLVMBuildICmp(builder, sgt, left, zero, c"".as_ptr());
+                LLVMBuildCondBr(builder, running, hot, e.to);
+                // Count it down in the runtime (a call for each of the first `threshold` back-edges
+                // only: LLVM generating the decrement in every function cost more than those calls).
+                LLVMPositionBuilderAtEnd(builder, hot);
+                if osr(e) {
                     // Ask for an OSR entry at this header; with one, leave for it.
-                    LLVMPositionBuilderAtEnd(builder, hot);
-                    let mut args = [counter, LLVMConstInt(i32t, h as u64, 0)];
-                    let target = LLVMBuildCall2(
-                        builder,
-                        loop_hook_type,
-                        loop_hook,
-                        args.as_mut_ptr(),
-                        2,
-                        c"gj.osr".as_ptr(),
-                    );
+                    loop_hook = match loop_hook.is_null() {
+                        true => declare(super::osr::HOT_LOOP, loop_hook_type),
+                        false => loop_hook,
+                    };
+                    let mut args = [counter, LLVMConstInt(i32t, e.header as u64, 0), frame];
+                    let name = c"".as_ptr();
+                    let found =
+                        LLVMBuildCall2(builder, loop_hook_type, loop_hook, args.as_mut_ptr(), 3, name);
                     let ne = inkwell::llvm_sys::LLVMIntPredicate::LLVMIntNE;
-                    let go = LLVMBuildICmp(builder, ne, target, LLVMConstNull(ptr), c"gj.go".as_ptr());
-                    LLVMBuildCondBr(builder, go, transfer, to);
-                    transfers.push((target, hot));
+                    let go = LLVMBuildICmp(builder, ne, found, LLVMConstNull(ptr), c"".as_ptr());
+                    LLVMBuildCondBr(builder, go, transfer, e.to);
+                    let (mut value, mut block) = ([found], [hot]);
+                    LLVMAddIncoming(target, value.as_mut_ptr(), block.as_mut_ptr(), 1);
                 } else {
-                    call_hook(hot, counter, to);
+                    hook = match hook.is_null() {
+                        true => declare(BACK_EDGE, hook_type),
+                        false => hook,
+                    };
+                    let mut args = [counter];
+                    LLVMBuildCall2(builder, hook_type, hook, args.as_mut_ptr(), 1, c"".as_ptr());
+                    LLVMBuildBr(builder, e.to);
                 }
                 if !inline {
-                    LLVMSetSuccessor(t, k, check);
+                    LLVMSetSuccessor(e.branch, e.k, check);
                 }
-                // `to`'s phis: the value that came from `from` now comes from `check`, `dec` and `hot`.
-                let mut phi = LLVMGetFirstInstruction(to);
+                // `to`'s phis: the value that came from `from` now comes from `check` and `hot`.
+                let mut phi = LLVMGetFirstInstruction(e.to);
                 while !phi.is_null() && !LLVMIsAPHINode(phi).is_null() {
                     let next = LLVMGetNextInstruction(phi);
                     let (mut values, mut preds) = (Vec::new(), Vec::new());
                     for j in 0..LLVMCountIncoming(phi) {
                         let (v, b) = (LLVMGetIncomingValue(phi, j), LLVMGetIncomingBlock(phi, j));
-                        if b == from {
-                            values.extend([v, v, v]);
-                            preds.extend([check, dec, hot]);
+                        if b == e.from {
+                            values.extend([v, v]);
+                            preds.extend([check, hot]);
                         } else {
                             values.push(v);
                             preds.push(b);
@@ -323,53 +392,6 @@ pub(crate) fn count_calls(module: &Module<'_>, tag: &str, thresholds: Thresholds
                     replace_phi(builder, phi, values, preds);
                     phi = next;
                 }
-            }
-            if let (false, Some(shape)) = (transfers.is_empty(), &shape) {
-                // The transfer: the stack slots' addresses into an array (a slot of its own, in the entry
-                // block, so free until used), then the OSR entry with the function's arguments and the
-                // array; its result is the function's.
-                let slots = shape.allocas.len();
-                let array = LLVMArrayType2(ptr, slots as u64);
-                let entry = LLVMGetEntryBasicBlock(f);
-                LLVMPositionBuilder(builder, entry, LLVMGetFirstInstruction(entry));
-                let frame = LLVMBuildAlloca(builder, array, c"gj.osr.frame".as_ptr());
-                LLVMPositionBuilderAtEnd(builder, transfer);
-                let target = LLVMBuildPhi(builder, ptr, c"gj.osr.entry".as_ptr());
-                let (mut values, mut preds): (Vec<_>, Vec<_>) = transfers.into_iter().unzip();
-                LLVMAddIncoming(target, values.as_mut_ptr(), preds.as_mut_ptr(), values.len() as u32);
-                for (k, &slot) in shape.allocas.iter().enumerate() {
-                    let mut indices = [LLVMConstInt(i64t, 0, 0), LLVMConstInt(i64t, k as u64, 0)];
-                    let at =
-                        LLVMBuildInBoundsGEP2(builder, array, frame, indices.as_mut_ptr(), 2, c"".as_ptr());
-                    LLVMBuildStore(builder, slot, at);
-                }
-                let ty = LLVMGlobalGetValueType(f);
-                let mut args: Vec<LLVMValueRef> =
-                    (0..LLVMCountParams(f)).map(|i| LLVMGetParam(f, i)).collect();
-                let mut types: Vec<LLVMTypeRef> = args.iter().map(|&a| LLVMTypeOf(a)).collect();
-                args.push(frame);
-                types.push(ptr);
-                let entry_type =
-                    LLVMFunctionType(LLVMGetReturnType(ty), types.as_mut_ptr(), types.len() as u32, 0);
-                let void = LLVMGetTypeKind(LLVMGetReturnType(ty))
-                    == inkwell::llvm_sys::LLVMTypeKind::LLVMVoidTypeKind;
-                let result_name = if void { c"" } else { c"gj.osr.result" };
-                let result = LLVMBuildCall2(
-                    builder,
-                    entry_type,
-                    target,
-                    args.as_mut_ptr(),
-                    args.len() as u32,
-                    result_name.as_ptr(),
-                );
-                match void {
-                    true => LLVMBuildRetVoid(builder),
-                    false => LLVMBuildRet(builder, result),
-                };
-            }
-            // Then the calls: only the counter; the linker writes the code that counts (`sys::count`).
-            if let Some(threshold) = thresholds.calls {
-                new_counter(Counted::Calls, threshold);
             }
         }
         LLVMDisposeBuilder(builder);
@@ -907,6 +929,9 @@ pub(crate) struct Extracted {
     pub(crate) functions: Vec<String>,
     /// The OSR entries built, by function and header (see `osr`).
     pub(crate) osr: Vec<(String, u32)>,
+    /// For a higher tier: the loop headers of the functions at which their first tier asks for OSR
+    /// entries that cannot be built (`osr::refused_headers`).
+    pub(crate) refused: Vec<(String, u32)>,
 }
 
 /// How [`compile_function`] compiles functions.
@@ -920,8 +945,9 @@ pub(crate) struct Extract<'a> {
     pub(crate) inlinable: &'a dyn Fn(&str) -> bool,
     /// Which direct callees to compile along with the functions, in the same module.
     pub(crate) along: &'a dyn Fn(&str) -> bool,
-    /// Counters for the next tier: `(tag, thresholds)` (see [`count_calls`]).
-    pub(crate) counters: Option<(&'a str, Thresholds)>,
+    /// Counters for the next tier: `(tag, thresholds)` (see [`count_calls`]), and whether to verify the
+    /// module after adding them (`JitBuilder::verify_rewrites`).
+    pub(crate) counters: Option<(&'a str, Thresholds, bool)>,
     /// The user's transform of the extracted module (before optimization), and the pass pipeline
     /// instead of `default<On>`.
     pub(crate) transform: Option<&'a Transform>,
@@ -950,6 +976,7 @@ pub(crate) fn compile_function(bitcode: &[u8], extract: Extract<'_>) -> Result<E
     let deeper_callees = std::cell::RefCell::new(Vec::new());
     let mut inlined = Vec::new();
     let mut entries = Vec::new();
+    let refused = std::cell::RefCell::new(Vec::new());
     let mut before = |module: &Module<'_>| {
         // OSR entries are copies of the first tier's IR, made before the transform (see `osr`).
         let prepared: Vec<_> = osr
@@ -982,8 +1009,11 @@ pub(crate) fn compile_function(bitcode: &[u8], extract: Extract<'_>) -> Result<E
             callers.push(entry);
             entries.push((function.clone(), header));
         }
-        if let Some((tag, thresholds)) = counters {
+        if let Some((tag, thresholds, verify)) = counters {
             count_calls(module, tag, thresholds, &[]);
+            if verify {
+                super::verify_rewrites(module, &name)?;
+            }
         }
         Ok(())
     };
@@ -1012,6 +1042,11 @@ pub(crate) fn compile_function(bitcode: &[u8], extract: Extract<'_>) -> Result<E
             let mut callees: Vec<String> = Vec::new();
             for f in functions.iter().filter_map(|f| module.get_function(f)) {
                 materialize(f.as_value_ref());
+                if counters.is_none() {
+                    let name = value_name(f.as_value_ref());
+                    let headers = super::osr::refused_headers(f.as_value_ref());
+                    refused.borrow_mut().extend(headers.into_iter().map(|h| (name.clone(), h)));
+                }
                 for c in direct_callees(f.as_value_ref()) {
                     let c_name = value_name(c);
                     // SAFETY: reads only.
@@ -1039,7 +1074,8 @@ pub(crate) fn compile_function(bitcode: &[u8], extract: Extract<'_>) -> Result<E
         steps,
     )?;
     let callees = std::mem::take(&mut found.borrow_mut().3);
-    Ok(Extracted { compiled, inlined, callees, functions: kept.into_inner(), osr: entries })
+    let refused = refused.into_inner();
+    Ok(Extracted { compiled, inlined, callees, functions: kept.into_inner(), osr: entries, refused })
 }
 
 #[cfg(test)]
@@ -1101,6 +1137,9 @@ mod tests {
             assert!(ir.contains(counter), "{counter}: {ir}");
         }
         assert!(ir.contains("@__gjb.1.v = hidden global i64 10"), "v counts its back-edges: {ir}");
+        // A variadic function's frame cannot be handed over: its back-edge only counts, in the runtime.
+        assert!(ir.contains("call void @__genjit_back_edge(ptr @__gjb.1.v)"), "{ir}");
+        assert!(!ir.contains("stackmap") && !ir.contains("__genjit_hot_loop"), "{ir}");
         // SAFETY: the functions are live definitions of `module`; their blocks and instructions are read.
         unsafe {
             for name in ["v", "w"] {

@@ -287,7 +287,7 @@ impl Dylib {
             name: format!("{name}@lazy"),
             inlinable: &|_| false,
             along: &along,
-            counters: threshold.map(|t| (tag.as_str(), t)),
+            counters: threshold.map(|t| (tag.as_str(), t, self.session.config.verify_rewrites())),
             transform: None,
             pipeline: None,
             osr: &[],

@@ -234,7 +234,8 @@ impl Dylib {
         let first_tier = match tiering {
             Some(thresholds) if thresholds.is_some() || lazy => {
                 let thresholds = thresholds.unwrap_or_default();
-                Some(crate::compile::FirstTier { tag: &tag, thresholds, lazy })
+                let verify = config.verify_rewrites();
+                Some(crate::compile::FirstTier { tag: &tag, thresholds, lazy, verify })
             }
             _ => None,
         };

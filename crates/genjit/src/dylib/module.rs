@@ -109,6 +109,8 @@ struct Cold {
     gdb: Option<sys::gdb::Registration>,
     /// Its OSR entries, by name (a higher tier's; see `compile::osr`).
     osr: Box<[(Box<str>, usize)]>,
+    /// Its functions' frames, for transfers to OSR entries (a first tier's; see `link::Linked::frames`).
+    frames: Box<[crate::link::FrameSlots]>,
 }
 
 /// [`ModuleTimings`] in microseconds (saturating at 71 minutes), 28 bytes instead of 112 plus a lock.
@@ -174,9 +176,11 @@ impl LoadedModule {
             relocs: linked.relocs.into(),
             gdb: linked.debug_object.map(sys::gdb::Registration::new),
             osr: linked.osr.into(),
+            frames: linked.frames.into(),
         };
         let has_cold = !cold.entries.is_empty()
             || !cold.osr.is_empty()
+            || !cold.frames.is_empty()
             || !cold.init.is_empty()
             || !cold.fini.is_empty()
             || !cold.relocs.is_empty()
@@ -222,6 +226,7 @@ impl LoadedModule {
                 + 8 * (c.entries.len() + c.init.len() + c.fini.len())
                 + c.relocs.len() * size_of::<RelocRecord>()
                 + c.osr.iter().map(|(n, _)| CHUNK + 24 + n.len()).sum::<usize>()
+                + c.frames.iter().map(|(n, f)| 2 * CHUNK + 32 + n.len() + 4 * f.len()).sum::<usize>()
         });
         size_of::<LoadedModule>()
             + ARC
@@ -236,6 +241,13 @@ impl LoadedModule {
     pub(crate) fn osr_entry(&self, name: &str) -> Option<usize> {
         let cold = self.cold.as_ref()?;
         cold.osr.iter().find(|(n, _)| &**n == name).map(|&(_, addr)| addr)
+    }
+
+    /// Where `function`'s stack slots are relative to its frame array, if this module's code of it can
+    /// transfer to an OSR entry (see `compile::osr`).
+    pub(crate) fn frame(&self, function: &str) -> Option<&[i32]> {
+        let cold = self.cold.as_ref()?;
+        cold.frames.iter().find(|(n, _)| &**n == function).map(|(_, f)| &**f)
     }
 
     /// The headers of this module's OSR entries of `function`.

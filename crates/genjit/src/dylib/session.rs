@@ -49,6 +49,8 @@ pub(crate) struct Config {
     pub(crate) isolate: Option<crate::compile::Isolation>,
     /// Background threads compiling tier-ups and speculative lazy compiles (0 means 1).
     pub(crate) tier_up_threads: usize,
+    /// Verify IR again after genjit's own first-tier rewrites (`None`: see [`Config::verify_rewrites`]).
+    pub(crate) verify_rewrites: Option<bool>,
     /// When a pin holding reclamation back is reported (default 10 s), and to whom besides `tracing`.
     pub(crate) stall_after: Option<std::time::Duration>,
     pub(crate) on_stall: Option<StallHook>,
@@ -68,6 +70,14 @@ impl std::fmt::Debug for StallHook {
 }
 
 impl Config {
+    /// Whether IR is verified again after genjit's own first-tier rewrites (counters, lazy trampolines):
+    /// as set, else in debug builds or with `GENJIT_VERIFY_REWRITES` set (not to `0`).
+    pub(crate) fn verify_rewrites(&self) -> bool {
+        self.verify_rewrites.unwrap_or_else(|| {
+            cfg!(debug_assertions) || std::env::var_os("GENJIT_VERIFY_REWRITES").is_some_and(|v| v != "0")
+        })
+    }
+
     /// What the linker must produce beyond the image for the profilers and debuggers asked for.
     pub(crate) fn extras(&self) -> crate::link::Extras {
         crate::link::Extras { functions: self.perf_map, debug_object: self.gdb, relocs: false }
@@ -163,7 +173,7 @@ impl Session {
     pub(crate) fn runtime_symbol(&self, dylib: &DylibShared, name: &str) -> Option<usize> {
         match name {
             tls::TLS_GET => Some(tls::genjit_tls_get as *const () as usize),
-            crate::compile::tier::HOT => Some(super::tiering::genjit_hot as *const () as usize),
+            crate::compile::tier::BACK_EDGE => Some(super::tiering::genjit_back_edge as *const () as usize),
             crate::compile::osr::HOT_LOOP => Some(super::tiering::genjit_hot_loop as *const () as usize),
             crate::compile::tier::LAZY => Some(super::lazy::genjit_lazy as *const () as usize),
             "__dso_handle" => Some(dylib.dso_handle()),

@@ -122,20 +122,55 @@ pub(crate) extern "C" fn genjit_hot(counter: *const AtomicI64) {
     }
 }
 
-/// Called by a first-tier function on a back-edge to loop header `header` when its back-edge counter ran
-/// out: returns the address of the OSR entry the call is to continue in (see `compile::osr`), or 0 to
-/// stay. Still at the first tier: as [`genjit_hot`]. At the higher tier (whose tier-up set the counter to
-/// `Tiering::osr`, so only a call still looping at the first tier that long gets here) with an entry for
-/// this header: that entry, and the counter is left at 1, so every first-tier call of the function
-/// looping now leaves at its next back-edge. Without one: the function is compiled again with the entry
-/// (queued; the counter is set to 1 once it is there).
-pub(crate) extern "C" fn genjit_hot_loop(counter: *const AtomicI64, header: u32) -> usize {
+/// Counts down a counter a first-tier back-edge found positive; true for the decrement that reaches zero.
+/// Plain load and store: racing threads may lose a decrement, never skip the threshold (only a decrement
+/// from 1 reaches 0).
+fn count_down(counter: &AtomicI64) -> bool {
+    let left = counter.load(Ordering::Relaxed);
+    if left <= 0 {
+        return false; // claimed meanwhile
+    }
+    counter.store(left - 1, Ordering::Relaxed);
+    left == 1
+}
+
+/// Called by a first-tier back-edge while its function's back-edge counter is positive (one that cannot
+/// transfer to an OSR entry): counts it down, and when it runs out, as [`genjit_hot`].
+pub(crate) extern "C" fn genjit_back_edge(counter: *const AtomicI64) {
     // SAFETY: as in `genjit_hot`.
     let counter = unsafe { &*counter };
+    if count_down(counter) {
+        if let Some(hot) = claim(counter) {
+            decide(counter, hot);
+        }
+    }
+}
+
+/// Called by a first-tier back-edge to loop header `header` while its function's back-edge counter is
+/// positive: counts it down, and when it runs out, returns the address of the OSR entry the call is to
+/// continue in (see `compile::osr`), having filled the function's frame array at `frame` with its stack
+/// slots' addresses, or 0 to stay. Still at the first tier: as [`genjit_hot`]. At the higher tier (whose
+/// tier-up set the counter to `Tiering::osr`, so only a call still looping at the first tier that long
+/// gets here) with an entry for this header: that entry, and the counter is left at 1, so every
+/// first-tier call of the function looping now leaves at its next back-edge. Without one: the function
+/// is compiled again with the entry (queued; the counter is set to 1 once it is there).
+pub(crate) extern "C" fn genjit_hot_loop(counter: *const AtomicI64, header: u32, frame: *mut usize) -> usize {
+    // SAFETY: as in `genjit_hot`.
+    let counter = unsafe { &*counter };
+    if !count_down(counter) {
+        return 0;
+    }
     let Some(hot) = claim(counter) else { return 0 };
     let dylib = Dylib::new(hot.0.clone(), hot.1.clone(), Arc::new(()));
     match dylib.osr_target(&hot.2, hot.4, header) {
-        OsrTarget::Enter(addr) => {
+        OsrTarget::Enter(addr, slots) => {
+            for (k, &offset) in slots.iter().enumerate() {
+                // SAFETY: `frame` is the calling function's frame array, one pointer for each of its
+                // stack slots (`compile::tier::count_calls` sized it from the same `osr::slots` its stack
+                // map lists, which `slots` was read from); `offset` is where a slot is from the array in
+                // that same frame, so the sum is the slot's address.
+                unsafe { frame.add(k).write((frame as usize).wrapping_add_signed(offset as isize)) };
+            }
             counter.store(1, Ordering::Relaxed);
             addr
         }
@@ -171,8 +206,9 @@ const PROBES: u32 = 1_000;
 
 /// Where a first-tier call looping in a function can continue (see [`genjit_hot_loop`]).
 enum OsrTarget {
-    /// At this OSR entry.
-    Enter(usize),
+    /// At this OSR entry, with the calling function's stack slots where these offsets from its frame
+    /// array say.
+    Enter(usize, Box<[i32]>),
     /// At an entry of the higher tier, which has none for the header yet (but `has_entries` for others).
     Compile { has_entries: bool },
     /// Nowhere yet: the function is still at the first tier.
@@ -716,6 +752,10 @@ impl Dylib {
         };
         let result = result.and_then(|up| {
             built = up.osr.clone();
+            // Headers no entry can enter: no first-tier call asks for one from the commit on.
+            if let (false, Some(t)) = (up.refused.is_empty(), self.shared.state.lock().tiering.as_mut()) {
+                t.osr_refused.extend(up.refused.iter().map(|(f, h)| (origin, Arc::from(f.as_str()), *h)));
+            }
             let inlined = up.inlined.iter().map(|c| Arc::from(c.as_str())).collect();
             let check = TierUpCheck { functions: functions.clone(), origin, tier: 1, inlined };
             let change = Change {
@@ -881,26 +921,31 @@ impl Dylib {
         else {
             return OsrTarget::Nowhere;
         };
-        let mut state = self.shared.state.lock();
+        let mut guard = self.shared.state.lock();
+        let state = &mut *guard;
         let Some(t) = state.tiering.as_mut() else { return OsrTarget::Nowhere };
         let origin = t.origin_of(module).unwrap_or(module);
         if !t.same_unit(origin, m.serial) {
             return OsrTarget::Nowhere;
         }
-        match t.layers.get(&m.serial) {
-            Some(layer) if layer.tier >= 1 => match m.osr_entry(&osr::entry_name(header, name)) {
-                Some(addr) => {
-                    t.osr_transfers += 1;
-                    OsrTarget::Enter(addr)
-                }
-                None if t.config.as_ref().is_some_and(|c| c.osr.is_some())
-                    && !t.osr_refused.contains(&(origin, Arc::from(name), header)) =>
-                {
-                    OsrTarget::Compile { has_entries: !m.osr_headers(name).is_empty() }
-                }
-                None => OsrTarget::Nowhere,
-            },
-            _ => OsrTarget::FirstTier,
+        if t.layers.get(&m.serial).is_none_or(|layer| layer.tier == 0) {
+            return OsrTarget::FirstTier;
+        }
+        // The frame of the code running the loop: the counter's module's.
+        let Some(slots) = state.modules.get(&module).and_then(|r| r.0.frame(name)) else {
+            return OsrTarget::Nowhere;
+        };
+        match m.osr_entry(&osr::entry_name(header, name)) {
+            Some(addr) => {
+                t.osr_transfers += 1;
+                OsrTarget::Enter(addr, slots.into())
+            }
+            None if t.config.as_ref().is_some_and(|c| c.osr.is_some())
+                && !t.osr_refused.contains(&(origin, Arc::from(name), header)) =>
+            {
+                OsrTarget::Compile { has_entries: !m.osr_headers(name).is_empty() }
+            }
+            None => OsrTarget::Nowhere,
         }
     }
 

@@ -172,7 +172,7 @@ impl Linker<'_> {
         match symbol.section() {
             SymbolSection::Section(si) => {
                 let p = self.placement(layout, si)?;
-                let off = p.offset as u64 + symbol.address();
+                let off = (p.offset as u64).wrapping_add(symbol.address()); // range-checked where applied
                 Ok(((bases.of(p.kind) as u64).wrapping_add(off), RelocTarget::Local(p.kind, off as u32)))
             }
             SymbolSection::Absolute => Ok((symbol.address(), RelocTarget::Absolute(symbol.address()))),

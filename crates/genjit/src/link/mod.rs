@@ -120,9 +120,16 @@ pub struct Linked {
     /// The module's OSR entries (global functions named `__gjo.*`, see `compile::osr`) and their
     /// addresses: the module's own, never published in its dylib's table.
     pub osr: Vec<(Box<str>, usize)>,
+    /// A first tier's frames: each function with an OSR transfer and its stack slots' offsets from its
+    /// frame array (read from the object's stack maps, see [`stackmap`]).
+    pub frames: Vec<FrameSlots>,
     /// The object with its sections' addresses set to where they were placed, for GDB; only when asked.
     pub debug_object: Option<Vec<u8>>,
 }
+
+/// A first-tier function and where its stack slots are, as offsets in bytes from its frame array (the
+/// array an OSR transfer fills with their addresses; see `compile::osr`).
+pub type FrameSlots = (Box<str>, Box<[i32]>);
 
 /// What the linker produces beyond the image, for profilers and debuggers.
 #[derive(Clone, Copy, Debug, Default)]
@@ -384,6 +391,7 @@ pub fn place<'a>(
         relocs: Vec::new(),
         functions: Vec::new(),
         osr: Vec::new(),
+        frames: stackmap::frames(&linker.file),
         debug_object: None,
     };
     let mut placed = Placed {
@@ -475,11 +483,8 @@ impl<'a> Linker<'a> {
             got_base: 0,
             eh_frame: None,
         };
-        for section in self.file.sections() {
+        for section in self.relocatable_sections() {
             let flags = section_flags(&section);
-            if flags & u64::from(elf::SHF_ALLOC) == 0 || section.size() == 0 {
-                continue;
-            }
             let name = section.name().unwrap_or("?");
             if flags & u64::from(elf::SHF_TLS) != 0 {
                 return Err(
@@ -581,7 +586,12 @@ impl<'a> Linker<'a> {
     fn relocatable_sections(
         &self,
     ) -> impl Iterator<Item = object::read::elf::ElfSection64<'a, '_, object::LittleEndian>> + '_ {
-        self.file.sections().filter(|s| section_flags(s) & u64::from(elf::SHF_ALLOC) != 0 && s.size() > 0)
+        // Stack maps are read (`stackmap`), not placed.
+        self.file.sections().filter(|s| {
+            section_flags(s) & u64::from(elf::SHF_ALLOC) != 0
+                && s.size() > 0
+                && !s.name().is_ok_and(|n| n == stackmap::SECTION)
+        })
     }
 
     fn plan_got_and_stubs(&self, layout: &mut Layout) -> Result<()> {
@@ -635,3 +645,4 @@ impl<'a> Linker<'a> {
 }
 
 mod apply;
+mod stackmap;
