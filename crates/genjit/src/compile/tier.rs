@@ -337,6 +337,10 @@ pub(crate) fn count_calls(module: &Module<'_>, tag: &str, thresholds: Thresholds
                 };
                 // (Unnamed, like the values below: naming them cost more than building them.)
                 let hot = LLVMAppendBasicBlockInContext(context, f, c"".as_ptr());
+                if !inline {
+                    LLVMMoveBasicBlockAfter(check, e.from);
+                }
+                LLVMMoveBasicBlockAfter(hot, check);
                 // Is the counter still running? A claimed counter is 0: from then on the edge costs a
                 // compare with memory and an untaken branch (the load's one use folds into the compare).
                 LLVMPositionBuilderAtEnd(builder, check);
