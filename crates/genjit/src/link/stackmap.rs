@@ -55,6 +55,7 @@ fn parse<'n>(bytes: &[u8], name_at: &dyn Fn(u64) -> Option<&'n str>) -> Option<V
     }
     r.skip(8 * constants as usize)?;
     let mut out = Vec::new();
+    let mut ambiguous: Vec<&str> = Vec::new();
     let mut records_left = records;
     for (name, count) in sizes {
         for _ in 0..count {
@@ -76,16 +77,26 @@ fn parse<'n>(bytes: &[u8], name_at: &dyn Fn(u64) -> Option<&'n str>) -> Option<V
             let live_outs = r.u16()?;
             r.skip(4 * usize::from(live_outs))?;
             r.align(8)?;
-            if let (FRAME_ID, true, Some(name), Some((&array, slots))) =
-                (id, usable, name, offsets.split_first())
-            {
-                if !out.iter().any(|(n, _): &FrameSlots| **n == *name) {
+            if id != FRAME_ID {
+                continue;
+            }
+            // A second map with genjit's ID in one function (the IR had one of its own) makes the
+            // function's frame ambiguous: it gets none, so the runtime never fills an array from a
+            // description that may not be its own.
+            match (usable, name, offsets.split_first()) {
+                (_, Some(name), _) if out.iter().any(|(n, _): &FrameSlots| **n == *name) => {
+                    ambiguous.push(name);
+                }
+                (true, Some(name), Some((&array, slots))) => {
                     let relative = slots.iter().map(|&o| o.checked_sub(array)).collect::<Option<Box<_>>>()?;
                     out.push((name.into(), relative));
                 }
+                (_, Some(name), _) => ambiguous.push(name),
+                _ => {}
             }
         }
     }
+    out.retain(|(n, _)| !ambiguous.contains(&&**n));
     Some(out)
 }
 
@@ -129,15 +140,16 @@ impl Reader<'_> {
 mod tests {
     use super::*;
 
-    /// A section as llc-19 writes it for two functions: `f` with genjit's frame map (array at -72, slots
-    /// at -4, -16, -20) and another map, `g` with a frame map whose slots are not all `Direct`.
+    /// A section as llc-19 writes it for three functions: `f` with genjit's frame map (array at -72,
+    /// slots at -4, -16, -20) and another map, `g` with a frame map whose slots are not all `Direct`, `h`
+    /// with two frame maps.
     fn section() -> (Vec<u8>, HashMap<u64, &'static str>) {
         let mut b = vec![3, 0, 0, 0];
-        b.extend(2u32.to_le_bytes()); // functions
+        b.extend(3u32.to_le_bytes()); // functions
         b.extend(0u32.to_le_bytes()); // constants
-        b.extend(3u32.to_le_bytes()); // records
+        b.extend(5u32.to_le_bytes()); // records
         let mut names = HashMap::new();
-        for (name, records) in [("f", 2u64), ("g", 1)] {
+        for (name, records) in [("f", 2u64), ("g", 1), ("h", 2)] {
             names.insert(b.len() as u64, name);
             b.extend(0u64.to_le_bytes());
             b.extend(88u64.to_le_bytes());
@@ -164,6 +176,9 @@ mod tests {
         record(&mut b, 7, &[(DIRECT, 6, -8)]);
         record(&mut b, FRAME_ID, &[(DIRECT, 6, -72), (DIRECT, 6, -4), (DIRECT, 6, -16), (DIRECT, 6, -20)]);
         record(&mut b, FRAME_ID, &[(DIRECT, 7, -72), (1, 3, 0)]);
+        // `h`: two maps with genjit's ID (one the IR's own): which describes the frame is unknown.
+        record(&mut b, FRAME_ID, &[(DIRECT, 6, -16), (DIRECT, 6, -8)]);
+        record(&mut b, FRAME_ID, &[(DIRECT, 6, -40), (DIRECT, 6, -8), (DIRECT, 6, -24), (DIRECT, 6, -32)]);
         (b, names)
     }
 
