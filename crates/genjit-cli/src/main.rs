@@ -98,6 +98,9 @@ struct RunArgs {
     /// With --isolate: kill a compile that takes longer than this and fail instead of waiting
     #[arg(long, value_name = "SECONDS", requires = "isolate", value_parser = seconds)]
     compile_timeout: Option<std::time::Duration>,
+    /// Threads compiling the program's modules at once (default: one per CPU; 1: on the main thread only)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1024))]
+    compile_threads: Option<u64>,
     /// Print each module's phase timings (parse, verify, optimize, emit, link, publish, constructors) to stderr
     #[arg(long)]
     timings: bool,
@@ -226,6 +229,7 @@ fn run_program(args: RunArgs) -> Result<ExitCode, String> {
         timings: args.timings,
         perf_map: args.perf_map,
         gdb: args.gdb,
+        compile_threads: args.compile_threads.map(|n| n as usize),
         isolate: if args.isolate {
             let isolation = isolation()?;
             Some(match args.compile_timeout {

@@ -128,6 +128,16 @@ impl JitBuilder {
         self
     }
 
+    /// How many threads compile the modules of one [`add_modules`](crate::Dylib::add_modules) (or
+    /// [`replace_all`](crate::Dylib::replace_all), [`add_lazy_modules`](crate::Dylib::add_lazy_modules))
+    /// at once: the calling thread and up to `threads - 1` helpers that live for that call, largest
+    /// module first. Default: the machine's available parallelism; 1 compiles on the calling thread
+    /// only. (One module is always compiled on the calling thread.)
+    pub fn compile_threads(mut self, threads: usize) -> Self {
+        self.config.compile_threads = Some(threads.max(1));
+        self
+    }
+
     /// Whether a tiered or lazy module's IR is verified a second time, after genjit's own rewrites of its
     /// first tier (counters, lazy trampolines), so that a bug in them is an [`Error::Verify`](crate::Error)
     /// instead of whatever LLVM's code generator does with broken IR. The user's IR is always verified

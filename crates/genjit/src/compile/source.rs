@@ -40,6 +40,14 @@ impl std::fmt::Debug for Source {
 }
 
 impl Source {
+    /// Its size in bytes, as a guess of its compile time (a build closure: unknown, 0).
+    pub(crate) fn size(&self) -> usize {
+        match &self.kind {
+            SourceKind::IrText(b) | SourceKind::Bitcode(b) | SourceKind::Object(b) => b.len(),
+            SourceKind::Build(_) => 0,
+        }
+    }
+
     /// LLVM IR in its text form.
     pub fn ir_text(text: impl Into<String>) -> Source {
         Source { name: None, kind: SourceKind::IrText(text.into().into_bytes()) }

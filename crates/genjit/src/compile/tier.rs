@@ -297,8 +297,16 @@ pub(crate) fn count_calls(module: &Module<'_>, tag: &str, thresholds: Thresholds
                     let n = args.len() as u32;
                     LLVMBuildCall2(builder, stackmap_type, map, args.as_mut_ptr(), n, c"".as_ptr());
                     let ty = LLVMGlobalGetValueType(f);
-                    let mut args: Vec<LLVMValueRef> =
-                        (0..LLVMCountParams(f)).map(|i| LLVMGetParam(f, i)).collect();
+                    // An argument used only in the entry block (clang's stores of the parameters into
+                    // their slots) is read by no OSR entry, which starts at a header: it passes as
+                    // `poison`, so the function does not keep it for the transfer (a store on every call).
+                    let mut args: Vec<LLVMValueRef> = (0..LLVMCountParams(f))
+                        .map(|i| LLVMGetParam(f, i))
+                        .map(|a| match used_outside(a, entry) {
+                            true => a,
+                            false => LLVMGetPoison(LLVMTypeOf(a)),
+                        })
+                        .collect();
                     let mut types: Vec<LLVMTypeRef> = args.iter().map(|&a| LLVMTypeOf(a)).collect();
                     args.push(frame);
                     types.push(ptr);
@@ -399,6 +407,22 @@ pub(crate) fn count_calls(module: &Module<'_>, tag: &str, thresholds: Thresholds
             }
         }
         LLVMDisposeBuilder(builder);
+    }
+}
+
+/// Whether `value` has a use outside `block`.
+fn used_outside(value: LLVMValueRef, block: LLVMBasicBlockRef) -> bool {
+    // SAFETY: `value` is live; its use list is read, and each user that is an instruction, its block.
+    unsafe {
+        let mut u = LLVMGetFirstUse(value);
+        while !u.is_null() {
+            let user = LLVMGetUser(u);
+            if LLVMIsAInstruction(user).is_null() || LLVMGetInstructionParent(user) != block {
+                return true;
+            }
+            u = LLVMGetNextUse(u);
+        }
+        false
     }
 }
 
@@ -1165,6 +1189,27 @@ mod tests {
                 assert!(slots >= 1, "{name}: {ir}");
             }
         }
+    }
+
+    #[test]
+    fn a_transfer_passes_only_the_arguments_an_entry_can_read() {
+        // `%n` is only stored into its slot in the entry block (clang's pattern): the transfer passes
+        // `poison` for it, so it is not kept alive across the function; `%p` is used in the loop, past
+        // the header, and passes as itself.
+        let context = Context::create();
+        let module = parse(
+            &context,
+            "define i64 @f(i64 %n, ptr %p) {\n  %s = alloca i64\n  store i64 %n, ptr %s\n  br label %h\n\
+             h:\n  %x = load i64, ptr %s\n  store i64 %x, ptr %p\n  %y = sub i64 %x, 1\n  store i64 %y, ptr %s\n  \
+             %c = icmp sgt i64 %y, 0\n  br i1 %c, label %h, label %e\ne:\n  ret i64 %x\n}\n",
+        );
+        let thresholds = Thresholds { calls: None, back_edges: Some(10), osr: true };
+        count_calls(&module, "1", thresholds, &[]);
+        module.verify().unwrap();
+        let ir = module.print_to_string().to_string();
+        let transfer =
+            ir.lines().find(|l| l.contains("%gj.osr.result = call i64")).unwrap_or_else(|| panic!("{ir}"));
+        assert!(transfer.contains("(i64 poison, ptr %p, ptr %gj.osr.frame)"), "{transfer}\n{ir}");
     }
 
     #[test]

@@ -158,7 +158,7 @@ impl Dylib {
             return Err(self.tiering_error(reason));
         }
         self.shared.state.lock().tiering.get_or_insert_with(|| TierState::new(None));
-        let add = sources.into_iter().map(|s| self.compile(s, true)).collect::<Result<Vec<_>>>()?;
+        let add = self.compile_all(sources, true)?;
         self.change(Change { add, initializers: true, lazy, ..Change::default() })
     }
 

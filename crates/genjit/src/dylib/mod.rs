@@ -223,8 +223,11 @@ impl Dylib {
 
     /// Compiles a module for this dylib (`lazy`: see [`add_lazy_module`](Self::add_lazy_module)).
     fn compile(&self, source: Source, lazy: bool) -> Result<Compiled> {
+        self.compile_as(source, lazy, next_serial())
+    }
+
+    fn compile_as(&self, source: Source, lazy: bool, serial: u64) -> Result<Compiled> {
         let config = &self.session.config;
-        let serial = next_serial();
         let name = format!("module#{serial}");
         let unnamed = source.name.is_none();
         // A tiered dylib promotes the module's locals under a tag unique to it (see `tiering`).
@@ -248,8 +251,40 @@ impl Dylib {
         Ok(compiled)
     }
 
-    fn compile_all(&self, sources: Vec<Source>) -> Result<Vec<Compiled>> {
-        sources.into_iter().map(|s| self.compile(s, false)).collect()
+    /// Compiles a batch's modules, on up to [`JitBuilder::compile_threads`](crate::JitBuilder) threads at
+    /// once (the calling thread and scoped helpers, largest source first), and returns them in order, or
+    /// the error of the first one that failed. Serials are taken in order first, so names and promotion
+    /// tags do not depend on which thread finished first. Each compile has its own LLVM context and the
+    /// thread's own target machine; nothing is shared until the linker, which runs after all of them.
+    pub(crate) fn compile_all(&self, sources: Vec<Source>, lazy: bool) -> Result<Vec<Compiled>> {
+        let threads = self.session.config.compile_threads().min(sources.len());
+        let serials: Vec<u64> = sources.iter().map(|_| next_serial()).collect();
+        if threads <= 1 || self.session.pool.is_some() {
+            return sources.into_iter().zip(serials).map(|(s, n)| self.compile_as(s, lazy, n)).collect();
+        }
+        let mut order: Vec<usize> = (0..sources.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(sources[i].size()));
+        let work: Vec<parking_lot::Mutex<Option<Source>>> =
+            sources.into_iter().map(|s| parking_lot::Mutex::new(Some(s))).collect();
+        let done: Vec<parking_lot::Mutex<Option<Result<Compiled>>>> =
+            work.iter().map(|_| parking_lot::Mutex::new(None)).collect();
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let compile = || {
+            while let Some(&i) = order.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)) {
+                let source = work[i].lock().take().expect("each source is taken once");
+                *done[i].lock() = Some(self.compile_as(source, lazy, serials[i]));
+            }
+        };
+        std::thread::scope(|scope| {
+            for k in 1..threads {
+                // A helper that cannot be started leaves its share to the others.
+                let _ = std::thread::Builder::new()
+                    .name(format!("genjit-compile-{k}"))
+                    .spawn_scoped(scope, compile);
+            }
+            compile();
+        });
+        done.into_iter().map(|d| d.into_inner().expect("every source was compiled")).collect()
     }
 
     /// Compiles, links and publishes a module, then runs its constructors.
@@ -278,7 +313,7 @@ impl Dylib {
     /// and a name they define wins over host and process symbols. They become visible together; their
     /// constructors then run in list order.
     pub fn add_modules(&self, sources: Vec<Source>) -> Result<Vec<ModuleHandle>> {
-        let add = self.compile_all(sources)?;
+        let add = self.compile_all(sources, false)?;
         self.change(Change { add, initializers: true, ..Change::default() })
     }
 
@@ -287,7 +322,7 @@ impl Dylib {
     /// modules are retired. Names the new set no longer defines must not be imported by modules of other
     /// dylibs (unless `removal` is [`Removal::Force`]).
     pub fn replace_all(&self, sources: Vec<Source>, removal: Removal) -> Result<Vec<ModuleHandle>> {
-        let add = self.compile_all(sources)?;
+        let add = self.compile_all(sources, false)?;
         self.change(Change { add, remove: Remove::All, removal, initializers: true, ..Change::default() })
     }
 

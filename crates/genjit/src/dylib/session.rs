@@ -49,6 +49,8 @@ pub(crate) struct Config {
     pub(crate) isolate: Option<crate::compile::Isolation>,
     /// Background threads compiling tier-ups and speculative lazy compiles (0 means 1).
     pub(crate) tier_up_threads: usize,
+    /// Threads compiling the modules of one batch at once (`None`: the machine's parallelism).
+    pub(crate) compile_threads: Option<usize>,
     /// Verify IR again after genjit's own first-tier rewrites (`None`: see [`Config::verify_rewrites`]).
     pub(crate) verify_rewrites: Option<bool>,
     /// When a pin holding reclamation back is reported (default 10 s), and to whom besides `tracing`.
@@ -70,6 +72,13 @@ impl std::fmt::Debug for StallHook {
 }
 
 impl Config {
+    /// How many threads compile one batch's modules: as set, else the machine's available parallelism.
+    pub(crate) fn compile_threads(&self) -> usize {
+        self.compile_threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+            .max(1)
+    }
+
     /// Whether IR is verified again after genjit's own first-tier rewrites (counters, lazy trampolines):
     /// as set, else in debug builds or with `GENJIT_VERIFY_REWRITES` set (not to `0`).
     pub(crate) fn verify_rewrites(&self) -> bool {

@@ -86,3 +86,64 @@ fn an_unresolved_name_anywhere_in_the_batch_leaves_nothing_behind() {
     let stats = jit.stats();
     assert_eq!((stats.modules, stats.symbols, module_bytes(&stats)), (0, 0, before));
 }
+
+/// A batch's modules compile on several threads at once (`JitBuilder::compile_threads`), yet a failure is
+/// reported for the first bad module in the list, whichever thread met it first, and leaves nothing behind;
+/// unnamed modules are named in list order.
+#[test]
+fn a_batch_compiles_in_parallel_and_reports_and_names_in_list_order() {
+    use std::sync::mpsc;
+    use std::time::Duration;
+    let jit = Jit::builder().compile_threads(2).build().unwrap();
+    let d = jit.create_dylib("d").unwrap();
+    // Two build closures that each need the other running at the same time: they finish only if the
+    // batch really compiles on two threads (and fail, rather than hang, if it does not).
+    let (to_b, from_a) = mpsc::channel::<()>();
+    let (to_a, from_b) = mpsc::channel::<()>();
+    let meet = |send: mpsc::Sender<()>, receive: mpsc::Receiver<()>, name: &'static str| {
+        Source::build(move |ctx| {
+            send.send(()).map_err(|e| e.to_string())?;
+            receive
+                .recv_timeout(Duration::from_secs(20))
+                .map_err(|_| "the other compile never ran".to_string())?;
+            let module = ctx.create_module(name);
+            let i64t = ctx.i64_type();
+            let f = module.add_function(name, i64t.fn_type(&[], false), None);
+            let b = ctx.create_builder();
+            b.position_at_end(ctx.append_basic_block(f, "entry"));
+            b.build_return(Some(&i64t.const_int(name.len() as u64, false))).map_err(|e| e.to_string())?;
+            Ok(module)
+        })
+    };
+    let modules = d.add_modules(vec![meet(to_b, from_b, "alpha"), meet(to_a, from_a, "be")]).unwrap();
+    assert_eq!(d.lookup::<fn() -> i64>("alpha").unwrap().call(), 5);
+    assert_eq!(d.lookup::<fn() -> i64>("be").unwrap().call(), 2);
+    d.remove_modules(&modules, genjit::Removal::Refuse).unwrap();
+
+    // The first bad module in the list is the one reported, though a later one is smaller (compiled
+    // first: largest first) and fails too.
+    let module_bytes = |s: &genjit::Stats| s.heap.live_bytes() - s.entry_bytes;
+    assert!(jit.reclaim(Duration::from_secs(5)));
+    let before = module_bytes(&jit.stats());
+    let bad_early = format!("{EVEN}\ndefine i64 @broken( {{\n");
+    let err = d.add_modules(vec![
+        Source::ir_text(ODD),
+        Source::ir_text(bad_early).named("early"),
+        Source::ir_text("define i64 @x() { ret i64 }").named("late"),
+    ]);
+    let Err(Error::Parse { module, .. }) = &err else { panic!("{err:?}") };
+    assert_eq!(module, "early");
+    let stats = jit.stats();
+    assert_eq!((stats.modules, stats.symbols, module_bytes(&stats)), (0, 0, before));
+
+    // Unnamed modules take their default names (module#N) in list order.
+    let sources =
+        (0..6).map(|k| Source::ir_text(format!("define i64 @f{k}() {{\n  ret i64 {k}\n}}\n"))).collect();
+    let modules = d.add_modules(sources).unwrap();
+    let serials: Vec<u64> =
+        modules.iter().map(|m| m.name().strip_prefix("module#").unwrap().parse().unwrap()).collect();
+    assert!(serials.windows(2).all(|w| w[0] < w[1]), "{serials:?}");
+    for k in 0..6 {
+        assert_eq!(d.lookup::<fn() -> i64>(&format!("f{k}")).unwrap().call(), k);
+    }
+}
