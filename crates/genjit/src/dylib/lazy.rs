@@ -331,7 +331,13 @@ impl Dylib {
             }
         }
         for callee in queue {
-            self.session.background(Job::Speculate { dylib: self.clone(), name: callee, origin });
+            let job = Job::Speculate { dylib: self.clone(), name: callee.clone(), origin };
+            // Speculation is optional: without a thread to run it, the callee compiles on its first call.
+            if self.session.background(job).is_err() {
+                if let Some(t) = self.shared.state.lock().tiering.as_mut() {
+                    t.pending.remove(&callee);
+                }
+            }
         }
         Ok(true)
     }

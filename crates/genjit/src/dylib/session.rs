@@ -144,24 +144,37 @@ impl Session {
     }
 
     /// Queues work for the JIT's tier-up threads ([`JitBuilder::tier_up_threads`](crate::JitBuilder), one
-    /// by default; started on first use; they end when the session does: see `tiering::Jobs`).
-    pub(crate) fn background(&self, job: super::tiering::Job) {
-        let jobs = self
-            .tier_jobs
-            .lock()
-            .get_or_insert_with(|| {
-                let jobs = Arc::new(super::tiering::Jobs::default());
-                for i in 0..self.config.tier_up_threads.max(1) {
-                    let jobs = jobs.clone();
-                    std::thread::Builder::new()
-                        .name(format!("genjit-tier-up-{i}"))
-                        .spawn(move || jobs.work())
-                        .expect("spawning a genjit tier-up thread");
+    /// by default; started on first use; they end when the session does: see `tiering::Jobs`). An error
+    /// only when no thread could be started (the process is out of threads or memory): the job is not
+    /// queued, and starting is tried again with the next one. Never a panic: this runs inside the
+    /// counters' hooks, called by JIT code, where a panic would abort the process.
+    pub(crate) fn background(&self, job: super::tiering::Job) -> std::io::Result<()> {
+        let jobs = {
+            let mut slot = self.tier_jobs.lock();
+            match &*slot {
+                Some(jobs) => jobs.clone(),
+                None => {
+                    let jobs = Arc::new(super::tiering::Jobs::default());
+                    let mut started = 0;
+                    for i in 0..self.config.tier_up_threads.max(1) {
+                        let worker = jobs.clone();
+                        let spawned = std::thread::Builder::new()
+                            .name(format!("genjit-tier-up-{i}"))
+                            .spawn(move || worker.work());
+                        match (spawned, started) {
+                            (Ok(_), _) => started += 1,
+                            (Err(e), 0) => return Err(e),
+                            // Fewer threads than asked for: the ones running serve the queue.
+                            (Err(_), _) => break,
+                        }
+                    }
+                    *slot = Some(jobs.clone());
+                    jobs
                 }
-                jobs
-            })
-            .clone();
+            }
+        };
         jobs.push(job);
+        Ok(())
     }
 
     /// Notes that a module or function was compiled at the first tier (start-up-like activity).

@@ -902,15 +902,14 @@ impl Dylib {
         }
         drop(state);
         let queued = Instant::now();
-        self.session.background(Job::TierUp {
-            dylib: self.clone(),
-            name,
-            origin,
-            from,
-            bitcode,
-            config,
-            queued,
-        });
+        let job =
+            Job::TierUp { dylib: self.clone(), name: name.clone(), origin, from, bitcode, config, queued };
+        if let Err(e) = self.session.background(job) {
+            if let Some(t) = self.shared.state.lock().tiering.as_mut() {
+                t.pending.remove(&name);
+            }
+            return Err(self.tiering_error(&format!("no tier-up thread could be started: {e}")));
+        }
         Ok(())
     }
 

@@ -151,6 +151,56 @@ fn tiering_refusals_are_typed() {
     assert_eq!(std::thread::spawn(move || k.call()).join().unwrap(), 5, "another thread has its own copy");
 }
 
+/// The process's address space in bytes (`VmSize`).
+fn address_space() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmSize:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
+}
+
+/// A tier-up that finds no thread to run it (none can be started: here the address space is capped
+/// below a thread's stack) is a typed error, nothing stays queued, and the JIT tiers up once threads can
+/// be started again; no panic (the same code runs in the counters' hooks, under JIT code, where a panic
+/// would abort the process). In a child: the cap is process-wide.
+#[test]
+fn a_tier_up_without_a_thread_to_run_it_is_an_error_and_queues_nothing() {
+    if crate::in_child("tiering::a_tier_up_without_a_thread_to_run_it_is_an_error_and_queues_nothing")
+        .is_some()
+    {
+        return;
+    }
+    let jit = Jit::new().unwrap();
+    let d = jit.create_dylib("t").unwrap();
+    d.enable_tiering(Tiering::new().calls(None).back_edges(None)).unwrap();
+    d.add_module(Source::ir_text("define i64 @f(i64 %x) {\n  %y = mul i64 %x, 7\n  ret i64 %y\n}\n"))
+        .unwrap();
+    let f = d.lookup::<fn(i64) -> i64>("f").unwrap();
+    assert_eq!(f.call(6), 42);
+    let mut old = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: plain system calls on a valid struct.
+    unsafe { assert_eq!(libc::getrlimit(libc::RLIMIT_AS, &mut old), 0) };
+    // 1 MiB more than the process has now: a thread's 2 MiB stack cannot be mapped.
+    let capped = libc::rlimit { rlim_cur: address_space() + (1 << 20), rlim_max: old.rlim_max };
+    // SAFETY: as above; the soft limit stays below the hard one.
+    unsafe { assert_eq!(libc::setrlimit(libc::RLIMIT_AS, &capped), 0) };
+    let result = d.reoptimize("f");
+    // SAFETY: as above: raising the soft limit back to what it was.
+    unsafe { assert_eq!(libc::setrlimit(libc::RLIMIT_AS, &old), 0) };
+    let err = result.unwrap_err();
+    assert!(
+        matches!(&err, Error::Tiering { reason, .. } if reason.contains("no tier-up thread could be started")),
+        "{err}"
+    );
+    let status = d.tier_status("f").unwrap();
+    assert!(!status.queued && status.tier == 0, "{status:?}");
+    assert_eq!(f.call(6), 42);
+    // With threads to be had again, the same request goes through.
+    d.reoptimize("f").unwrap();
+    assert!(d.wait_for_tier_ups(Duration::from_secs(60)));
+    assert_eq!(d.tier_status("f").unwrap().tier, 1);
+    assert_eq!(f.call(6), 42);
+}
+
 #[test]
 fn a_function_called_often_enough_tiers_up_by_itself() {
     let jit = Jit::new().unwrap();
