@@ -301,6 +301,14 @@ pub enum Error {
     /// The code heap could not map memory, or its 2 GiB range is full.
     #[error("code heap: {0}")]
     Heap(#[source] std::io::Error),
+    /// A thread genjit needs could not be started (the process is out of threads or memory).
+    #[error("cannot start {what}: {source}")]
+    Thread {
+        /// Which thread.
+        what: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
 }
 
 /// `Result` with genjit's [`Error`](enum@Error).

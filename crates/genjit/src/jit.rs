@@ -314,6 +314,10 @@ pub struct Lag {
 
 impl Jit {
     /// A JIT with default settings (O0, no process symbols).
+    ///
+    /// [`Error::Thread`](crate::Error::Thread) when the process's reclaimer thread (started by its
+    /// first JIT) cannot be started; [`Error::Heap`](crate::Error::Heap) when the code heap cannot map
+    /// its range.
     pub fn new() -> Result<Jit> {
         JitBuilder::default().build()
     }

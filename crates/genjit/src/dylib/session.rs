@@ -125,7 +125,8 @@ impl Session {
     pub(crate) fn new(config: Config) -> Result<Session> {
         let stall_after = config.stall_after.unwrap_or(std::time::Duration::from_secs(10));
         let handshake_after = config.handshake_after.unwrap_or(Some(std::time::Duration::from_millis(10)));
-        let domain = Domain::new(stall_after, config.on_stall.as_ref().map(|h| h.0.clone()), handshake_after);
+        let domain = Domain::new(stall_after, config.on_stall.as_ref().map(|h| h.0.clone()), handshake_after)
+            .map_err(|source| Error::Thread { what: "the reclaimer thread".to_string(), source })?;
         let mut heap = Heap::new().map_err(Error::Heap)?;
         heap.domain = Some(domain.clone());
         let heap = Arc::new(Mutex::new(heap));

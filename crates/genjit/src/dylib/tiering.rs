@@ -847,7 +847,8 @@ impl Dylib {
     /// redirects its entry (calls in flight finish on the first tier, later calls take the new one). A
     /// function already queued, or already at the higher tier, is left as it is. The function must be
     /// defined by a module added after [`enable_tiering`](Self::enable_tiering). A lazy function not
-    /// compiled yet is left to its first call.
+    /// compiled yet is left to its first call. [`Error::Thread`] when no tier-up thread can be started
+    /// (nothing is queued then).
     pub fn reoptimize(&self, name: &str) -> Result<()> {
         self.reoptimize_with(name, None)
     }
@@ -908,7 +909,7 @@ impl Dylib {
             if let Some(t) = self.shared.state.lock().tiering.as_mut() {
                 t.pending.remove(&name);
             }
-            return Err(self.tiering_error(&format!("no tier-up thread could be started: {e}")));
+            return Err(Error::Thread { what: "a tier-up thread".to_string(), source: e });
         }
         Ok(())
     }

@@ -42,7 +42,7 @@ use super::grace::{self, Epoch, ReaderState, ANY};
 use parking_lot::{Condvar, Mutex};
 use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Once, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 /// How often the reclaimer passes while something waits for its grace period.
@@ -300,14 +300,14 @@ impl std::fmt::Debug for Domain {
 }
 
 impl Domain {
-    /// A domain, registered with the reclaimer (started with the first one).
+    /// A domain, registered with the reclaimer (started with the first one; an error if it cannot be).
     pub(crate) fn new(
         stall_after: Duration,
         on_stall: Option<StallCallback>,
         handshake_after: Option<Duration>,
-    ) -> Arc<Domain> {
+    ) -> std::io::Result<Arc<Domain>> {
         super::sync::init_fences();
-        start();
+        start()?;
         let handshake_after = handshake_after.filter(|_| crate::sys::handshake::install());
         let domain = Arc::new(Domain {
             id: NEXT_DOMAIN.fetch_add(1, Ordering::Relaxed),
@@ -324,7 +324,7 @@ impl Domain {
             freed_by_handshake: AtomicU64::new(0),
         });
         DOMAINS.lock().push(domain.clone());
-        domain
+        Ok(domain)
     }
 
     /// A new scope for the dylib `name` ([`ANY`] once 2^24 - 1 were made: always held, never wrong).
@@ -920,25 +920,26 @@ thread_local! {
     static BATCH: RefCell<Option<Batch>> = const { RefCell::new(None) };
 }
 
-/// Starts the process's reclaimer thread (once).
-fn start() {
-    static STARTED: Once = Once::new();
-    STARTED.call_once(|| {
+/// Starts the process's reclaimer thread, unless it runs already; an error if it could not be started
+/// (tried again by the next JIT).
+fn start() -> std::io::Result<()> {
+    static STARTED: Mutex<bool> = Mutex::new(false);
+    let mut started = STARTED.lock();
+    if !*started {
         START.get_or_init(Instant::now);
-        std::thread::Builder::new()
-            .name("genjit-reclaimer".to_string())
-            .spawn(|| loop {
-                wait_for_work();
-                let domains: Vec<Arc<Domain>> = DOMAINS.lock().clone();
-                for d in &domains {
-                    d.pass();
-                }
-                drop(domains);
-                // A domain whose JIT is gone and that has nothing left is forgotten.
-                DOMAINS.lock().retain(|d| Arc::strong_count(d) > 1 || d.busy());
-            })
-            .expect("spawning the genjit reclaimer thread");
-    });
+        std::thread::Builder::new().name("genjit-reclaimer".to_string()).spawn(|| loop {
+            wait_for_work();
+            let domains: Vec<Arc<Domain>> = DOMAINS.lock().clone();
+            for d in &domains {
+                d.pass();
+            }
+            drop(domains);
+            // A domain whose JIT is gone and that has nothing left is forgotten.
+            DOMAINS.lock().retain(|d| Arc::strong_count(d) > 1 || d.busy());
+        })?;
+        *started = true;
+    }
+    Ok(())
 }
 
 /// Returns after a tick if anything is queued, else when a retirement signals or the idle tick passes.

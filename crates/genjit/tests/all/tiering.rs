@@ -151,6 +151,41 @@ fn tiering_refusals_are_typed() {
     assert_eq!(std::thread::spawn(move || k.call()).join().unwrap(), 5, "another thread has its own copy");
 }
 
+/// Caps the address space at 1 MiB more than the process has now (a thread's 2 MiB stack cannot be
+/// mapped), runs `f`, and lifts the cap again.
+fn without_room_for_a_thread<R>(f: impl FnOnce() -> R) -> R {
+    let mut old = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: plain system calls on valid structs; the soft limit stays at most the hard one.
+    unsafe { assert_eq!(libc::getrlimit(libc::RLIMIT_AS, &mut old), 0) };
+    let capped =
+        libc::rlimit { rlim_cur: (address_space() + (1 << 20)).min(old.rlim_max), rlim_max: old.rlim_max };
+    // SAFETY: as above.
+    unsafe { assert_eq!(libc::setrlimit(libc::RLIMIT_AS, &capped), 0) };
+    let result = f();
+    // SAFETY: as above: the soft limit back to what it was.
+    unsafe { assert_eq!(libc::setrlimit(libc::RLIMIT_AS, &old), 0) };
+    result
+}
+
+/// The first JIT of a process starts its reclaimer thread: when none can be started, `Jit::new` is a
+/// typed error (no panic), and the next JIT tries again. In a child: the first JIT of its process.
+#[test]
+fn a_jit_without_room_for_its_reclaimer_thread_is_an_error_and_the_next_one_works() {
+    if crate::in_child(
+        "tiering::a_jit_without_room_for_its_reclaimer_thread_is_an_error_and_the_next_one_works",
+    )
+    .is_some()
+    {
+        return;
+    }
+    let err = without_room_for_a_thread(Jit::new).unwrap_err();
+    assert!(matches!(&err, Error::Thread { what, .. } if what == "the reclaimer thread"), "{err}");
+    let jit = Jit::new().unwrap();
+    let d = jit.create_dylib("t").unwrap();
+    d.add_module(Source::ir_text("define i64 @f() {\n  ret i64 7\n}\n")).unwrap();
+    assert_eq!(d.lookup::<fn() -> i64>("f").unwrap().call(), 7);
+}
+
 /// The process's address space in bytes (`VmSize`).
 fn address_space() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
@@ -176,21 +211,9 @@ fn a_tier_up_without_a_thread_to_run_it_is_an_error_and_queues_nothing() {
         .unwrap();
     let f = d.lookup::<fn(i64) -> i64>("f").unwrap();
     assert_eq!(f.call(6), 42);
-    let mut old = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: plain system calls on a valid struct.
-    unsafe { assert_eq!(libc::getrlimit(libc::RLIMIT_AS, &mut old), 0) };
-    // 1 MiB more than the process has now: a thread's 2 MiB stack cannot be mapped.
-    let capped = libc::rlimit { rlim_cur: address_space() + (1 << 20), rlim_max: old.rlim_max };
-    // SAFETY: as above; the soft limit stays below the hard one.
-    unsafe { assert_eq!(libc::setrlimit(libc::RLIMIT_AS, &capped), 0) };
-    let result = d.reoptimize("f");
-    // SAFETY: as above: raising the soft limit back to what it was.
-    unsafe { assert_eq!(libc::setrlimit(libc::RLIMIT_AS, &old), 0) };
+    let result = without_room_for_a_thread(|| d.reoptimize("f"));
     let err = result.unwrap_err();
-    assert!(
-        matches!(&err, Error::Tiering { reason, .. } if reason.contains("no tier-up thread could be started")),
-        "{err}"
-    );
+    assert!(matches!(&err, Error::Thread { what, .. } if what == "a tier-up thread"), "{err}");
     let status = d.tier_status("f").unwrap();
     assert!(!status.queued && status.tier == 0, "{status:?}");
     assert_eq!(f.call(6), 42);
