@@ -27,13 +27,20 @@ extern "C" fn handle(info: LLVMDiagnosticInfoRef, collector: *mut c_void) {
     // contract of `install`); LLVM calls the handler on the thread using the context, and only shared
     // references to the collector exist meanwhile (its `RefCell` guards the vector).
     let diagnostics = unsafe { &*(collector as *const Diagnostics) };
+    // SAFETY: `info` is valid for the duration of the call.
+    let severity = unsafe { LLVMGetDiagInfoSeverity(info) };
+    // Remarks and notes are dropped before their text is made (LLVM sends optimization remarks, such as
+    // FastISel's misses, through the same handler).
+    if !matches!(severity, LLVMDiagnosticSeverity::LLVMDSError | LLVMDiagnosticSeverity::LLVMDSWarning) {
+        return;
+    }
     // SAFETY: `info` is valid for the duration of the call; the description is an owned C string that is
     // copied and then disposed once.
-    let (severity, message) = unsafe {
+    let message = unsafe {
         let text = LLVMGetDiagInfoDescription(info);
         let message = CStr::from_ptr(text).to_string_lossy().trim_end().to_string();
         LLVMDisposeMessage(text);
-        (LLVMGetDiagInfoSeverity(info), message)
+        message
     };
     match severity {
         LLVMDiagnosticSeverity::LLVMDSError => diagnostics.errors.borrow_mut().push(message),
