@@ -3,6 +3,8 @@
 use std::cell::Cell;
 
 pub(crate) use loom::sync::atomic::{fence, AtomicU64, AtomicUsize, Ordering};
+/// The model's (`model.rs`); the modelled code does not share one.
+#[cfg(test)]
 pub(crate) use loom::sync::Arc;
 
 thread_local! {
