@@ -93,7 +93,8 @@ impl JitBuilder {
     }
 
     /// Calls `f` (on the reclaimer thread) for every pin reported as a stall (see
-    /// [`stall_after`](Self::stall_after)). Keep it short: reclamation waits for it.
+    /// [`stall_after`](Self::stall_after)). Keep it short: reclamation waits for it. A panic is caught
+    /// and logged (`tracing` error): the reclaimer thread serves every JIT of the process.
     ///
     /// ```
     /// let jit = genjit::Jit::builder()

@@ -1019,10 +1019,15 @@ pub(crate) fn compile_function(bitcode: &[u8], extract: Extract<'_>) -> Result<E
             .collect();
         if let Some(transform) = transform {
             for function in functions {
-                transform(module, function).map_err(|reason| Error::Tiering {
-                    dylib: String::new(),
-                    reason: format!("the tier's transform of `{function}` failed: {reason}"),
-                })?;
+                // A panic is the transform's failure too: it would otherwise end the tier-up thread.
+                let done =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| transform(module, function)));
+                let reason = match done {
+                    Ok(Ok(())) => continue,
+                    Ok(Err(reason)) => format!("the tier's transform of `{function}` failed: {reason}"),
+                    Err(_) => format!("the tier's transform of `{function}` panicked"),
+                };
+                return Err(Error::Tiering { dylib: String::new(), reason });
             }
             // A transform may leave anything: the optimizer and code generator must not see broken IR.
             module.verify().map_err(|m| Error::Verify {

@@ -110,7 +110,8 @@ impl Tiering {
         self
     }
 
-    /// A transform of the higher tier's IR, run before the pipeline.
+    /// A transform of the higher tier's IR, run before the pipeline, on a tier-up thread. An `Err` or a
+    /// panic drops that tier-up (the function stays where it is); the module is verified after it.
     pub fn transform<F>(mut self, transform: F) -> Tiering
     where
         F: Fn(&inkwell::module::Module<'_>, &str) -> Result<(), String> + Send + Sync + 'static,
@@ -200,6 +201,7 @@ pub enum Decision {
 
 /// A user's tiering policy: called on the thread whose counter ran out, from JIT code, so it must be
 /// quick and must not call back into the JIT (no adds, removals or lookups; it may queue work of its own).
+/// A panic is caught (it would abort the process inside JIT code) and taken as [`Decision::Stay`].
 pub trait Policy: Send + Sync {
     /// What `function`, whose counter ran out, does now.
     fn decide(&self, function: &HotFunction<'_>) -> Decision;

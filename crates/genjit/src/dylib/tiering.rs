@@ -238,18 +238,25 @@ fn decide(counter: &AtomicI64, hot: HotInfo) {
     let counted_now = before + threshold;
     let decision = match &policy {
         None => Decision::TierUp,
-        Some(policy) => policy.decide(&HotFunction {
-            dylib: &dylib.shared.name,
-            function: &name,
-            module: &event.0,
-            trigger: match counted {
-                tier::Counted::Calls => Trigger::Calls,
-                tier::Counted::BackEdges => Trigger::BackEdges,
-            },
-            counted: counted_now,
-            tier_ups: event.1,
-            queued: event.2,
-            tier_up_compile_time: event.3,
+        // Caught: the hook runs inside JIT code, under an `extern "C"` frame, where a panic would abort.
+        Some(policy) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            policy.decide(&HotFunction {
+                dylib: &dylib.shared.name,
+                function: &name,
+                module: &event.0,
+                trigger: match counted {
+                    tier::Counted::Calls => Trigger::Calls,
+                    tier::Counted::BackEdges => Trigger::BackEdges,
+                },
+                counted: counted_now,
+                tier_ups: event.1,
+                queued: event.2,
+                tier_up_compile_time: event.3,
+            })
+        }))
+        .unwrap_or_else(|_| {
+            tracing::error!(function = %name, "the tiering policy panicked; the function stays where it is");
+            Decision::Stay
         }),
     };
     match decision {

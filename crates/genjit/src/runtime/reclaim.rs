@@ -797,7 +797,10 @@ impl Domain {
                 "a thread pinned in genjit code holds back reclamation"
             );
             if let Some(callback) = &self.on_stall {
-                callback(&stall);
+                // Caught: a panic would end the process's reclaimer thread, and every JIT's reclamation.
+                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| callback(&stall))).is_err() {
+                    tracing::error!(thread = %stall.thread, "the stall callback panicked");
+                }
             }
         }
     }

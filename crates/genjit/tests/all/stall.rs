@@ -214,3 +214,43 @@ fn without_membarrier_pins_stay_correct() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success() && stderr.contains("(fenceless pins: false)"), "{stderr}");
 }
+
+/// A stall callback that panics runs on the process's reclaimer thread: the panic is caught, and
+/// reclamation goes on (uncaught, it ended that thread, and no JIT of the process freed anything again).
+#[test]
+fn a_stall_callback_that_panics_does_not_stop_reclamation() {
+    if crate::in_child("stall::a_stall_callback_that_panics_does_not_stop_reclamation").is_some() {
+        return;
+    }
+    static CALLED: AtomicBool = AtomicBool::new(false);
+    let jit = Jit::builder()
+        .stall_after(Duration::from_millis(100))
+        .on_stall(|_| {
+            CALLED.store(true, Ordering::SeqCst);
+            panic!("a stall callback with a bug");
+        })
+        .build()
+        .unwrap();
+    jit.define_host("hold", hold as extern "C" fn()).unwrap();
+    let a = jit.create_dylib("a").unwrap();
+    a.add_module(Source::ir_text(
+        "declare void @hold()\ndefine void @long_call() {\n  call void @hold()\n  ret void\n}\n",
+    ))
+    .unwrap();
+    let caller = start_long_call(&a);
+    // The running body, superseded: held back by the call, which is reported.
+    a.add_module(Source::ir_text("define void @long_call() {\n  ret void\n}\n")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !CALLED.load(Ordering::SeqCst) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(CALLED.load(Ordering::SeqCst), "the stall was reported");
+    RELEASE.store(true, Ordering::SeqCst);
+    caller.join().unwrap();
+    assert!(jit.reclaim(Duration::from_secs(20)), "the reclaimer lives on: the old body is freed");
+    let other = Jit::new().unwrap();
+    let d = other.create_dylib("d").unwrap();
+    let m = d.add_module(Source::ir_text("define i64 @f() {\n  ret i64 1\n}\n")).unwrap();
+    d.remove_module(&m).unwrap();
+    assert!(other.reclaim(Duration::from_secs(20)), "and another JIT's removals are freed too");
+}

@@ -443,6 +443,64 @@ fn a_transform_that_fails_or_breaks_the_ir_leaves_the_function_where_it_was() {
     }
 }
 
+/// A transform that panics fails its tier-up like one that returns an error, and the tier-up thread lives
+/// on: the next request moves the function up.
+#[test]
+fn a_transform_that_panics_drops_its_tier_up_and_the_next_one_goes_through() {
+    let panicked = Arc::new(AtomicBool::new(false));
+    let first = panicked.clone();
+    let transform = move |_: &inkwell::module::Module<'_>, _: &str| -> Result<(), String> {
+        if !first.swap(true, Ordering::SeqCst) {
+            panic!("a transform with a bug");
+        }
+        Ok(())
+    };
+    let jit = Jit::new().unwrap();
+    let d = jit.create_dylib("panicking-transform").unwrap();
+    d.enable_tiering(Tiering::new().threshold(None).delay(Duration::ZERO).transform(transform)).unwrap();
+    d.add_module(Source::ir_text(ADD_TINY)).unwrap();
+    d.reoptimize("add_tiny").unwrap();
+    assert!(d.wait_for_tier_ups(Duration::from_secs(60)), "the tier-up ended");
+    assert!(panicked.load(Ordering::SeqCst));
+    let status = d.tier_status("add_tiny").unwrap();
+    assert_eq!((status.tier, status.queued), (0, false));
+    assert_eq!(d.modules().len(), 1, "nothing half-added");
+    let f = d.lookup::<fn(f64) -> f64>("add_tiny").unwrap();
+    assert_eq!(f.call(1.0), 1.0 + 1e-10);
+    d.reoptimize("add_tiny").unwrap();
+    assert!(d.wait_for_tier_ups(Duration::from_secs(60)));
+    assert_eq!(d.tier_status("add_tiny").unwrap().tier, 1, "the tier-up thread survived the panic");
+    assert_eq!(f.call(1.0), 1.0 + 1e-10);
+}
+
+/// A policy that panics (it runs in the counter's hook, inside JIT code, where a panic would abort the
+/// process) is taken as `Stay`: the process lives, the function stays at tier 0, counted no more. In a
+/// child: without the catch, the process aborts.
+#[test]
+fn a_policy_that_panics_leaves_the_function_where_it_is() {
+    if crate::in_child("tiering::a_policy_that_panics_leaves_the_function_where_it_is").is_some() {
+        return;
+    }
+    static ASKED: AtomicBool = AtomicBool::new(false);
+    let policy = |_: &genjit::HotFunction<'_>| -> genjit::Decision {
+        ASKED.store(true, Ordering::SeqCst);
+        panic!("a policy with a bug");
+    };
+    let jit = Jit::new().unwrap();
+    let d = jit.create_dylib("panicking-policy").unwrap();
+    d.enable_tiering(Tiering::new().calls(Some(5)).back_edges(None).delay(Duration::ZERO).policy(policy))
+        .unwrap();
+    d.add_module(Source::ir_text(CALLER_AND_CALLEE)).unwrap();
+    let f = d.lookup::<fn(i64) -> i64>("f").unwrap();
+    for i in 0..100 {
+        assert_eq!(f.call(i), 2 * i + 1);
+    }
+    assert!(ASKED.load(Ordering::SeqCst), "the count ran out and the policy was asked");
+    assert!(d.wait_for_tier_ups(Duration::from_secs(60)));
+    let status = d.tier_status("f").unwrap();
+    assert!(status.tier == 0 && !status.queued && !status.counting, "{status:?}");
+}
+
 #[test]
 fn calls_and_back_edges_have_thresholds_of_their_own() {
     const LOOP: &str = "define i64 @count_to(i64 %n) {\nentry:\n  br label %loop\nloop:\n  \
