@@ -87,6 +87,17 @@ pub(crate) fn promote_locals(module: &Module<'_>, tag: &str) {
             if !matches!(linkage, LLVMLinkage::LLVMInternalLinkage | LLVMLinkage::LLVMPrivateLinkage) {
                 continue;
             }
+            // A computed goto's table that nothing writes (GCC's own idiom, `static void *ops[] =
+            // {&&a, ...}`, is not `const`) is marked constant, as LLVM's GlobalOpt would: a higher tier
+            // of its function can then take a copy of its own (`jump_tables`). Local, so every use is
+            // in this module, whose bodies are all read here.
+            if !LLVMIsAGlobalVariable(v).is_null()
+                && LLVMIsGlobalConstant(v) == 0
+                && holds_labels(LLVMGetInitializer(v), 4)
+                && only_loaded(v, 4)
+            {
+                LLVMSetGlobalConstant(v, 1);
+            }
             let name = value_name(v);
             set_name(v, &format!("__gj.{tag}.{name}"));
             LLVMSetLinkage(v, LLVMLinkage::LLVMExternalLinkage);
@@ -768,6 +779,124 @@ fn constant_used(c: LLVMValueRef, depth: u32) -> bool {
     }
 }
 
+/// Whether constant `c` holds a `blockaddress`, at most `depth` aggregates or expressions deep.
+fn holds_labels(c: LLVMValueRef, depth: u32) -> bool {
+    // SAFETY: `c` is a live constant (or null: no initializer); only its operands are read.
+    unsafe {
+        if c.is_null() || !LLVMIsABlockAddress(c).is_null() {
+            return !c.is_null();
+        }
+        depth > 0
+            && LLVMIsAGlobalValue(c).is_null()
+            && (0..LLVMGetNumOperands(c)).any(|i| holds_labels(LLVMGetOperand(c, i as u32), depth - 1))
+    }
+}
+
+/// Whether every use of `v` (a global, or an address computed from it) only reads through it: a load,
+/// or an address computation (a `getelementptr`, instruction or constant) whose uses only read, at most
+/// `depth` computations deep.
+fn only_loaded(v: LLVMValueRef, depth: u32) -> bool {
+    // SAFETY: `v` is live; only use lists and opcodes are read.
+    unsafe {
+        let mut u = LLVMGetFirstUse(v);
+        while !u.is_null() {
+            let user = LLVMGetUser(u);
+            let reads = if !LLVMIsALoadInst(user).is_null() {
+                true
+            } else if !LLVMIsAGetElementPtrInst(user).is_null()
+                || (!LLVMIsAConstantExpr(user).is_null()
+                    && LLVMGetConstOpcode(user) == inkwell::llvm_sys::LLVMOpcode::LLVMGetElementPtr)
+            {
+                // The global must be the base, not an index.
+                LLVMGetOperand(user, 0) == v && depth > 0 && only_loaded(user, depth - 1)
+            } else {
+                // A dead constant (LLVM keeps constants uniqued after their last user) reads nothing.
+                !LLVMIsAConstant(user).is_null() && !constant_used(user, 8)
+            };
+            if !reads {
+                return false;
+            }
+            u = LLVMGetNextUse(u);
+        }
+        true
+    }
+}
+
+/// The jump tables of `f`, a function whose labels are addressed: the constant globals whose
+/// initializers hold `f`'s labels (and no other function's), which a higher tier of `f` copies as its
+/// own (private) data holding its own labels; `Err` if a label of `f` is addressed anywhere else than
+/// in such a table or in `f`'s own body (a writable table, another function's code), where a second body
+/// could not follow.
+fn jump_tables(f: LLVMValueRef) -> std::result::Result<Vec<LLVMValueRef>, String> {
+    // Walks up from a `blockaddress` of `f` to what uses it.
+    fn reach(c: LLVMValueRef, f: LLVMValueRef, depth: u32, tables: &mut Vec<LLVMValueRef>) -> bool {
+        // SAFETY: `c` is a live value; only use lists, parents and global attributes are read.
+        unsafe {
+            let mut u = LLVMGetFirstUse(c);
+            while !u.is_null() {
+                let user = LLVMGetUser(u);
+                let ok = if !LLVMIsAInstruction(user).is_null() {
+                    LLVMGetBasicBlockParent(LLVMGetInstructionParent(user)) == f
+                } else if !LLVMIsAGlobalVariable(user).is_null() {
+                    let own =
+                        LLVMIsGlobalConstant(user) != 0 && labels_only_of(LLVMGetInitializer(user), f, 8);
+                    if own && !tables.contains(&user) {
+                        tables.push(user);
+                    }
+                    own
+                } else if !LLVMIsAConstant(user).is_null() {
+                    !constant_used(user, 8) || (depth > 0 && reach(user, f, depth - 1, tables))
+                } else {
+                    false
+                };
+                if !ok {
+                    return false;
+                }
+                u = LLVMGetNextUse(u);
+            }
+            true
+        }
+    }
+    let mut tables = Vec::new();
+    // SAFETY: `f` is a live function; its block list is read.
+    unsafe {
+        let mut block = LLVMGetFirstBasicBlock(f);
+        while !block.is_null() {
+            let mut u = LLVMGetFirstUse(LLVMBasicBlockAsValue(block));
+            while !u.is_null() {
+                let user = LLVMGetUser(u);
+                if !LLVMIsABlockAddress(user).is_null() && !reach(user, f, 8, &mut tables) {
+                    return Err(format!(
+                        "`{}` takes the address of its own labels outside a constant jump table of its own",
+                        value_name(f)
+                    ));
+                }
+                u = LLVMGetNextUse(u);
+            }
+            block = LLVMGetNextBasicBlock(block);
+        }
+    }
+    Ok(tables)
+}
+
+/// Whether every `blockaddress` in constant `c` (at most `depth` deep) names a label of `f`.
+fn labels_only_of(c: LLVMValueRef, f: LLVMValueRef, depth: u32) -> bool {
+    // SAFETY: `c` is a live constant (or null); only its operands are read.
+    unsafe {
+        if c.is_null() {
+            return false;
+        }
+        if !LLVMIsABlockAddress(c).is_null() {
+            return LLVMGetOperand(c, 0) == f;
+        }
+        if !LLVMIsAGlobalValue(c).is_null() {
+            return true;
+        }
+        (0..LLVMGetNumOperands(c))
+            .all(|i| depth > 0 && labels_only_of(LLVMGetOperand(c, i as u32), f, depth - 1))
+    }
+}
+
 /// Whether a label of `f` is addressed (`blockaddress`) by something that is still used (branches use
 /// blocks too).
 pub(super) fn labels_addressed(f: LLVMValueRef) -> bool {
@@ -797,8 +926,9 @@ pub(super) fn labels_addressed(f: LLVMValueRef) -> bool {
 /// the direct ones, and the deeper ones.
 ///
 /// `Err` names what it does not handle: aliases, ifuncs, thread-local variables (the first tier rewrote
-/// those already), a kept function whose labels are addressed (a computed goto's jump table is first-tier
-/// data holding first-tier labels), labels of another body addressed from elsewhere.
+/// those already), a kept function whose labels are addressed other than by its body and its constant jump
+/// tables ([`jump_tables`]: copied, holding the new body's labels), labels of another body addressed from
+/// elsewhere.
 pub(crate) fn extract_function(
     module: &Module<'_>,
     keep: &[String],
@@ -816,15 +946,17 @@ pub(crate) fn extract_function(
     // SAFETY: reads only.
     let defined = |f: LLVMValueRef| unsafe { LLVMIsDeclaration(f) } == 0;
     let mut kept = Vec::new();
+    let mut tables = Vec::new();
     for name in keep {
         let Some(&f) = functions.iter().find(|&&f| value_name(f) == *name && defined(f)) else {
             return Err(format!("the module defines no function `{name}`"));
         };
         materialize(f);
         // A computed goto's jump table is data of the first tier, holding the first tier's labels: a
-        // second body jumping through it would land in the first one's code.
+        // second body jumping through it would land in the first one's code. A constant table gets a
+        // copy of its own below; a label addressed anywhere else is refused.
         if labels_addressed(f) {
-            return Err(format!("`{name}` takes the address of its own labels (computed goto)"));
+            tables.extend(jump_tables(f)?);
         }
         kept.push(f);
     }
@@ -876,6 +1008,13 @@ pub(crate) fn extract_function(
                 return Err(format!("`{name}` is thread-local"));
             }
             LLVMSetComdat(v, std::ptr::null_mut());
+            if tables.contains(&v) {
+                // A kept function's jump table: this module's own copy, holding the new body's labels
+                // (constant, so no state is split between the tiers), under no name the dylib sees.
+                LLVMSetLinkage(v, LLVMLinkage::LLVMPrivateLinkage);
+                LLVMSetVisibility(v, LLVMVisibility::LLVMDefaultVisibility);
+                continue;
+            }
             LLVMSetLinkage(v, LLVMLinkage::LLVMExternalLinkage);
             LLVMSetInitializer(v, std::ptr::null_mut());
             // Defined in this dylib, so within reach of a PC-relative access: as hidden, the code
@@ -1300,11 +1439,46 @@ mod tests {
         unsafe { diagnostics.install(&checked) };
         assert!(load_lazily(&checked, b"not bitcode", "m").is_err());
         assert!(diagnostics.take_errors().is_some_and(|e| e.contains("bitcode")), "reported");
-        // The computed goto's body is read with the first body read (its labels are data), and extracting
-        // it is refused as from a whole parse.
+        // The computed goto's body is read with the first body read (its labels are data); extracted, it
+        // keeps a private copy of its constant jump table, holding its own labels, as from a whole parse.
         let lazy = load_lazily(&context, bitcode.as_slice(), "m").unwrap();
-        assert!(extract_function(&lazy, &["jumps".to_string()], &|_| false)
-            .unwrap_err()
-            .contains("computed goto"));
+        extract_function(&lazy, &["jumps".to_string()], &|_| false).unwrap();
+        lazy.verify().unwrap();
+        let printed = lazy.print_to_string().to_string();
+        assert!(
+            printed.contains("@__gj.3.table = private constant [2 x ptr] [ptr blockaddress(@jumps, %a), ptr blockaddress(@jumps, %b)]"),
+            "{printed}"
+        );
+    }
+
+    /// Which computed gotos a higher tier can follow: a table nothing writes is marked constant at
+    /// promotion (GCC's `static void *ops[]` idiom); a table written, or a label held by another
+    /// function's table or code, is refused.
+    #[test]
+    fn a_jump_table_is_copied_only_when_nothing_writes_it() {
+        let context = Context::create();
+        let text = "@ops = internal global [2 x ptr] [ptr blockaddress(@read, %a), ptr blockaddress(@read, %b)]\n\
+            @wops = internal global [2 x ptr] [ptr blockaddress(@written, %a), ptr blockaddress(@written, %b)]\n\
+            @mixed = internal constant [2 x ptr] [ptr blockaddress(@shared, %a), ptr blockaddress(@written, %a)]\n\
+            define i64 @read(i64 %i) {\n  %p = getelementptr [2 x ptr], ptr @ops, i64 0, i64 %i\n  %t = load ptr, ptr %p\n  indirectbr ptr %t, [label %a, label %b]\na:\n  ret i64 1\nb:\n  ret i64 2\n}\n\
+            define i64 @written(i64 %i) {\n  %p = getelementptr [2 x ptr], ptr @wops, i64 0, i64 %i\n  %t = load ptr, ptr %p\n  store ptr %t, ptr @wops\n  indirectbr ptr %t, [label %a, label %b]\na:\n  ret i64 1\nb:\n  ret i64 2\n}\n\
+            define i64 @shared(i64 %i) {\n  %p = getelementptr [2 x ptr], ptr @mixed, i64 0, i64 %i\n  %t = load ptr, ptr %p\n  indirectbr ptr %t, [label %a]\na:\n  ret i64 1\n}\n";
+        let module = parse(&context, text);
+        promote_locals(&module, "7");
+        let printed = module.print_to_string().to_string();
+        assert!(printed.contains("@__gj.7.ops = hidden constant"), "only read: constant: {printed}");
+        assert!(printed.contains("@__gj.7.wops = hidden global"), "written: left writable: {printed}");
+        let bitcode = module.write_bitcode_to_memory();
+        let extract = |name: &str| {
+            let copy = Module::parse_bitcode_from_buffer(&bitcode, &context).unwrap();
+            extract_function(&copy, &[name.to_string()], &|_| false).map(|_| copy)
+        };
+        let read = extract("read").unwrap();
+        read.verify().unwrap();
+        assert!(read.print_to_string().to_string().contains("@__gj.7.ops = private constant"));
+        for refused in ["written", "shared"] {
+            let e = extract(refused).err().unwrap();
+            assert!(e.contains("outside a constant jump table of its own"), "`{refused}`: {e}");
+        }
     }
 }

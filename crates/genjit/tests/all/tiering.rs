@@ -285,31 +285,60 @@ fn a_function_that_spends_its_time_in_loops_tiers_up_too() {
     assert_eq!(spins.call(700), expected(700));
 }
 
-/// A computed goto's jump table is first-tier data holding first-tier labels: its function stays at
-/// tier 0 (a higher tier jumping through it would land in the first tier's body). The other functions of
-/// its module tier up: their extraction deletes the addressed labels' body once nothing live uses the
-/// table (deleting it block by block crashed LLVM in the tier-up thread on Lua's `luaV_execute`).
+/// A computed goto tiers up: its jump table holds first-tier labels, so the higher tier takes a copy of
+/// its own, holding its own labels. The table here is GCC's idiom (`static void *ops[]`, not `const`);
+/// nothing writes it, so promotion marks it constant. Each handler reads the argument `x`, which the
+/// first tier keeps in its frame and the higher tier in a register: a higher tier jumping through the
+/// first tier's table would land in the first tier's code with the wrong frame. A table the function
+/// writes cannot be copied (the tiers would each write their own): that function stays at tier 0, and
+/// the rest of its module still tiers up.
 #[test]
-fn a_computed_goto_keeps_its_module_at_tier_0() {
-    const GOTO: &str = "@table = internal constant [2 x ptr] [ptr blockaddress(@dispatch, %a), ptr blockaddress(@dispatch, %b)]\n\
-        define i64 @dispatch(i64 %i) {\nentry:\n  %p = getelementptr [2 x ptr], ptr @table, i64 0, i64 %i\n  \
-        %t = load ptr, ptr %p\n  indirectbr ptr %t, [label %a, label %b]\na:\n  ret i64 10\nb:\n  ret i64 20\n}\n\
-        define i64 @other(i64 %x) {\n  %y = add i64 %x, 1\n  ret i64 %y\n}\n";
+fn a_computed_goto_tiers_up_with_its_own_copy_of_its_jump_table() {
+    fn interpreter(name: &str, table: &str, write: bool) -> String {
+        let store = if write { "  store ptr %target, ptr %slot\n" } else { "" };
+        format!(
+            "@{table} = internal global [3 x ptr] [ptr blockaddress(@{name}, %inc), ptr blockaddress(@{name}, %dbl), ptr blockaddress(@{name}, %halt)]\n\
+             define i64 @{name}(ptr %code, i64 %x) {{\nentry:\n  %acc = alloca i64\n  %pc = alloca ptr\n  \
+             store i64 %x, ptr %acc\n  store ptr %code, ptr %pc\n  br label %dispatch\n\
+             dispatch:\n  %p = load ptr, ptr %pc\n  %op = load i8, ptr %p\n  %next = getelementptr i8, ptr %p, i64 1\n  \
+             store ptr %next, ptr %pc\n  %i = zext i8 %op to i64\n  %slot = getelementptr [3 x ptr], ptr @{table}, i64 0, i64 %i\n  \
+             %target = load ptr, ptr %slot\n{store}  indirectbr ptr %target, [label %inc, label %dbl, label %halt]\n\
+             inc:\n  %a = load i64, ptr %acc\n  %a1 = add i64 %a, %x\n  store i64 %a1, ptr %acc\n  br label %dispatch\n\
+             dbl:\n  %b = load i64, ptr %acc\n  %b1 = mul i64 %b, 2\n  store i64 %b1, ptr %acc\n  br label %dispatch\n\
+             halt:\n  %r = load i64, ptr %acc\n  ret i64 %r\n}}\n"
+        )
+    }
+    let ir = interpreter("run", "ops", false)
+        + &interpreter("patched", "patched_ops", true)
+        + "define i64 @other(i64 %x) {\n  %y = add i64 %x, 1\n  ret i64 %y\n}\n";
     let jit = Jit::new().unwrap();
     let d = jit.create_dylib("goto").unwrap();
     d.enable_tiering(Tiering::new().threshold(None)).unwrap();
-    d.add_module(Source::ir_text(GOTO)).unwrap();
-    let (dispatch, other) =
-        (d.lookup::<fn(i64) -> i64>("dispatch").unwrap(), d.lookup::<fn(i64) -> i64>("other").unwrap());
-    d.reoptimize("dispatch").unwrap();
+    d.add_module(Source::ir_text(ir)).unwrap();
+    let run = d.lookup::<fn(*const u8, i64) -> i64>("run").unwrap();
+    let patched = d.lookup::<fn(*const u8, i64) -> i64>("patched").unwrap();
+    let other = d.lookup::<fn(i64) -> i64>("other").unwrap();
+    // inc, dbl, inc, dbl, halt: ((x + x) * 2 + x) * 2 = 10x.
+    let code = [0u8, 1, 0, 1, 2];
+    let x = 0x0123_4567_89ab;
+    assert_eq!(run.call(code.as_ptr(), x), 10 * x);
+    d.reoptimize("run").unwrap();
     assert!(d.wait_for_tier_ups(Duration::from_secs(60)));
-    assert_eq!(jit.stats().dylibs[0].tiering.tier_ups, 0, "a computed goto is not tiered");
-    assert_eq!((dispatch.call(0), dispatch.call(1)), (10, 20));
+    assert_eq!(d.tier_status("run").unwrap().tier, 1, "a computed goto whose table nothing writes moves up");
+    for x in [x, -7, 1 << 40] {
+        assert_eq!(run.call(code.as_ptr(), x), 10 * x, "the higher tier jumps to its own labels");
+    }
+    // Writing its table (each target back where it was read): refused, and the function keeps answering
+    // at tier 0.
+    assert_eq!(patched.call(code.as_ptr(), x), 10 * x);
+    d.reoptimize("patched").unwrap();
+    assert!(d.wait_for_tier_ups(Duration::from_secs(60)));
+    assert_eq!(d.tier_status("patched").unwrap().tier, 0, "a computed goto whose table is written stays");
     d.reoptimize("other").unwrap();
     assert!(d.wait_for_tier_ups(Duration::from_secs(60)));
-    assert_eq!(jit.stats().dylibs[0].tiering.tier_ups, 1);
     assert_eq!(d.tier_status("other").unwrap().tier, 1);
-    assert_eq!((other.call(1), dispatch.call(0), dispatch.call(1)), (2, 10, 20));
+    assert_eq!(jit.stats().dylibs[0].tiering.tier_ups, 2);
+    assert_eq!((other.call(1), run.call(code.as_ptr(), 3)), (2, 30));
 }
 
 const CALLER_AND_CALLEE: &str = "define i64 @g(i64 %x) {\n  %y = mul i64 %x, 2\n  ret i64 %y\n}\n\
