@@ -858,22 +858,12 @@ fn jump_tables(f: LLVMValueRef) -> std::result::Result<Vec<LLVMValueRef>, String
         }
     }
     let mut tables = Vec::new();
-    // SAFETY: `f` is a live function; its block list is read.
-    unsafe {
-        let mut block = LLVMGetFirstBasicBlock(f);
-        while !block.is_null() {
-            let mut u = LLVMGetFirstUse(LLVMBasicBlockAsValue(block));
-            while !u.is_null() {
-                let user = LLVMGetUser(u);
-                if !LLVMIsABlockAddress(user).is_null() && !reach(user, f, 8, &mut tables) {
-                    return Err(format!(
-                        "`{}` takes the address of its own labels outside a constant jump table of its own",
-                        value_name(f)
-                    ));
-                }
-                u = LLVMGetNextUse(u);
-            }
-            block = LLVMGetNextBasicBlock(block);
+    for address in label_addresses(f) {
+        if !reach(address, f, 8, &mut tables) {
+            return Err(format!(
+                "`{}` takes the address of its own labels outside a constant jump table of its own",
+                value_name(f)
+            ));
         }
     }
     Ok(tables)
@@ -897,9 +887,9 @@ fn labels_only_of(c: LLVMValueRef, f: LLVMValueRef, depth: u32) -> bool {
     }
 }
 
-/// Whether a label of `f` is addressed (`blockaddress`) by something that is still used (branches use
-/// blocks too).
-pub(super) fn labels_addressed(f: LLVMValueRef) -> bool {
+/// The `blockaddress` constants naming a label of `f`, live or not (branches use blocks too).
+fn label_addresses(f: LLVMValueRef) -> Vec<LLVMValueRef> {
+    let mut addresses = Vec::new();
     // SAFETY: `f` is a live function; only its block list and use lists are read.
     unsafe {
         let mut block = LLVMGetFirstBasicBlock(f);
@@ -907,15 +897,20 @@ pub(super) fn labels_addressed(f: LLVMValueRef) -> bool {
             let mut u = LLVMGetFirstUse(LLVMBasicBlockAsValue(block));
             while !u.is_null() {
                 let user = LLVMGetUser(u);
-                if !LLVMIsABlockAddress(user).is_null() && constant_used(user, 8) {
-                    return true;
+                if !LLVMIsABlockAddress(user).is_null() {
+                    addresses.push(user);
                 }
                 u = LLVMGetNextUse(u);
             }
             block = LLVMGetNextBasicBlock(block);
         }
-        false
     }
+    addresses
+}
+
+/// Whether a label of `f` is addressed (`blockaddress`) by something that is still used.
+pub(super) fn labels_addressed(f: LLVMValueRef) -> bool {
+    label_addresses(f).into_iter().any(|address| constant_used(address, 8))
 }
 
 /// Keeps the bodies of the functions `keep` and turns every other definition of `module` (a copy of a
