@@ -16,7 +16,10 @@ use std::time::Duration;
 /// The exit status of genjit's own failures (not the program's, not usage errors).
 const FAILURE: u8 = 125;
 
-const EXIT_STATUS: &str = "Exit status:\n  \
+const EXIT_STATUS: &str = "Logging:\n  \
+    RUST_LOG=genjit=debug (any tracing-subscriber filter) prints genjit's events to stderr: tier-ups\n  \
+    queued, committed or dropped (with the reason), OSR transfers, lazy compiles, reclamation.\n\n\
+    Exit status:\n  \
     `genjit run` exits with the program's own exit code.\n  \
     125  genjit itself failed (bad input, unresolved symbols, I/O); the message says what.\n  \
     2    usage error (unknown option, missing argument).";
@@ -120,6 +123,10 @@ struct RunArgs {
     /// With --tier: the level functions are recompiled at
     #[arg(long, value_name = "LEVEL", requires = "tier", default_value = "2", value_parser = opt_level)]
     tier_level: OptLevel,
+    /// With --tier: the higher tier's IR pass pipeline in `opt -passes=` syntax, instead of --tier-level's
+    /// `default<On>` (code generation stays at --tier-level)
+    #[arg(long, value_name = "PIPELINE", requires = "tier")]
+    tier_passes: Option<String>,
     /// With --tier: loop back-edges a call still makes at tier 0 after its function moved up before it
     /// continues in the higher tier (on-stack replacement; 0: never)
     #[arg(long, value_name = "N", requires = "tier", default_value = "1000")]
@@ -197,6 +204,7 @@ struct ChurnArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    log_to_stderr();
     let result = match cli.command {
         Command::Run(args) => run_program(args),
         Command::Churn(args) => run_churn(args),
@@ -211,6 +219,18 @@ fn main() -> ExitCode {
             ExitCode::from(FAILURE)
         }
     }
+}
+
+/// With `RUST_LOG` set, genjit's `tracing` events go to stderr (times since start, as tier-ups are
+/// read against the program's progress); without it nothing is installed and an event costs a branch.
+fn log_to_stderr() {
+    let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() else { return };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_timer(tracing_subscriber::fmt::time::uptime())
+        .with_ansi(false)
+        .init();
 }
 
 fn run_program(args: RunArgs) -> Result<ExitCode, String> {
@@ -241,7 +261,12 @@ fn run_program(args: RunArgs) -> Result<ExitCode, String> {
         },
         tier: args.tier.then(|| {
             let or_threshold = |n: Option<u64>| Some(n.unwrap_or(args.tier_threshold)).filter(|&n| n > 0);
-            genjit::Tiering::new()
+            let tiering = genjit::Tiering::new();
+            let tiering = match &args.tier_passes {
+                Some(pipeline) => tiering.passes(pipeline),
+                None => tiering,
+            };
+            tiering
                 .calls(or_threshold(args.tier_calls))
                 .back_edges(or_threshold(args.tier_back_edges))
                 .level(args.tier_level)

@@ -288,3 +288,36 @@ fn isolate_turns_llvm_aborts_into_errors() {
     // Without --isolate there is no worker to kill: a usage error.
     genjit().args(["run", "--compile-timeout", "1"]).arg(&ok).assert().code(2);
 }
+
+#[test]
+fn rust_log_shows_tier_ups_and_a_bad_pipeline_is_refused_up_front() {
+    let dir = scratch("log");
+    // `f` is called 50 times: with a threshold of 10 its counter runs out on the main thread, which
+    // logs the decision and the queueing before `main` returns (the compile itself may be cancelled).
+    let prog = write(
+        &dir,
+        "calls.ll",
+        "define i32 @f(i32 %x) {\n  %y = add i32 %x, 1\n  ret i32 %y\n}\n\
+         define i32 @main() {\nentry:\n  br label %loop\nloop:\n  %i = phi i32 [ 0, %entry ], [ %j, %loop ]\n  \
+         %j = call i32 @f(i32 %i)\n  %done = icmp eq i32 %j, 50\n  br i1 %done, label %out, label %loop\n\
+         out:\n  ret i32 0\n}\n",
+    );
+    let tier = ["run", "--tier", "--tier-calls", "10", "--tier-back-edges", "0"];
+    genjit()
+        .args(tier)
+        .arg(&prog)
+        .env("RUST_LOG", "genjit=debug")
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("hot function=f trigger=Calls counted=10 decision=TierUp"))
+        .stderr(predicate::str::contains("tier-up queued function=f"));
+    // Without RUST_LOG, nothing.
+    genjit().args(tier).arg(&prog).env_remove("RUST_LOG").assert().success().stderr("");
+    genjit()
+        .args(tier)
+        .args(["--tier-passes", "function(sroa),no-such-pass"])
+        .arg(&prog)
+        .assert()
+        .code(125)
+        .stderr(predicate::str::contains("pass pipeline `function(sroa),no-such-pass` is invalid"));
+}

@@ -265,6 +265,19 @@ pub(crate) fn compile_steps(
 }
 
 /// Verifies the module, points it at the host, rewrites thread-locals and records signatures.
+/// Whether `pipeline` (`opt -passes=` syntax) parses, checked by running it on an empty module: LLVM
+/// reports a pipeline it cannot parse only when it runs one, which for a tier-up is on a background
+/// thread, where every tier-up would be dropped one by one.
+pub(crate) fn check_pipeline(pipeline: &str) -> std::result::Result<(), String> {
+    let context = Context::create();
+    let module = context.create_module("pipeline-check");
+    with_machine(OptLevel::O0, |machine| {
+        Ok(module.run_passes(pipeline, machine, PassBuilderOptions::create()))
+    })
+    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string())
+}
+
 fn prepare(module: &Module<'_>, name: &str, machine: &TargetMachine) -> Result<HashMap<String, Signature>> {
     module.verify().map_err(|m| Error::Verify { module: name.to_string(), message: m.to_string() })?;
     module.set_triple(&machine.get_triple());

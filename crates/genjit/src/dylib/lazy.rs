@@ -315,6 +315,13 @@ impl Dylib {
         let mut queue = Vec::new();
         {
             let mut state = self.shared.state.lock();
+            tracing::debug!(
+                function = %name,
+                functions = compiled.functions.len(),
+                on_call,
+                compile_ms = started.elapsed().as_secs_f64() * 1e3,
+                "lazy compile"
+            );
             if let Some(t) = state.tiering.as_mut() {
                 t.lazy_compiles += 1;
                 t.compile_time[0] += started.elapsed();

@@ -104,7 +104,9 @@ impl Tiering {
         self
     }
 
-    /// The higher tier's pass pipeline (`opt -passes=` syntax), instead of `default<On>`.
+    /// The higher tier's pass pipeline (`opt -passes=` syntax), instead of `default<On>`; code
+    /// generation stays at [`level`](Self::level). One LLVM cannot parse is refused by
+    /// [`Dylib::enable_tiering`](crate::Dylib::enable_tiering).
     pub fn passes(mut self, pipeline: &str) -> Tiering {
         self.passes = Some(pipeline.to_string());
         self

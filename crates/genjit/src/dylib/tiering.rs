@@ -172,6 +172,7 @@ pub(crate) extern "C" fn genjit_hot_loop(counter: *const AtomicI64, header: u32,
                 unsafe { frame.add(k).write((frame as usize).wrapping_add_signed(offset as isize)) };
             }
             counter.store(1, Ordering::Relaxed);
+            tracing::debug!(function = %hot.2, header, "OSR transfer");
             addr
         }
         OsrTarget::Compile { has_entries } => {
@@ -259,6 +260,7 @@ fn decide(counter: &AtomicI64, hot: HotInfo) {
             Decision::Stay
         }),
     };
+    tracing::debug!(function = %name, trigger = ?counted, counted = counted_now, decision = ?decision, "hot");
     match decision {
         Decision::TierUp => {
             // Errors (the function was redefined meanwhile, the dylib closed) leave it where it is.
@@ -773,8 +775,15 @@ impl Dylib {
             };
             self.change(change)
         });
-        if let Err(e) = &result {
-            tracing::debug!(functions = ?names, error = %e, "tier-up dropped");
+        match &result {
+            Ok(_) => tracing::debug!(
+                functions = ?names,
+                level = %level,
+                osr_entries = built.len(),
+                compile_ms = started.elapsed().as_secs_f64() * 1e3,
+                "tier-up committed"
+            ),
+            Err(e) => tracing::debug!(functions = ?names, error = %e, "tier-up dropped"),
         }
         if let (Err(Error::Superseded { .. }), true) = (&result, functions.len() > 1) {
             if let Some(t) = self.shared.state.lock().tiering.as_mut() {
@@ -840,6 +849,11 @@ impl Dylib {
     pub fn enable_tiering(&self, tiering: Tiering) -> Result<()> {
         if self.session.pool.is_some() {
             return Err(self.tiering_error("compilation is isolated; tier-ups would compile in-process"));
+        }
+        if let Some(pipeline) = &tiering.passes {
+            crate::compile::check_pipeline(pipeline).map_err(|e| {
+                self.tiering_error(&format!("the higher tier's pass pipeline `{pipeline}` is invalid: {e}"))
+            })?;
         }
         let mut state = self.shared.state.lock();
         state.tiering.get_or_insert_with(|| TierState::new(None)).config = Some(tiering);
@@ -909,6 +923,7 @@ impl Dylib {
             return Ok(());
         }
         drop(state);
+        tracing::debug!(function = %name, osr_header = ?osr.map(|(h, _)| h), "tier-up queued");
         let queued = Instant::now();
         let job =
             Job::TierUp { dylib: self.clone(), name: name.clone(), origin, from, bitcode, config, queued };

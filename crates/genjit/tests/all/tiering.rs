@@ -129,6 +129,12 @@ fn tiering_refusals_are_typed() {
     let d = jit.create_dylib("plain").unwrap();
     d.add_module(Source::ir_text("define i64 @h() {\n  ret i64 1\n}\n")).unwrap();
     assert!(matches!(d.reoptimize("h"), Err(Error::Tiering { .. })), "tiering is off");
+    // A pipeline LLVM cannot parse is refused when tiering is enabled (not by every tier-up, on a
+    // background thread), and leaves tiering as it was: off.
+    let err = d.enable_tiering(Tiering::new().passes("function(sroa),no-such-pass")).unwrap_err();
+    assert!(matches!(&err, Error::Tiering { reason, .. } if reason.contains("no-such-pass")), "{err}");
+    let err = d.reoptimize("h").unwrap_err();
+    assert!(matches!(&err, Error::Tiering { reason, .. } if reason.contains("not enabled")), "{err}");
     d.enable_tiering(Tiering::new()).unwrap();
     let err = d.reoptimize("h").unwrap_err();
     assert!(
@@ -457,7 +463,6 @@ fn a_transform_that_fails_or_breaks_the_ir_leaves_the_function_where_it_was() {
                 Ok(())
             }),
         ),
-        ("has a bad pipeline", Tiering::new().passes("no-such-pass")),
     ] {
         let jit = Jit::new().unwrap();
         let d = jit.create_dylib("bad-transform").unwrap();
