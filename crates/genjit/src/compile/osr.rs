@@ -20,7 +20,9 @@
 //! its functions have the shape; IR that keeps values in registers across a header (a `phi` in it, or a
 //! value defined before it and used after) is not entered there.
 
-use super::tier::{delete_blocks, delete_body, labels_addressed, replace_phi, value_name};
+use super::tier::{
+    blocks_of, delete_blocks, delete_body, jump_tables, labels_addressed, replace_phi, value_name,
+};
 use inkwell::llvm_sys::analysis::{LLVMVerifierFailureAction, LLVMVerifyFunction};
 use inkwell::llvm_sys::core::*;
 use inkwell::llvm_sys::linker::LLVMLinkModules2;
@@ -33,6 +35,12 @@ use std::collections::{HashMap, HashSet};
 /// counter is positive: `ptr __genjit_hot_loop(ptr counter, i32 header, ptr frame)`, which counts it down
 /// and, once it runs out, returns an OSR entry for the header (having filled `frame`) or null.
 pub(crate) const HOT_LOOP: &str = "__genjit_hot_loop";
+
+/// What a first-tier computed goto's dispatch (an `indirectbr` with a destination laid out before it)
+/// calls instead of [`HOT_LOOP`]: `ptr __genjit_hot_goto(ptr counter, ptr target, ptr frame, ptr labels,
+/// i32 n)`, with the address it jumps to and its table of `n` `{ptr label, i64 header}` pairs, the
+/// destinations an entry may enter; the runtime finds the header the target labels.
+pub(crate) const HOT_GOTO: &str = "__genjit_hot_goto";
 
 /// The ID of the stack map (`llvm.experimental.stackmap`) a first tier records in a function with a
 /// transfer: its frame array, then its stack slots, each as a frame offset (a `Direct` location), from
@@ -101,7 +109,11 @@ fn scan(f: LLVMValueRef) -> Option<(Vec<LLVMBasicBlockRef>, Vec<LLVMValueRef>)> 
     // SAFETY: `f` is a live function definition; its type, attributes, blocks and instructions are only
     // read; a name is borrowed while its value lives.
     unsafe {
-        if LLVMIsFunctionVarArg(LLVMGlobalGetValueType(f)) != 0 || labels_addressed(f) {
+        // A computed goto's function may be entered if its labels are addressed only by its own constant
+        // jump tables: its entry gets copies of them holding the entry's labels (`prepare_entry`).
+        if LLVMIsFunctionVarArg(LLVMGlobalGetValueType(f)) != 0
+            || (labels_addressed(f) && jump_tables(f).is_err())
+        {
             return None;
         }
         if !LLVMGetEnumAttributeAtIndex(f, u32::MAX, enum_kind("naked")).is_null() {
@@ -192,8 +204,20 @@ pub(crate) fn shape(f: LLVMValueRef) -> Option<Shape> {
                     let mut u = LLVMGetFirstUse(i);
                     while !u.is_null() {
                         let user = LLVMGetUser(u);
-                        if !LLVMIsAInstruction(user).is_null() {
-                            match index.get(&LLVMGetInstructionParent(user)) {
+                        // A `phi` uses its value at the end of the block it comes from (an entry drops
+                        // the incoming edges of blocks it cannot reach: `drop_incoming`).
+                        let mut at_blocks = Vec::new();
+                        if !LLVMIsAPHINode(user).is_null() {
+                            for j in 0..LLVMCountIncoming(user) {
+                                if LLVMGetIncomingValue(user, j) == i {
+                                    at_blocks.push(LLVMGetIncomingBlock(user, j));
+                                }
+                            }
+                        } else if !LLVMIsAInstruction(user).is_null() {
+                            at_blocks.push(LLVMGetInstructionParent(user));
+                        }
+                        for at in at_blocks {
+                            match index.get(&at) {
                                 Some(&at) if at != k as u32 => _ = crossings.insert((k as u32, at)),
                                 _ => {}
                             }
@@ -418,6 +442,28 @@ pub(crate) fn prepare_entry(module: &Module<'_>, function: &str, header: u32) ->
             LLVMRemoveBasicBlockFromParent(block);
             LLVMAppendExistingBasicBlock(entry, block);
         }
+        // A computed goto's jump tables (the higher tier's own, private: the copy's are renamed when
+        // linked in, so the function keeps its own) are made the entry's: `LLVMCloneModule` leaves a
+        // cloned initializer's `blockaddress` naming the *original* module's block (it maps initializers
+        // before bodies), and linking would then make it a label of the function, where the entry's frame
+        // is not. Each becomes the label of the copy's block at the same place in the layout.
+        let original_blocks = blocks_of(original);
+        let mut g = LLVMGetFirstGlobal(copy);
+        while !g.is_null() {
+            let init = LLVMGetInitializer(g);
+            if !init.is_null() {
+                match relabel(init, &original_blocks, &shape.blocks, entry, 8) {
+                    Some(relabeled) if relabeled != init => LLVMSetInitializer(g, relabeled),
+                    Some(_) => {}
+                    None => {
+                        return Err(format!(
+                            "a jump table of `{function}` has a form its OSR entry cannot copy"
+                        ))
+                    }
+                }
+            }
+            g = LLVMGetNextGlobal(g);
+        }
         for i in 0..params {
             LLVMReplaceAllUsesWith(LLVMGetParam(f, i), LLVMGetParam(entry, i));
         }
@@ -480,6 +526,60 @@ pub(crate) fn prepare_entry(module: &Module<'_>, function: &str, header: u32) ->
             ));
         }
         Ok(prepared)
+    }
+}
+
+/// Constant `c` with each label of a block in `from` the label of the block at the same index in `to`, in
+/// function `entry`; `None` if one is inside a constant expression (a relative table's `sub`), where
+/// it cannot be rebuilt: only arrays and structs (`depth` deep) are.
+fn relabel(
+    c: LLVMValueRef,
+    from: &[LLVMBasicBlockRef],
+    to: &[LLVMBasicBlockRef],
+    entry: LLVMValueRef,
+    depth: u32,
+) -> Option<LLVMValueRef> {
+    // SAFETY: `c` is a live constant and `to`'s blocks live blocks of `entry`; new constants are created
+    // in their context.
+    unsafe {
+        if !LLVMIsABlockAddress(c).is_null() {
+            let block = LLVMGetBlockAddressBasicBlock(c);
+            return Some(match from.iter().position(|&b| b == block) {
+                Some(k) => LLVMBlockAddress(entry, *to.get(k)?),
+                None => c,
+            });
+        }
+        let n = LLVMGetNumOperands(c).max(0) as u32;
+        if n == 0 {
+            return Some(c);
+        }
+        let array = !LLVMIsAConstantArray(c).is_null();
+        if !array && LLVMIsAConstantStruct(c).is_null() {
+            return (!mentions(c, from, depth)).then_some(c);
+        }
+        if depth == 0 {
+            return None;
+        }
+        let mut elements = (0..n)
+            .map(|i| relabel(LLVMGetOperand(c, i), from, to, entry, depth - 1))
+            .collect::<Option<Vec<_>>>()?;
+        let ty = LLVMTypeOf(c);
+        Some(match array {
+            true => LLVMConstArray2(LLVMGetElementType(ty), elements.as_mut_ptr(), n as u64),
+            false => LLVMConstNamedStruct(ty, elements.as_mut_ptr(), n),
+        })
+    }
+}
+
+/// Whether constant `c` holds the label of a block in `blocks` (`depth` operands deep; deeper counts).
+fn mentions(c: LLVMValueRef, blocks: &[LLVMBasicBlockRef], depth: u32) -> bool {
+    // SAFETY: `c` is a live constant; its operands are read.
+    unsafe {
+        if !LLVMIsABlockAddress(c).is_null() {
+            return blocks.contains(&LLVMGetBlockAddressBasicBlock(c));
+        }
+        let n = LLVMGetNumOperands(c).max(0) as u32;
+        n > 0 && (depth == 0 || (0..n).any(|i| mentions(LLVMGetOperand(c, i), blocks, depth - 1)))
     }
 }
 

@@ -201,6 +201,43 @@ pub(super) fn back_edges(blocks: &[LLVMBasicBlockRef]) -> Vec<BackEdge> {
     edges
 }
 
+/// A computed goto's dispatch: the `indirectbr` ending block `from`, at least one of whose destinations
+/// is laid out at or before it (clang puts a function's computed gotos in one block, which every
+/// handler branches to: each trip through it is an iteration of the interpreter's loop), and its
+/// distinct destinations with their indices in the layout.
+pub(super) struct Dispatch {
+    pub(super) from: LLVMBasicBlockRef,
+    pub(super) branch: LLVMValueRef,
+    pub(super) destinations: Vec<(LLVMBasicBlockRef, usize)>,
+}
+
+/// The computed-goto dispatches of a function whose blocks are `blocks` (see [`Dispatch`]).
+pub(super) fn dispatches(blocks: &[LLVMBasicBlockRef]) -> Vec<Dispatch> {
+    let mut found = Vec::new();
+    for (i, &from) in blocks.iter().enumerate() {
+        // SAFETY: `from` is a live block; its terminator and successors are read.
+        unsafe {
+            let t = LLVMGetBasicBlockTerminator(from);
+            if t.is_null() || LLVMGetInstructionOpcode(t) != inkwell::llvm_sys::LLVMOpcode::LLVMIndirectBr {
+                continue;
+            }
+            let mut destinations: Vec<(LLVMBasicBlockRef, usize)> = Vec::new();
+            for k in 0..LLVMGetNumSuccessors(t) {
+                let to = LLVMGetSuccessor(t, k);
+                if let Some(index) = blocks.iter().position(|&b| b == to) {
+                    if !destinations.iter().any(|&(b, _)| b == to) {
+                        destinations.push((to, index));
+                    }
+                }
+            }
+            if destinations.iter().any(|&(_, index)| index <= i) {
+                found.push(Dispatch { from, branch: t, destinations });
+            }
+        }
+    }
+    found
+}
+
 /// The blocks of function `f` in layout order.
 pub(super) fn blocks_of(f: LLVMValueRef) -> Vec<LLVMBasicBlockRef> {
     let mut blocks = Vec::new();
@@ -249,8 +286,10 @@ pub(crate) fn count_calls(module: &Module<'_>, tag: &str, thresholds: Thresholds
         let hook_type = LLVMFunctionType(void, params.as_mut_ptr(), 1, 0);
         let mut loop_params = [ptr, i32t, ptr];
         let loop_hook_type = LLVMFunctionType(ptr, loop_params.as_mut_ptr(), 3, 0);
-        let (mut hook, mut loop_hook): (LLVMValueRef, LLVMValueRef) =
-            (std::ptr::null_mut(), std::ptr::null_mut());
+        let mut goto_params = [ptr, ptr, ptr, ptr, i32t];
+        let goto_hook_type = LLVMFunctionType(ptr, goto_params.as_mut_ptr(), 5, 0);
+        let (mut hook, mut loop_hook, mut goto_hook): (LLVMValueRef, LLVMValueRef, LLVMValueRef) =
+            (std::ptr::null_mut(), std::ptr::null_mut(), std::ptr::null_mut());
         let stackmap = c"llvm.experimental.stackmap";
         let stackmap_id = LLVMLookupIntrinsicID(stackmap.as_ptr(), stackmap.count_bytes());
         let stackmap_type = LLVMIntrinsicGetType(context, stackmap_id, std::ptr::null_mut(), 0);
@@ -279,8 +318,11 @@ pub(crate) fn count_calls(module: &Module<'_>, tag: &str, thresholds: Thresholds
             }
             let Some(threshold) = thresholds.back_edges else { continue };
             let blocks = blocks_of(f);
-            let edges = back_edges(&blocks);
-            if edges.is_empty() {
+            let gotos = dispatches(&blocks);
+            // A branch back to a dispatch (from a handler laid out after it) is counted there.
+            let mut edges = back_edges(&blocks);
+            edges.retain(|e| !gotos.iter().any(|d| d.from == e.to));
+            if edges.is_empty() && gotos.is_empty() {
                 continue;
             }
             let counter = new_counter(Counted::BackEdges, threshold);
@@ -289,10 +331,23 @@ pub(crate) fn count_calls(module: &Module<'_>, tag: &str, thresholds: Thresholds
             // tier-up, on the same IR: `osr::refused_headers`).
             let slots = if thresholds.osr { super::osr::slots(f) } else { None };
             let osr = |e: &BackEdge| slots.is_some() && super::osr::may_enter(&blocks, e.header);
+            // A dispatch's destinations an entry may enter (a handler without a `phi`).
+            let enterable = |d: &Dispatch| -> Vec<(LLVMBasicBlockRef, usize)> {
+                match slots {
+                    Some(_) => d
+                        .destinations
+                        .iter()
+                        .copied()
+                        .filter(|&(_, h)| super::osr::may_enter(&blocks, h))
+                        .collect(),
+                    None => Vec::new(),
+                }
+            };
             // The transfer: the OSR entry called with the function's arguments and a frame array, which
             // the hook fills with the stack slots' addresses (their frame offsets are read from the stack
             // map recorded here); its result is the function's.
-            let (transfer, target, frame) = match (edges.iter().any(osr), &slots) {
+            let any_osr = edges.iter().any(osr) || gotos.iter().any(|d| !enterable(d).is_empty());
+            let (transfer, target, frame) = match (any_osr, &slots) {
                 (true, Some(slots)) => {
                     let entry = LLVMGetEntryBasicBlock(f);
                     LLVMPositionBuilder(builder, entry, LLVMGetFirstInstruction(entry));
@@ -414,6 +469,97 @@ pub(crate) fn count_calls(module: &Module<'_>, tag: &str, thresholds: Thresholds
                     }
                     replace_phi(builder, phi, values, preds);
                     phi = next;
+                }
+            }
+            // A computed goto's dispatch: the check goes before its `indirectbr`, which moves to a block
+            // of its own (`cont`, laid out next: a claimed counter costs a compare and an untaken
+            // branch); `hot` passes the address about to be jumped to, which names the header an OSR
+            // entry would continue at.
+            for d in &gotos {
+                let address = LLVMGetOperand(d.branch, 0);
+                let count = LLVMGetNumSuccessors(d.branch);
+                let all: Vec<LLVMBasicBlockRef> = (0..count).map(|k| LLVMGetSuccessor(d.branch, k)).collect();
+                LLVMInstructionEraseFromParent(d.branch);
+                let cont = LLVMAppendBasicBlockInContext(context, f, c"".as_ptr());
+                let hot = LLVMAppendBasicBlockInContext(context, f, c"".as_ptr());
+                LLVMMoveBasicBlockAfter(cont, d.from);
+                LLVMMoveBasicBlockAfter(hot, cont);
+                LLVMPositionBuilderAtEnd(builder, cont);
+                let jump = LLVMBuildIndirectBr(builder, address, count);
+                for &to in &all {
+                    LLVMAddDestination(jump, to);
+                }
+                LLVMPositionBuilderAtEnd(builder, d.from);
+                let left = LLVMBuildLoad2(builder, i64t, counter, c"".as_ptr());
+                let sgt = inkwell::llvm_sys::LLVMIntPredicate::LLVMIntSGT;
+                let running = LLVMBuildICmp(builder, sgt, left, zero, c"".as_ptr());
+                LLVMBuildCondBr(builder, running, hot, cont);
+                LLVMPositionBuilderAtEnd(builder, hot);
+                let labels = enterable(d);
+                if labels.is_empty() {
+                    hook = match hook.is_null() {
+                        true => declare(BACK_EDGE, hook_type),
+                        false => hook,
+                    };
+                    let mut args = [counter];
+                    LLVMBuildCall2(builder, hook_type, hook, args.as_mut_ptr(), 1, c"".as_ptr());
+                    LLVMBuildBr(builder, cont);
+                } else {
+                    // The table of `{label, header}` pairs the runtime looks the address up in.
+                    let mut fields = [ptr, i64t];
+                    let pair = LLVMStructTypeInContext(context, fields.as_mut_ptr(), 2, 0);
+                    let mut elements: Vec<LLVMValueRef> = labels
+                        .iter()
+                        .map(|&(block, header)| {
+                            let mut values =
+                                [LLVMBlockAddress(f, block), LLVMConstInt(i64t, header as u64, 0)];
+                            LLVMConstNamedStruct(pair, values.as_mut_ptr(), 2)
+                        })
+                        .collect();
+                    let n = elements.len();
+                    let table_type = LLVMArrayType2(pair, n as u64);
+                    let table = LLVMAddGlobal(m, table_type, c"".as_ptr());
+                    LLVMSetInitializer(table, LLVMConstArray2(pair, elements.as_mut_ptr(), n as u64));
+                    LLVMSetGlobalConstant(table, 1);
+                    LLVMSetLinkage(table, LLVMLinkage::LLVMPrivateLinkage);
+                    goto_hook = match goto_hook.is_null() {
+                        true => declare(super::osr::HOT_GOTO, goto_hook_type),
+                        false => goto_hook,
+                    };
+                    let mut args = [counter, address, frame, table, LLVMConstInt(i32t, n as u64, 0)];
+                    let found = LLVMBuildCall2(
+                        builder,
+                        goto_hook_type,
+                        goto_hook,
+                        args.as_mut_ptr(),
+                        5,
+                        c"".as_ptr(),
+                    );
+                    let ne = inkwell::llvm_sys::LLVMIntPredicate::LLVMIntNE;
+                    let go = LLVMBuildICmp(builder, ne, found, LLVMConstNull(ptr), c"".as_ptr());
+                    LLVMBuildCondBr(builder, go, transfer, cont);
+                    let (mut value, mut block) = ([found], [hot]);
+                    LLVMAddIncoming(target, value.as_mut_ptr(), block.as_mut_ptr(), 1);
+                }
+                // The destinations' phis: what came from `from` now comes from `cont`.
+                for &to in &all {
+                    let mut phi = LLVMGetFirstInstruction(to);
+                    while !phi.is_null() && !LLVMIsAPHINode(phi).is_null() {
+                        let next = LLVMGetNextInstruction(phi);
+                        let mut values = Vec::new();
+                        let mut preds = Vec::new();
+                        let mut changed = false;
+                        for j in 0..LLVMCountIncoming(phi) {
+                            let (v, b) = (LLVMGetIncomingValue(phi, j), LLVMGetIncomingBlock(phi, j));
+                            changed |= b == d.from;
+                            values.push(v);
+                            preds.push(if b == d.from { cont } else { b });
+                        }
+                        if changed {
+                            replace_phi(builder, phi, values, preds);
+                        }
+                        phi = next;
+                    }
                 }
             }
         }
@@ -827,7 +973,7 @@ fn only_loaded(v: LLVMValueRef, depth: u32) -> bool {
 /// own (private) data holding its own labels; `Err` if a label of `f` is addressed anywhere else than
 /// in such a table or in `f`'s own body (a writable table, another function's code), where a second body
 /// could not follow.
-fn jump_tables(f: LLVMValueRef) -> std::result::Result<Vec<LLVMValueRef>, String> {
+pub(super) fn jump_tables(f: LLVMValueRef) -> std::result::Result<Vec<LLVMValueRef>, String> {
     // Walks up from a `blockaddress` of `f` to what uses it.
     fn reach(c: LLVMValueRef, f: LLVMValueRef, depth: u32, tables: &mut Vec<LLVMValueRef>) -> bool {
         // SAFETY: `c` is a live value; only use lists, parents and global attributes are read.

@@ -198,6 +198,7 @@ impl Session {
             tls::TLS_GET => Some(tls::genjit_tls_get as *const () as usize),
             crate::compile::tier::BACK_EDGE => Some(super::tiering::genjit_back_edge as *const () as usize),
             crate::compile::osr::HOT_LOOP => Some(super::tiering::genjit_hot_loop as *const () as usize),
+            crate::compile::osr::HOT_GOTO => Some(super::tiering::genjit_hot_goto as *const () as usize),
             crate::compile::tier::LAZY => Some(super::lazy::genjit_lazy as *const () as usize),
             "__dso_handle" => Some(dylib.dso_handle()),
             _ => None,

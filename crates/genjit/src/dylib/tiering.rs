@@ -201,6 +201,35 @@ pub(crate) extern "C" fn genjit_hot_loop(counter: *const AtomicI64, header: u32,
     }
 }
 
+/// One destination of a computed goto an OSR entry may enter: its first-tier label's address and its
+/// header's index (an element `{ptr, i64}` of the table `tier::count_calls` gives a dispatch).
+#[repr(C)]
+pub(crate) struct GotoLabel {
+    address: usize,
+    header: u64,
+}
+
+/// Called by a first-tier computed goto's dispatch (an `indirectbr` with a destination laid out before
+/// it: a bytecode interpreter's next instruction) while its function's back-edge counter is positive,
+/// with the address it is about to jump to: as [`genjit_hot_loop`] at the header that address labels, if
+/// `labels` (`n` of them) lists it; else nothing (not even a count: a counter set to 1 for a call to
+/// leave at its next back-edge must wait for a destination an entry can take).
+pub(crate) extern "C" fn genjit_hot_goto(
+    counter: *const AtomicI64,
+    target: usize,
+    frame: *mut usize,
+    labels: *const GotoLabel,
+    n: u32,
+) -> usize {
+    // SAFETY: `labels` is the dispatch's constant table of `n` elements, laid out as `GotoLabel` (its IR
+    // type is `[n x {ptr, i64}]`), in the calling function's module, which is live while it runs.
+    let labels = unsafe { std::slice::from_raw_parts(labels, n as usize) };
+    match labels.iter().find(|l| l.address == target) {
+        Some(label) => genjit_hot_loop(counter, label.header as u32, frame),
+        None => 0,
+    }
+}
+
 /// How many back-edges a first-tier call at a header without an OSR entry waits for one to a header with
 /// one, before its function is compiled again for its header (see [`genjit_hot_loop`]).
 const PROBES: u32 = 1_000;

@@ -211,3 +211,90 @@ fn a_call_looping_at_the_first_tier_continues_at_the_higher_tier_with_its_locals
     assert_eq!(d.tier_status("spin").unwrap().tier, 1);
     assert_eq!(tiering().osr_transfers, 1, "a call of the higher tier has no transfer to make");
 }
+
+/// A bytecode interpreter dispatching by computed goto, as clang -O0 lays it out: every handler fetches
+/// the next instruction, loads its handler's address from a constant table and branches to one shared
+/// block at the end, whose `phi` gathers the addresses for its one `indirectbr`. The loop is that
+/// `indirectbr` jumping back to a handler, not a branch to a header. Opcodes: 0 `acc += x`,
+/// 1 `acc *= 3`, 2 halt, 3 `n += 1` and back to the start while `go_on(n)`.
+fn goto_interpreter() -> String {
+    let fetch = |k: &str| {
+        format!(
+            "  %p{k} = load ptr, ptr %pc\n  %op{k} = load i8, ptr %p{k}\n  %next{k} = getelementptr i8, ptr %p{k}, i64 1\n  \
+             store ptr %next{k}, ptr %pc\n  %i{k} = zext i8 %op{k} to i64\n  \
+             %slot{k} = getelementptr [4 x ptr], ptr @ops, i64 0, i64 %i{k}\n  %t{k} = load ptr, ptr %slot{k}\n  \
+             br label %indirectgoto\n"
+        )
+    };
+    format!(
+        "@ops = internal global [4 x ptr] [ptr blockaddress(@run, %inc), ptr blockaddress(@run, %triple), \
+         ptr blockaddress(@run, %halt), ptr blockaddress(@run, %back)]\n\
+         declare i32 @go_on(i64)\n\
+         define i64 @run(ptr %code, i64 %x) {{\nentry:\n  %acc = alloca i64\n  %pc = alloca ptr\n  %n = alloca i64\n  \
+         store i64 0, ptr %acc\n  store ptr %code, ptr %pc\n  store i64 0, ptr %n\n{}\
+         inc:\n  %a = load i64, ptr %acc\n  %a1 = add i64 %a, %x\n  store i64 %a1, ptr %acc\n{}\
+         triple:\n  %b = load i64, ptr %acc\n  %b1 = mul i64 %b, 3\n  store i64 %b1, ptr %acc\n{}\
+         back:\n  %c = load i64, ptr %n\n  %c1 = add i64 %c, 1\n  store i64 %c1, ptr %n\n  %g = call i32 @go_on(i64 %c1)\n  \
+         %again = icmp ne i32 %g, 0\n  br i1 %again, label %restart, label %on\n\
+         restart:\n  store ptr %code, ptr %pc\n  br label %on\n\
+         on:\n{}\
+         halt:\n  %r = load i64, ptr %acc\n  %m = load i64, ptr %n\n  %m1 = mul i64 %m, 1000000\n  %s = add i64 %r, %m1\n  ret i64 %s\n\
+         indirectgoto:\n  %t = phi ptr [ %t0, %entry ], [ %t1, %inc ], [ %t2, %triple ], [ %t3, %on ]\n  \
+         indirectbr ptr %t, [label %inc, label %triple, label %halt, label %back]\n}}\n",
+        fetch("0"),
+        fetch("1"),
+        fetch("2"),
+        fetch("3"),
+    )
+}
+
+static GOTO_STOP: AtomicBool = AtomicBool::new(false);
+static GOTO_TRIPS: AtomicI64 = AtomicI64::new(0);
+
+/// Records the trip count it is called with; goes on until told to stop.
+extern "C" fn go_on(n: i64) -> i32 {
+    GOTO_TRIPS.store(n, Ordering::SeqCst);
+    !GOTO_STOP.load(Ordering::SeqCst) as i32
+}
+
+/// A computed-goto interpreter running one long program (Lua's `luaV_execute` running a script's main
+/// chunk) leaves the first tier at its dispatch: the runtime finds the handler the `indirectbr` was about
+/// to jump to, and the entry continues there, jumping through its own copy of the table (through the
+/// first tier's, or the higher tier's function's, it would land in another function's frame).
+#[test]
+fn a_computed_goto_call_continues_at_the_higher_tier_from_its_dispatch() {
+    let jit = Jit::builder().process_symbols(true).build().unwrap();
+    let d = jit.create_dylib("osr-goto").unwrap();
+    d.define_host("go_on", go_on as extern "C" fn(i64) -> i32).unwrap();
+    let tiering = Tiering::new().calls(None).back_edges(Some(1_000)).osr(Some(1_000)).delay(Duration::ZERO);
+    d.enable_tiering(tiering).unwrap();
+    d.add_module(Source::ir_text(goto_interpreter())).unwrap();
+    let run = d.lookup::<fn(*const u8, i64) -> i64>("run").unwrap();
+    let tiering = || jit.stats().dylibs[0].tiering.clone();
+    // (acc + x) * 3, once per trip, until told to stop.
+    let code = [0u8, 1, 3, 2];
+    let x = 0x0123_4567;
+    let expected = |n: i64| {
+        let acc = (0..n).fold(0i64, |acc, _| acc.wrapping_add(x).wrapping_mul(3));
+        acc.wrapping_add(n * 1_000_000)
+    };
+    let result = std::thread::scope(|s| {
+        let call = s.spawn(|| run.call(code.as_ptr(), x));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while tiering().osr_transfers == 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        GOTO_STOP.store(true, Ordering::SeqCst);
+        call.join().unwrap()
+    });
+    let stats = tiering();
+    assert_eq!((stats.tier_ups, stats.osr_entries, stats.osr_transfers), (1, 1, 1));
+    let trips = GOTO_TRIPS.load(Ordering::SeqCst);
+    assert!(trips > 1_000, "left after {trips} trips");
+    assert_eq!(result, expected(trips), "the accumulator and the trip count survived the transfer");
+    // The next call starts at the higher tier, whose own table is intact.
+    GOTO_STOP.store(false, Ordering::SeqCst);
+    let once = [0u8, 1, 0, 2];
+    assert_eq!(run.call(once.as_ptr(), 5), (5 * 3) + 5);
+    assert_eq!(d.tier_status("run").unwrap().tier, 1);
+}
