@@ -170,11 +170,7 @@ pub(super) struct BackEdge {
 /// The back-edges of a function whose blocks are `blocks`, in layout order. A branch to one target
 /// twice is left out (the target's phis could not tell the edges apart).
 pub(super) fn back_edges(blocks: &[LLVMBasicBlockRef]) -> Vec<BackEdge> {
-    // (A sorted list: hashing every block cost more than the search.)
-    let mut index: Vec<(LLVMBasicBlockRef, usize)> =
-        blocks.iter().enumerate().map(|(i, &b)| (b, i)).collect();
-    index.sort_unstable();
-    let header_of = |to| index.binary_search_by_key(&to, |&(b, _)| b).ok().map(|k| index[k].1);
+    let header_of = layout_index(blocks);
     let mut edges = Vec::new();
     for (i, &from) in blocks.iter().enumerate() {
         // SAFETY: `from` is a live block; its terminator and successors are read.
@@ -201,6 +197,15 @@ pub(super) fn back_edges(blocks: &[LLVMBasicBlockRef]) -> Vec<BackEdge> {
     edges
 }
 
+/// Where a block is in `blocks` (the layout), as a lookup. (A sorted list: hashing every block cost more
+/// than the search.)
+fn layout_index(blocks: &[LLVMBasicBlockRef]) -> impl Fn(LLVMBasicBlockRef) -> Option<usize> {
+    let mut index: Vec<(LLVMBasicBlockRef, usize)> =
+        blocks.iter().enumerate().map(|(i, &b)| (b, i)).collect();
+    index.sort_unstable();
+    move |block| index.binary_search_by_key(&block, |&(b, _)| b).ok().map(|k| index[k].1)
+}
+
 /// A computed goto's dispatch: the `indirectbr` ending block `from`, at least one of whose destinations
 /// is laid out at or before it (clang puts a function's computed gotos in one block, which every
 /// handler branches to: each trip through it is an iteration of the interpreter's loop), and its
@@ -213,6 +218,8 @@ pub(super) struct Dispatch {
 
 /// The computed-goto dispatches of a function whose blocks are `blocks` (see [`Dispatch`]).
 pub(super) fn dispatches(blocks: &[LLVMBasicBlockRef]) -> Vec<Dispatch> {
+    // Built at the first `indirectbr` only: most functions have none.
+    let index_of = std::cell::OnceCell::new();
     let mut found = Vec::new();
     for (i, &from) in blocks.iter().enumerate() {
         // SAFETY: `from` is a live block; its terminator and successors are read.
@@ -224,7 +231,7 @@ pub(super) fn dispatches(blocks: &[LLVMBasicBlockRef]) -> Vec<Dispatch> {
             let mut destinations: Vec<(LLVMBasicBlockRef, usize)> = Vec::new();
             for k in 0..LLVMGetNumSuccessors(t) {
                 let to = LLVMGetSuccessor(t, k);
-                if let Some(index) = blocks.iter().position(|&b| b == to) {
+                if let Some(index) = index_of.get_or_init(|| layout_index(blocks))(to) {
                     if !destinations.iter().any(|&(b, _)| b == to) {
                         destinations.push((to, index));
                     }
@@ -453,23 +460,7 @@ pub(crate) fn count_calls(module: &Module<'_>, tag: &str, thresholds: Thresholds
                     LLVMSetSuccessor(e.branch, e.k, check);
                 }
                 // `to`'s phis: the value that came from `from` now comes from `check` and `hot`.
-                let mut phi = LLVMGetFirstInstruction(e.to);
-                while !phi.is_null() && !LLVMIsAPHINode(phi).is_null() {
-                    let next = LLVMGetNextInstruction(phi);
-                    let (mut values, mut preds) = (Vec::new(), Vec::new());
-                    for j in 0..LLVMCountIncoming(phi) {
-                        let (v, b) = (LLVMGetIncomingValue(phi, j), LLVMGetIncomingBlock(phi, j));
-                        if b == e.from {
-                            values.extend([v, v]);
-                            preds.extend([check, hot]);
-                        } else {
-                            values.push(v);
-                            preds.push(b);
-                        }
-                    }
-                    replace_phi(builder, phi, values, preds);
-                    phi = next;
-                }
+                move_incoming(builder, e.to, e.from, &[check, hot]);
             }
             // A computed goto's dispatch: the check goes before its `indirectbr`, which moves to a block
             // of its own (`cont`, laid out next: a claimed counter costs a compare and an untaken
@@ -543,27 +534,45 @@ pub(crate) fn count_calls(module: &Module<'_>, tag: &str, thresholds: Thresholds
                 }
                 // The destinations' phis: what came from `from` now comes from `cont`.
                 for &to in &all {
-                    let mut phi = LLVMGetFirstInstruction(to);
-                    while !phi.is_null() && !LLVMIsAPHINode(phi).is_null() {
-                        let next = LLVMGetNextInstruction(phi);
-                        let mut values = Vec::new();
-                        let mut preds = Vec::new();
-                        let mut changed = false;
-                        for j in 0..LLVMCountIncoming(phi) {
-                            let (v, b) = (LLVMGetIncomingValue(phi, j), LLVMGetIncomingBlock(phi, j));
-                            changed |= b == d.from;
-                            values.push(v);
-                            preds.push(if b == d.from { cont } else { b });
-                        }
-                        if changed {
-                            replace_phi(builder, phi, values, preds);
-                        }
-                        phi = next;
-                    }
+                    move_incoming(builder, to, d.from, &[cont]);
                 }
             }
         }
         LLVMDisposeBuilder(builder);
+    }
+}
+
+/// Rebuilds each phi of `block` that has an incoming edge from `from` with that edge's value coming from
+/// each of `into` instead (the C API cannot rename an incoming block).
+fn move_incoming(
+    builder: LLVMBuilderRef,
+    block: LLVMBasicBlockRef,
+    from: LLVMBasicBlockRef,
+    into: &[LLVMBasicBlockRef],
+) {
+    // SAFETY: `block` is a live block whose phis are rebuilt by `replace_phi` with the same values; `into`
+    // are blocks of the same function that branch to `block`.
+    unsafe {
+        let mut phi = LLVMGetFirstInstruction(block);
+        while !phi.is_null() && !LLVMIsAPHINode(phi).is_null() {
+            let next = LLVMGetNextInstruction(phi);
+            let (mut values, mut preds, mut changed) = (Vec::new(), Vec::new(), false);
+            for j in 0..LLVMCountIncoming(phi) {
+                let (v, b) = (LLVMGetIncomingValue(phi, j), LLVMGetIncomingBlock(phi, j));
+                if b == from {
+                    changed = true;
+                    values.extend(into.iter().map(|_| v));
+                    preds.extend_from_slice(into);
+                } else {
+                    values.push(v);
+                    preds.push(b);
+                }
+            }
+            if changed {
+                replace_phi(builder, phi, values, preds);
+            }
+            phi = next;
+        }
     }
 }
 
