@@ -2,7 +2,8 @@
 # What tier 0 costs the thread that runs the program, counted in instructions (callgrind: deterministic,
 # unlike wall time on a shared 2-core machine): bzip2's own program compressing 1 MB (its first output
 # block) under genjit all-O0, tiered with no counters, tiered with counters that never see a tier-up
-# (the tier-up delay outlasts the run: every count runs out and is claimed), and tiered as it runs.
+# (the tier-up delay outlasts the run: every count runs out and is claimed), and tiered as it runs; then
+# the two without tier-ups again with tier 0 as plain O0 code (--tier-plain: without its clean-up).
 # The modules compile on the main thread only (--compile-threads 1), so its count holds all of the
 # start-up's compile work, as it did before batches compiled in parallel.
 # Usage: scripts/tier0-cost.sh        (installs valgrind if missing)
@@ -30,6 +31,8 @@ declare -A modes=(
   [2-tiered-no-counters]="-O0 --tier --tier-calls 0 --tier-back-edges 0"
   [3-tiered-counters-no-tier-ups]="-O0 --tier ${never[*]}"
   [4-tiered]="-O0 --tier --tier-level 3"
+  [5-tiered-plain-tier-0-no-counters]="-O0 --tier --tier-plain --tier-calls 0 --tier-back-edges 0"
+  [6-tiered-plain-tier-0-no-tier-ups]="-O0 --tier --tier-plain ${never[*]}"
 )
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT

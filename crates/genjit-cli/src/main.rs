@@ -138,6 +138,10 @@ struct RunArgs {
     /// With --tier: milliseconds after which tier-ups start even while tier-0 compiles go on
     #[arg(long, value_name = "MS", requires = "tier", default_value = "1000")]
     tier_max_delay: u64,
+    /// With --tier: tier 0 without its clean-up (inside a block, loads of a local reusing what the block
+    /// stored or loaded, and an address computed once): the JIT's level exactly, plus counters
+    #[arg(long, requires = "tier")]
+    tier_plain: bool,
     /// Compile each function on its first call (functions never called are never compiled; not with
     /// --isolate)
     #[arg(long, conflicts_with = "isolate")]
@@ -273,6 +277,7 @@ fn run_program(args: RunArgs) -> Result<ExitCode, String> {
                 .osr(Some(args.tier_osr).filter(|&n| n > 0))
                 .delay(std::time::Duration::from_millis(args.tier_delay))
                 .max_delay(std::time::Duration::from_millis(args.tier_max_delay))
+                .cleanup(!args.tier_plain)
         }),
         lazy: args.lazy.then_some(genjit::Lazy::new().speculate(args.speculate).callees(args.lazy_callees)),
         stats_json: args.stats_json,

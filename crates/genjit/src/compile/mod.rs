@@ -15,6 +15,7 @@
 //! An object-file source skips all of this and goes straight to the linker. Each phase is timed and traced
 //! (see [`crate::timings`]).
 
+mod cleanup;
 mod diagnostics;
 mod isolate;
 mod machine;
@@ -185,6 +186,9 @@ pub(crate) fn compile_with(
         });
         let lazy = if t.lazy { tier::make_lazy(module, t.tag) } else { Vec::new() };
         finalizers = !lazy.is_empty() && tier::has_finalizers(module);
+        if t.thresholds.cleanup {
+            cleanup::clean_up(module, &lazy);
+        }
         tier::count_calls(module, t.tag, t.thresholds, &lazy);
         match t.verify {
             true => verify_rewrites(module, &name),

@@ -153,6 +153,8 @@ pub(crate) struct Thresholds {
     pub(crate) back_edges: Option<u64>,
     /// Back-edges may transfer a call to an OSR entry (see `osr`).
     pub(crate) osr: bool,
+    /// The first tier is cleaned up first (`cleanup`).
+    pub(crate) cleanup: bool,
 }
 
 /// A back-edge of a function: a `br` to a block laid out at or before its own (where clang puts loop
@@ -1332,6 +1334,9 @@ pub(crate) fn compile_function(bitcode: &[u8], extract: Extract<'_>) -> Result<E
             entries.push((function.clone(), header));
         }
         if let Some((tag, thresholds, verify)) = counters {
+            if thresholds.cleanup {
+                super::cleanup::clean_up(module, &[]);
+            }
             count_calls(module, tag, thresholds, &[]);
             if verify {
                 super::verify_rewrites(module, &name)?;
@@ -1450,7 +1455,7 @@ mod tests {
             module.get_function("w").unwrap().print_to_string().to_string()
         };
         let before = w();
-        let thresholds = Thresholds { calls: Some(10), back_edges: Some(10), osr: true };
+        let thresholds = Thresholds { calls: Some(10), back_edges: Some(10), osr: true, cleanup: false };
         count_calls(&module, "1", thresholds, &[]);
         module.verify().unwrap();
         let ir = module.print_to_string().to_string();
@@ -1497,7 +1502,7 @@ mod tests {
              h:\n  %x = load i64, ptr %s\n  store i64 %x, ptr %p\n  %y = sub i64 %x, 1\n  store i64 %y, ptr %s\n  \
              %c = icmp sgt i64 %y, 0\n  br i1 %c, label %h, label %e\ne:\n  ret i64 %x\n}\n",
         );
-        let thresholds = Thresholds { calls: None, back_edges: Some(10), osr: true };
+        let thresholds = Thresholds { calls: None, back_edges: Some(10), osr: true, cleanup: false };
         count_calls(&module, "1", thresholds, &[]);
         module.verify().unwrap();
         let ir = module.print_to_string().to_string();

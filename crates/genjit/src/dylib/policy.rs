@@ -40,6 +40,13 @@ pub struct Tiering {
     /// in the higher tier's code (default 1,000; DESIGN.md, "On-stack replacement"). `None`: the call
     /// finishes at the first tier, and first-tier code has no transfer to make.
     pub osr: Option<u64>,
+    /// The first tier's clean-up (default on): inside each block, a load from a stack slot whose address
+    /// nothing takes reuses the value the block last stored into or loaded from it, and an address or
+    /// integer extension computed twice from the same values is computed once. Every store stays, so the
+    /// frame at each block boundary is what plain O0 code has (loop state for on-stack replacement, and
+    /// for a debugger); the code generator sees fewer instructions, and the code runs fewer (DESIGN.md,
+    /// "The first tier's clean-up"). Off: the first tier is the JIT's level exactly, plus counters.
+    pub cleanup: bool,
 }
 
 impl Default for Tiering {
@@ -54,6 +61,7 @@ impl Default for Tiering {
             delay: Duration::from_millis(100),
             max_delay: Duration::from_secs(1),
             osr: Some(1_000),
+            cleanup: true,
         }
     }
 }
@@ -70,6 +78,7 @@ impl std::fmt::Debug for Tiering {
             .field("delay", &self.delay)
             .field("max_delay", &self.max_delay)
             .field("osr", &self.osr)
+            .field("cleanup", &self.cleanup)
             .finish()
     }
 }
@@ -146,11 +155,18 @@ impl Tiering {
         self
     }
 
+    /// Turns the first tier's clean-up on or off (see [`cleanup`](Self::cleanup)).
+    pub fn cleanup(mut self, on: bool) -> Tiering {
+        self.cleanup = on;
+        self
+    }
+
     pub(crate) fn thresholds(&self) -> crate::compile::tier::Thresholds {
         crate::compile::tier::Thresholds {
             calls: self.calls,
             back_edges: self.back_edges,
             osr: self.osr.is_some(),
+            cleanup: self.cleanup,
         }
     }
 }

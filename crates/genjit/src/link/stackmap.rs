@@ -200,7 +200,7 @@ mod tests {
         let context = Context::create();
         let buffer = MemoryBuffer::create_from_memory_range_copy(IR.as_bytes(), "frames");
         let module = context.create_module_from_ir(buffer).unwrap();
-        let thresholds = Thresholds { calls: Some(10), back_edges: Some(10), osr: true };
+        let thresholds = Thresholds { calls: Some(10), back_edges: Some(10), osr: true, cleanup: false };
         count_calls(&module, "1", thresholds, &[]);
         module.verify().unwrap();
         let machine = crate::host_target_machine(crate::OptLevel::O0).unwrap();
