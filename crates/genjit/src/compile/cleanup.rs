@@ -45,7 +45,7 @@ pub(crate) fn clean_up(module: &Module<'_>, skip: &[String]) -> Removed {
         while !f.is_null() {
             if LLVMIsDeclaration(f) == 0
                 && LLVMGetLinkage(f) != LLVMLinkage::LLVMAvailableExternallyLinkage
-                && !skip.contains(&value_name(f))
+                && (skip.is_empty() || !skip.contains(&value_name(f)))
             {
                 let r = clean_function(f);
                 removed.loads += r.loads;
@@ -193,25 +193,17 @@ unsafe fn only_loaded_and_stored(slot: LLVMValueRef) -> bool {
 /// # Safety
 /// `f` is a live function definition.
 unsafe fn returns_twice_inside(f: LLVMValueRef) -> bool {
-    // SAFETY: `f`'s instructions and their callees' names and attributes are read.
+    // SAFETY: `f`'s instructions are read, and `returns_twice` is asked of its calls.
     unsafe {
-        let name = "returns_twice";
-        let kind = LLVMGetEnumAttributeKindForName(name.as_ptr().cast(), name.len());
         for block in super::tier::blocks_of(f) {
             let mut i = LLVMGetFirstInstruction(block);
             while !i.is_null() {
                 if matches!(
                     LLVMGetInstructionOpcode(i),
                     LLVMOpcode::LLVMCall | LLVMOpcode::LLVMInvoke | LLVMOpcode::LLVMCallBr
-                ) {
-                    let callee = LLVMGetCalledValue(i);
-                    if !LLVMGetCallSiteEnumAttribute(i, u32::MAX, kind).is_null()
-                        || (!LLVMIsAFunction(callee).is_null()
-                            && (!LLVMGetEnumAttributeAtIndex(callee, u32::MAX, kind).is_null()
-                                || value_name(callee).contains("setjmp")))
-                    {
-                        return true;
-                    }
+                ) && super::osr::returns_twice(i)
+                {
+                    return true;
                 }
                 i = LLVMGetNextInstruction(i);
             }

@@ -88,6 +88,22 @@ const UNMOVABLE: [&str; 5] = ["inalloca", "preallocated", "swiftself", "swiftasy
 const UNMOVABLE_CALLS: [&str; 5] =
     ["llvm.stacksave", "llvm.stackrestore", "llvm.localescape", "llvm.va_", "llvm.eh.sjlj"];
 
+/// Whether call `i` (a call, invoke or callbr) may return twice (`setjmp`): the call site or its
+/// callee says `returns_twice`.
+///
+/// # Safety
+/// `i` is a live call-like instruction.
+pub(super) unsafe fn returns_twice(i: LLVMValueRef) -> bool {
+    let kind = enum_kind("returns_twice");
+    // SAFETY: the call's attributes and its callee's are read.
+    unsafe {
+        let callee = LLVMGetCalledValue(i);
+        !LLVMGetCallSiteEnumAttribute(i, u32::MAX, kind).is_null()
+            || (!LLVMIsAFunction(callee).is_null()
+                && !LLVMGetEnumAttributeAtIndex(callee, u32::MAX, kind).is_null())
+    }
+}
+
 fn enum_kind(name: &str) -> u32 {
     // SAFETY: reads a constant table.
     unsafe { LLVMGetEnumAttributeKindForName(name.as_ptr().cast(), name.len()) }
@@ -127,7 +143,6 @@ fn scan(f: LLVMValueRef) -> Option<(Vec<LLVMBasicBlockRef>, Vec<LLVMValueRef>)> 
         if unmovable {
             return None;
         }
-        let returns_twice = enum_kind("returns_twice");
         let mut blocks = Vec::new();
         let mut allocas = Vec::new();
         let mut block = LLVMGetFirstBasicBlock(f);
@@ -154,13 +169,11 @@ fn scan(f: LLVMValueRef) -> Option<(Vec<LLVMBasicBlockRef>, Vec<LLVMValueRef>)> 
                         let mut len = 0;
                         let name = LLVMGetValueName2(callee, &mut len);
                         let name = std::slice::from_raw_parts(name.cast::<u8>(), len);
-                        if UNMOVABLE_CALLS.iter().any(|p| name.starts_with(p.as_bytes()))
-                            || !LLVMGetEnumAttributeAtIndex(callee, u32::MAX, returns_twice).is_null()
-                        {
+                        if UNMOVABLE_CALLS.iter().any(|p| name.starts_with(p.as_bytes())) {
                             return None;
                         }
                     }
-                    if !LLVMGetCallSiteEnumAttribute(i, u32::MAX, returns_twice).is_null() {
+                    if returns_twice(i) {
                         return None;
                     }
                 }
