@@ -140,7 +140,7 @@ impl JitBuilder {
     }
 
     /// Whether a tiered or lazy module's IR is verified a second time, after genjit's own rewrites of its
-    /// first tier (counters, lazy trampolines), so that a bug in them is an [`Error::Verify`](crate::Error)
+    /// first tier (counters, lazy declarations), so that a bug in them is an [`Error::Verify`](crate::Error)
     /// instead of whatever LLVM's code generator does with broken IR. The user's IR is always verified
     /// before anything else; this second pass cost a real program's start-up (bzip2's, its first tier)
     /// 2.8% of its instructions, so by default it runs only in debug builds or with the environment

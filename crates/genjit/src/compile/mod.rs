@@ -145,7 +145,8 @@ pub(crate) fn compile(
 pub(crate) struct FirstTier<'a> {
     pub(crate) tag: &'a str,
     pub(crate) thresholds: tier::Thresholds,
-    /// Replace the bodies of the functions that can be compiled alone by trampolines (`tier::make_lazy`).
+    /// Leave the functions that can be compiled alone declarations the linker defines by lazy stubs
+    /// (`tier::make_lazy`).
     pub(crate) lazy: bool,
     /// Verify the module again after these rewrites (`JitBuilder::verify_rewrites`).
     pub(crate) verify: bool,
@@ -354,7 +355,7 @@ fn signatures(module: &Module<'_>) -> HashMap<String, Signature> {
 
 /// Parameter attributes that change how an argument is passed: a parameter carrying one matches no Rust
 /// type, whatever its IR type.
-pub(crate) const ABI_ATTRIBUTES: [&str; 10] = [
+const ABI_ATTRIBUTES: [&str; 10] = [
     "byval",
     "byref",
     "sret",

@@ -77,7 +77,7 @@ pub(crate) fn promote_locals(module: &Module<'_>, tag: &str) {
             }
             let linkage = LLVMGetLinkage(v);
             // A discardable definition (C++ inline functions and variables) vanishes from an optimized
-            // first tier once inlined everywhere, or when only a lazy function's trampolined body used
+            // first tier once inlined everywhere, or when only a lazy function's unread body used
             // it: a later tier or lazy compile would then find its name undefined. Keep it, as weak.
             match linkage {
                 LLVMLinkage::LLVMLinkOnceAnyLinkage => LLVMSetLinkage(v, LLVMLinkage::LLVMWeakAnyLinkage),
@@ -263,7 +263,7 @@ pub(super) fn blocks_of(f: LLVMValueRef) -> Vec<LLVMBasicBlockRef> {
 
 /// Gives every function of `module` (promoted under `tag`, so its `static` functions too) a counter of
 /// calls and one of loop back-edges (each only if it has a threshold): hidden `i64` globals starting at
-/// their threshold. Calls are counted by the linker's counting stubs (`sys::count`); each back-edge
+/// their threshold. Calls are counted by the linker's counting stubs (`sys::stubs`); each back-edge
 /// ([`back_edges`]) checks its counter and, while it is positive, calls [`BACK_EDGE`] (or, where an OSR
 /// entry could continue the loop, `osr::HOT_LOOP`), which counts it down (plain loads and stores:
 /// racing threads may lose a decrement, never skip the threshold) and acts when it reaches zero; a
@@ -321,7 +321,7 @@ pub(crate) fn count_calls(module: &Module<'_>, tag: &str, thresholds: Thresholds
                 LLVMSetVisibility(counter, LLVMVisibility::LLVMHiddenVisibility);
                 counter
             };
-            // The calls: only the counter; the linker writes the code that counts (`sys::count`).
+            // The calls: only the counter; the linker writes the code that counts (`sys::stubs`).
             if let Some(threshold) = thresholds.calls {
                 new_counter(Counted::Calls, threshold);
             }
@@ -633,38 +633,27 @@ fn copy_attributes(from: LLVMValueRef, to: LLVMValueRef) {
     }
 }
 
-/// The runtime function a lazy function's trampoline calls (see [`make_lazy`]).
-pub(crate) const LAZY: &str = "__genjit_lazy";
-
 /// The function's name, if `symbol` is a lazy function's record (`__gjz.<tag>.<name>`).
 pub(crate) fn lazy_function(symbol: &str) -> Option<&str> {
     genjit_name(symbol, "__gjz.")
 }
 
-/// ABI attributes a trampoline could not forward with a plain `musttail` call.
-fn forwards_plainly(f: LLVMValueRef) -> bool {
-    // SAFETY: `f` is a live function; its type and attributes are only read.
-    unsafe {
-        let ty = LLVMGlobalGetValueType(f);
-        if LLVMIsFunctionVarArg(ty) != 0 {
-            return false;
-        }
-        let params = LLVMCountParams(f);
-        super::ABI_ATTRIBUTES.iter().all(|a| {
-            let kind = LLVMGetEnumAttributeKindForName(a.as_ptr().cast(), a.len());
-            (1..=params).all(|i| LLVMGetEnumAttributeAtIndex(f, i, kind).is_null())
-        })
-    }
-}
+/// A lazy function's record byte: the function was weak (see [`make_lazy`]).
+pub(crate) const RECORD_WEAK: u8 = 1;
+/// A lazy function's record byte: the function was hidden (see [`make_lazy`]).
+pub(crate) const RECORD_HIDDEN: u8 = 2;
 
-/// Makes `module` (promoted under `tag`) lazy: the body of every function that can be compiled on its own
-/// is replaced by a trampoline, and the names of those functions are returned. A trampoline passes its
-/// function's *record* (a hidden byte `__gjz.<tag>.<name>`, by whose address the runtime knows the
-/// function) to [`LAZY`], which compiles the function if nobody has (concurrent first callers wait) and
-/// returns the function's entry; the trampoline then `musttail`-calls that entry with its own arguments,
-/// which now reaches the compiled body. Data, constructors' lists and the functions kept whole (variadic
-/// ones, ones with ABI attributes or addressed labels; all of them if the module has aliases or ifuncs)
-/// stay as they are: the module is the first tier's data and fallback.
+/// Makes `module` (promoted under `tag`) lazy: every function that can be compiled on its own becomes a
+/// declaration, and gets a *record*, a hidden byte `__gjz.<tag>.<name>` holding what the declaration no
+/// longer can: whether the function was weak ([`RECORD_WEAK`]) or hidden ([`RECORD_HIDDEN`]). The names
+/// of those functions are returned. The linker defines each such function at a lazy stub it writes for
+/// the record (`sys::stubs`), which passes the record's address to `dylib::lazy::genjit_lazy` (by which the
+/// runtime knows the function); that compiles the function if nobody has (concurrent first callers wait) and returns
+/// the function's entry, which now reaches the compiled body, and the stub's trampoline jumps there with
+/// the caller's registers and stack untouched. Data, constructors' lists and the functions kept whole
+/// (ones whose labels are addressed, which data may name; all of them if the module has aliases or
+/// ifuncs, which must name definitions) stay as they are: the module is the first tier's data and
+/// fallback.
 pub(crate) fn make_lazy(module: &Module<'_>, tag: &str) -> Vec<String> {
     let m = module.as_mut_ptr();
     // SAFETY: reads only.
@@ -672,54 +661,38 @@ pub(crate) fn make_lazy(module: &Module<'_>, tag: &str) -> Vec<String> {
         return Vec::new();
     }
     let mut lazy = Vec::new();
-    // SAFETY: every value is created in, or taken from, `m`; a function's blocks are deleted before its new
-    // body is built; the trampoline's call has the function's own type, calling convention and
-    // arguments, immediately followed by the `ret` of its result, as `musttail` requires.
+    // SAFETY: every value is created in, or taken from, `m`; a function becomes a declaration the way
+    // extraction makes one (body, personality, comdat and attached metadata gone, external linkage).
     unsafe {
-        let context = LLVMGetModuleContext(m);
-        let ptr = LLVMPointerTypeInContext(context, 0);
-        let i8t = LLVMInt8TypeInContext(context);
-        let mut params = [ptr];
-        let hook_type = LLVMFunctionType(ptr, params.as_mut_ptr(), 1, 0);
-        let hook_name = std::ffi::CString::new(LAZY).expect("no NUL");
-        let hook = LLVMAddFunction(m, hook_name.as_ptr(), hook_type);
-        let builder = LLVMCreateBuilderInContext(context);
+        let i8t = LLVMInt8TypeInContext(LLVMGetModuleContext(m));
         for f in globals(m) {
-            if LLVMIsAFunction(f).is_null() || LLVMIsDeclaration(f) != 0 || f == hook {
+            if LLVMIsAFunction(f).is_null() || LLVMIsDeclaration(f) != 0 {
                 continue;
             }
             let name = value_name(f);
-            if name.starts_with("llvm.")
-                || LLVMGetLinkage(f) == AVAILABLE_EXTERNALLY
-                || !forwards_plainly(f)
-                || labels_addressed(f)
-            {
+            if name.starts_with("llvm.") || LLVMGetLinkage(f) == AVAILABLE_EXTERNALLY || labels_addressed(f) {
                 continue;
             }
+            let weak = matches!(
+                LLVMGetLinkage(f),
+                LLVMLinkage::LLVMWeakAnyLinkage
+                    | LLVMLinkage::LLVMWeakODRLinkage
+                    | LLVMLinkage::LLVMLinkOnceAnyLinkage
+                    | LLVMLinkage::LLVMLinkOnceODRLinkage
+            );
+            let hidden = LLVMGetVisibility(f) == LLVMVisibility::LLVMHiddenVisibility;
+            let flags =
+                u64::from(if weak { RECORD_WEAK } else { 0 } | if hidden { RECORD_HIDDEN } else { 0 });
             let record_name = std::ffi::CString::new(format!("__gjz.{tag}.{name}")).expect("no NUL");
             let record = LLVMAddGlobal(m, i8t, record_name.as_ptr());
-            LLVMSetInitializer(record, LLVMConstInt(i8t, 0, 0));
+            LLVMSetInitializer(record, LLVMConstInt(i8t, flags, 0));
             LLVMSetVisibility(record, LLVMVisibility::LLVMHiddenVisibility);
             delete_body(f);
-            let entry = LLVMAppendBasicBlockInContext(context, f, c"gj.lazy".as_ptr());
-            LLVMPositionBuilderAtEnd(builder, entry);
-            let mut record_arg = [record];
-            let target =
-                LLVMBuildCall2(builder, hook_type, hook, record_arg.as_mut_ptr(), 1, c"gj.entry".as_ptr());
-            let ty = LLVMGlobalGetValueType(f);
-            let mut args: Vec<LLVMValueRef> = (0..LLVMCountParams(f)).map(|i| LLVMGetParam(f, i)).collect();
-            let call =
-                LLVMBuildCall2(builder, ty, target, args.as_mut_ptr(), args.len() as u32, c"".as_ptr());
-            LLVMSetInstructionCallConv(call, LLVMGetFunctionCallConv(f));
-            LLVMSetTailCallKind(call, inkwell::llvm_sys::LLVMTailCallKind::LLVMTailCallKindMustTail);
-            if LLVMGetTypeKind(LLVMGetReturnType(ty)) == inkwell::llvm_sys::LLVMTypeKind::LLVMVoidTypeKind {
-                LLVMBuildRetVoid(builder);
-            } else {
-                LLVMBuildRet(builder, call);
-            }
+            LLVMSetComdat(f, std::ptr::null_mut());
+            LLVMGlobalClearMetadata(f);
+            LLVMSetLinkage(f, LLVMLinkage::LLVMExternalLinkage);
             lazy.push(name);
         }
-        LLVMDisposeBuilder(builder);
     }
     lazy
 }

@@ -1,14 +1,14 @@
 //! Lazy compilation: a module whose functions are compiled on their first call (DESIGN.md, "Tiering").
 //!
 //! [`Dylib::add_lazy_module`] compiles the module once with every function that can be compiled alone
-//! replaced by a trampoline (`compile::tier::make_lazy`) and keeps its promoted IR, like a tiered module:
-//! the module (the *origin*) holds the data, the constructors and the functions kept whole, and every
-//! lazy function's entry leads to its trampoline. The first call of one enters [`genjit_lazy`] with the
-//! function's record; under a per-function gate (concurrent first callers of *that* function wait; callers
+//! left a declaration (`compile::tier::make_lazy`) and keeps its promoted IR, like a tiered module: the
+//! module (the *origin*) holds the data, the constructors and the functions kept whole, and the linker
+//! defines every lazy function at a lazy stub (`sys::stubs`), where its entry leads. The first call of
+//! one enters [`genjit_lazy`] with the function's record, every argument register kept; under a per-function gate (concurrent first callers of *that* function wait; callers
 //! of others do not), the function is compiled alone from the kept IR on the calling thread (reading only
 //! its body: `tier::load_lazily`) and added as a change that redefines it, only if the origin still
-//! defines it (a user's redefinition wins). Its entry then leads to the compiled body, and the trampoline
-//! tail-calls the entry. With [`Lazy::callees`], its direct callees that are still lazy compile with it,
+//! defines it (a user's redefinition wins). Its entry then leads to the compiled body, and the stub's
+//! trampoline jumps to the entry with the caller's registers and stack. With [`Lazy::callees`], its direct callees that are still lazy compile with it,
 //! in the same module. With speculation, those callees are instead compiled by the JIT's background
 //! thread after it.
 
@@ -54,7 +54,7 @@ impl Lazy {
     }
 }
 
-/// A lazy function's record, by address: what its trampoline's call of [`genjit_lazy`] is about.
+/// A lazy function's record, by address: what its stub's call of [`genjit_lazy`] is about.
 struct Record {
     session: Weak<Session>,
     dylib: Weak<DylibShared>,
@@ -99,8 +99,9 @@ pub(crate) fn forget(module: &super::module::LoadedModule) {
     }
 }
 
-/// Called by a lazy function's trampoline: compiles the function if its origin still defines it by the
-/// trampoline, and returns the address the trampoline must tail-call (the function's entry).
+/// Called by a lazy function's stub (through its trampoline, `sys::stubs`): compiles the function if its
+/// origin still defines it by the stub, and returns the address the trampoline jumps to (the function's
+/// entry).
 ///
 /// It cannot return an error to the JIT code that called the function: if the function cannot be
 /// compiled (code generation failed after the module verified, the heap is exhausted) or was removed
@@ -137,12 +138,12 @@ pub(crate) extern "C" fn genjit_lazy(record: *const u8) -> usize {
 
 impl Dylib {
     /// Adds a module whose functions are compiled when first called (see the module docs): adding it
-    /// costs parsing, verifying and compiling the trampolines; each function's first call costs its
-    /// compile; functions never called are never compiled
-    /// ([`TieringStats::lazy_uncompiled`](crate::TieringStats)).
-    /// Variadic functions, functions with ABI-changing parameter attributes and functions whose labels are
-    /// addressed are compiled with the module (all of them if it has aliases or ifuncs). With tiering
-    /// enabled, compiled functions count their calls and move up like any other.
+    /// costs parsing, verifying, writing its IR for later and compiling its data; each function's first
+    /// call costs its compile; functions never called are never compiled
+    /// ([`TieringStats::lazy_uncompiled`](crate::TieringStats)). Any signature can be lazy (variadic,
+    /// `byval`, any calling convention); functions whose labels are addressed are compiled with the
+    /// module (all of them if it has aliases or ifuncs). With tiering enabled, compiled functions count
+    /// their calls and move up like any other.
     ///
     /// Refused when compilation is isolated (lazy functions compile in-process).
     pub fn add_lazy_module(&self, source: Source, lazy: Lazy) -> Result<ModuleHandle> {

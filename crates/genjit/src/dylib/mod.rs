@@ -30,7 +30,7 @@
 //! epoch reclamation once no thread can still be running them (see `runtime::reclaim`).
 
 mod imports;
-mod lazy;
+pub(crate) mod lazy;
 pub(crate) mod module;
 mod plan;
 mod policy;

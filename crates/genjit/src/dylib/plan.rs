@@ -496,7 +496,7 @@ impl Dylib {
         let t = state.tiering.as_ref()?;
         let layer = t.layers.get(&old?.module()?.serial)?;
         // The highest remaining layer below it that defines the name (a lazy function's first compile),
-        // else the origin (a first tier, or a lazy function's trampoline, which compiles it again).
+        // else the origin (a first tier, or a lazy function's stub, which compiles it again).
         let below =
             t.satellites.get(&layer.origin).into_iter().flatten().filter(|s| {
                 !scope.removing.contains(s) && t.layers.get(s).is_some_and(|l| l.tier < layer.tier)
@@ -507,7 +507,7 @@ impl Dylib {
             let symbol = module.symbols.get(name)?;
             Some((t.layers.get(s).map_or(0, |l| l.tier), module.clone(), symbol.clone()))
         });
-        // The highest tier; among equals the first (a lazy function's compile before its trampoline).
+        // The highest tier; among equals the first (a lazy function's compile before its stub).
         let (_, module, symbol) = found.min_by_key(|(tier, ..)| std::cmp::Reverse(*tier))?;
         Some((module, symbol))
     }

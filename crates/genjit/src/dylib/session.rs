@@ -79,7 +79,7 @@ impl Config {
             .max(1)
     }
 
-    /// Whether IR is verified again after genjit's own first-tier rewrites (counters, lazy trampolines):
+    /// Whether IR is verified again after genjit's own first-tier rewrites (counters, lazy declarations):
     /// as set, else in debug builds or with `GENJIT_VERIFY_REWRITES` set (not to `0`).
     pub(crate) fn verify_rewrites(&self) -> bool {
         self.verify_rewrites.unwrap_or_else(|| {
@@ -199,7 +199,6 @@ impl Session {
             crate::compile::tier::BACK_EDGE => Some(super::tiering::genjit_back_edge as *const () as usize),
             crate::compile::osr::HOT_LOOP => Some(super::tiering::genjit_hot_loop as *const () as usize),
             crate::compile::osr::HOT_GOTO => Some(super::tiering::genjit_hot_goto as *const () as usize),
-            crate::compile::tier::LAZY => Some(super::lazy::genjit_lazy as *const () as usize),
             "__dso_handle" => Some(dylib.dso_handle()),
             _ => None,
         }

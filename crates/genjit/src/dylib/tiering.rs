@@ -34,7 +34,7 @@ pub struct TierStatus {
     /// Callees whose bodies the higher tier may contain: redefining or removing one of them drops this
     /// tier (the function falls back to its first tier, in the same step, and counts again).
     pub inlined: Vec<String>,
-    /// A lazy function not compiled yet: its entry still leads to its trampoline.
+    /// A lazy function not compiled yet: its entry still leads to its lazy stub.
     pub lazy: bool,
     /// Its calls are counted: its entry leads to a first-tier function with a call counter. Once the
     /// count is over and the function was queued for the higher tier (or the policy said
@@ -53,7 +53,7 @@ struct Hot {
     module: u64,
     /// Events counted before the current countdown.
     before: u64,
-    /// A call counter's function body behind its counting stub (see `sys::count`), or 0.
+    /// A call counter's function body behind its counting stub (see `sys::stubs`), or 0.
     body: usize,
     /// A back-edge counter's calls of [`genjit_hot_loop`] that found OSR entries, none for their header.
     probes: u32,
@@ -72,7 +72,7 @@ pub(crate) fn register_counters(session: &Arc<Session>, dylib: &Arc<DylibShared>
             let body = match (counted, stubs.get(name)) {
                 // SAFETY: the linker wrote this counting stub into the module's code block, which stays
                 // mapped while the module is (it is being published).
-                (tier::Counted::Calls, Some(&stub)) => unsafe { crate::sys::count::stub_body(stub) },
+                (tier::Counted::Calls, Some(&stub)) => unsafe { crate::sys::stubs::stub_body(stub) },
                 _ => 0,
             };
             let hot = Hot {
@@ -334,7 +334,7 @@ fn set_back_edges(module: &LoadedModule, function: &str, left: u64) {
     }
 }
 
-/// Points `name`'s entry past its counting stub at the tier-0 body (`body`, see `sys::count`): its
+/// Points `name`'s entry past its counting stub at the tier-0 body (`body`, see `sys::stubs`): its
 /// calls are counted no more and cost nothing more than all-O0's. Only while module `module` still
 /// defines the name and the entry still leads to that module's stub (a change may have moved it
 /// meanwhile); under the dylib's link lock, like every redirect. A fallback from a dropped higher tier
@@ -383,7 +383,7 @@ pub(crate) struct TierState {
     pub(crate) config: Option<Tiering>,
     /// The kept IR of every tiered or lazy module (an *origin*), by serial.
     pub(crate) bitcode: HashMap<u64, KeptIr>,
-    /// Each lazy origin's functions defined by trampoline.
+    /// Each lazy origin's functions defined by lazy stubs.
     pub(crate) lazy: HashMap<u64, LazyUnit>,
     /// One gate per lazy function being compiled: its concurrent first callers wait on it.
     pub(crate) gates: HashMap<(u64, Arc<str>), Arc<Mutex<()>>>,

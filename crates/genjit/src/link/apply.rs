@@ -55,8 +55,13 @@ impl Linker<'_> {
         // Counting stubs lead to the body itself (`value`), never to the function's own entry.
         for (&function, &(stub, counter)) in &layout.counting {
             let (body, counter) = (value(function)?.0 as usize, value(counter)?.0 as usize);
-            let code = &mut block_bytes(linked, Kind::Code)[stub..stub + crate::sys::count::STUB_LEN];
-            crate::sys::count::write_stub(code, bases.code + stub, counter, body);
+            let code = &mut block_bytes(linked, Kind::Code)[stub..stub + crate::sys::stubs::STUB_LEN];
+            crate::sys::stubs::write_stub(code, bases.code + stub, counter, body);
+        }
+        for (r, &stub) in self.lazy.iter().zip(&layout.lazy) {
+            let record = value(r.record)?.0 as usize;
+            let code = &mut block_bytes(linked, Kind::Code)[stub..stub + crate::sys::stubs::LAZY_STUB_LEN];
+            crate::sys::stubs::write_lazy_stub(code, record);
         }
         for section in self.relocatable_sections() {
             let place = layout.sections[&section.index()];
@@ -318,7 +323,7 @@ impl Linker<'_> {
                 if let (Ok(name), Ok((addr, _))) = (symbol.name(), value(symbol.index())) {
                     let (addr, size, name) = (addr as usize, symbol.size() as usize, name.to_string());
                     if let Some(stub) = counting {
-                        let (size, name) = (crate::sys::count::STUB_LEN, format!("{name}.gj.count"));
+                        let (size, name) = (crate::sys::stubs::STUB_LEN, format!("{name}.gj.count"));
                         linked.functions.push(super::FunctionSymbol { addr: stub, size, name });
                     }
                     linked.functions.push(super::FunctionSymbol { addr, size, name });
@@ -349,6 +354,22 @@ impl Linker<'_> {
                 is_function: symbol.kind() == SymbolKind::Text,
                 ifunc: super::is_ifunc(&symbol),
                 counting: counting.is_some(),
+            });
+        }
+        for (r, &stub) in self.lazy.iter().zip(&layout.lazy) {
+            let addr = bases.code + stub;
+            if self.functions {
+                let (size, name) = (crate::sys::stubs::LAZY_STUB_LEN, format!("{}.gj.lazy", r.function));
+                linked.functions.push(super::FunctionSymbol { addr, size, name });
+            }
+            linked.symbols.push(DefinedSymbol {
+                name: r.function.into(),
+                addr,
+                weak: r.weak,
+                hidden: r.hidden,
+                is_function: true,
+                ifunc: false,
+                counting: false,
             });
         }
         Ok(())

@@ -54,7 +54,7 @@ pub struct DefinedSymbol {
     /// An indirect function (`STT_GNU_IFUNC`): `addr` is its resolver until [`Linked::resolve_ifuncs`]
     /// runs it and stores the implementation it picks.
     pub ifunc: bool,
-    /// A first-tier function whose calls are counted: `addr` is its counting stub (`sys::count`), which
+    /// A first-tier function whose calls are counted: `addr` is its counting stub (`sys::stubs`), which
     /// leads to the body.
     pub counting: bool,
 }
@@ -211,8 +211,10 @@ struct Layout {
     data_align: usize,
     got: HashMap<SymbolIndex, usize>,
     stubs: HashMap<SymbolIndex, usize>,
-    /// Counting stubs (`sys::count`) by function: the stub's offset and the counter's symbol.
+    /// Counting stubs (`sys::stubs`) by function: the stub's offset and the counter's symbol.
     counting: HashMap<SymbolIndex, (usize, SymbolIndex)>,
+    /// Lazy stubs (`sys::stubs`), in the order of [`Linker::lazy`]: each stub's offset.
+    lazy: Vec<usize>,
     got_base: usize,
     eh_frame: Option<usize>,
 }
@@ -271,8 +273,11 @@ fn is_got_reloc(r_type: u32) -> bool {
 struct Linker<'a> {
     file: ObjFile<'a>,
     module: &'a str,
-    /// Stub addresses of the entries of this module's own global functions, by symbol.
+    /// Stub addresses of the entries of this module's own global functions, by symbol (a lazy
+    /// function's symbol is undefined in the object: the linker defines it).
     own: HashMap<SymbolIndex, usize>,
+    /// The lazy functions the module defines by their records.
+    lazy: Vec<LazyRecord<'a>>,
     /// Whether to list every function for profilers ([`Linked::functions`]).
     functions: bool,
     /// Whether to record every relocation ([`Linked::relocs`]).
@@ -291,6 +296,43 @@ fn is_definition(symbol: &object::read::elf::ElfSymbol64<'_, '_, object::LittleE
         && !symbol.is_local()
         && symbol.kind() != object::SymbolKind::Section
         && !symbol.name().is_ok_and(crate::compile::osr::is_entry)
+}
+
+/// A lazy function of a lazy origin: `compile::tier::make_lazy` left it a declaration and defined its
+/// record, a byte `__gjz.<tag>.<name>` telling whether the function was weak or hidden; the linker
+/// defines the function at a lazy stub it writes for the record (`sys::stubs`).
+struct LazyRecord<'a> {
+    record: SymbolIndex,
+    function: &'a str,
+    weak: bool,
+    hidden: bool,
+}
+
+/// The module's lazy records (none unless it is a lazy origin).
+fn lazy_records<'a>(file: &ObjFile<'a>) -> Vec<LazyRecord<'a>> {
+    let mut records = Vec::new();
+    for symbol in file.symbols() {
+        if !is_definition(&symbol) || symbol.kind() != object::SymbolKind::Data {
+            continue;
+        }
+        let Some(function) = symbol.name().ok().and_then(crate::compile::tier::lazy_function) else {
+            continue;
+        };
+        // The record's byte, from its section's bytes (none in `.bss`: zero).
+        let flags = symbol
+            .section_index()
+            .and_then(|i| file.section_by_index(i).ok())
+            .and_then(|section| section.data().ok())
+            .and_then(|data| data.get(usize::try_from(symbol.address()).ok()?).copied())
+            .unwrap_or(0);
+        records.push(LazyRecord {
+            record: symbol.index(),
+            function,
+            weak: flags & crate::compile::tier::RECORD_WEAK != 0,
+            hidden: flags & crate::compile::tier::RECORD_HIDDEN != 0,
+        });
+    }
+    records
 }
 
 /// `STT_GNU_IFUNC`: the symbol's value is a resolver that returns the implementation.
@@ -331,6 +373,15 @@ pub fn definitions(compiled: &Compiled) -> Result<Vec<DefinedSymbol>> {
             counting: false,
         });
     }
+    out.extend(lazy_records(&file).into_iter().map(|r| DefinedSymbol {
+        name: r.function.into(),
+        addr: 0,
+        weak: r.weak,
+        hidden: r.hidden,
+        is_function: true,
+        ifunc: false,
+        counting: false,
+    }));
     Ok(out)
 }
 
@@ -368,15 +419,20 @@ pub fn place<'a>(
     if header.e_type.get(endian) != elf::ET_REL {
         return Err(bad("not a relocatable object (ET_REL)".to_string()));
     }
+    let lazy = lazy_records(&file);
+    let lazy_names: std::collections::HashSet<&str> = lazy.iter().map(|r| r.function).collect();
     let mut own_stubs = HashMap::new();
     for symbol in file.symbols() {
-        if is_definition(&symbol) && symbol.kind() == object::SymbolKind::Text {
-            if let Some(stub) = symbol.name().ok().and_then(own) {
+        let Ok(name) = symbol.name() else { continue };
+        let defined = is_definition(&symbol) && symbol.kind() == object::SymbolKind::Text;
+        if defined || (symbol.is_undefined() && lazy_names.contains(name)) {
+            if let Some(stub) = own(name) {
                 own_stubs.insert(symbol.index(), stub);
             }
         }
     }
-    let linker = Linker { file, module, own: own_stubs, functions: extras.functions, relocs: extras.relocs };
+    let (functions, relocs) = (extras.functions, extras.relocs);
+    let linker = Linker { file, module, own: own_stubs, lazy, functions, relocs };
     let mut layout = linker.layout()?;
     linker.plan_got_and_stubs(&mut layout)?;
     let (code, data) = allocate(heap, &layout)?;
@@ -480,6 +536,7 @@ impl<'a> Linker<'a> {
             got: HashMap::new(),
             stubs: HashMap::new(),
             counting: HashMap::new(),
+            lazy: Vec::new(),
             got_base: 0,
             eh_frame: None,
         };
@@ -555,7 +612,8 @@ impl<'a> Linker<'a> {
         let mut imports = Vec::new();
         let mut missing = Vec::new();
         for symbol in self.file.symbols() {
-            if !symbol.is_undefined() || symbol.index().0 == 0 {
+            // A lazy function is the module's own (its entry), like its defined functions.
+            if !symbol.is_undefined() || symbol.index().0 == 0 || self.own.contains_key(&symbol.index()) {
                 continue;
             }
             let name = symbol.name().map_err(|e| self.bad(e.to_string()))?;
@@ -605,7 +663,8 @@ impl<'a> Linker<'a> {
                     got.push(sym);
                 }
                 let undefined = self.file.symbol_by_index(sym).map(|s| s.is_undefined()).unwrap_or(false);
-                if r_type == elf::R_X86_64_PLT32 && undefined && !stubs.contains(&sym) {
+                let own = self.own.contains_key(&sym);
+                if r_type == elf::R_X86_64_PLT32 && undefined && !own && !stubs.contains(&sym) {
                     stubs.push(sym);
                 }
             }
@@ -620,7 +679,7 @@ impl<'a> Linker<'a> {
         }
         layout.code_len = stub_base + 16 * layout.stubs.len();
         // A first-tier function with a call counter `__gjc.<tag>.<name>` gets a counting stub, which its
-        // entry leads to first (`sys::count`).
+        // entry leads to first (`sys::stubs`).
         // Counters first: a module that is not first-tier (every module of an untiered dylib) has none,
         // and its functions need no look-up.
         let defined = |kind| self.file.symbols().filter(move |s| is_definition(s) && s.kind() == kind);
@@ -638,7 +697,11 @@ impl<'a> Linker<'a> {
         };
         for (f, counter) in counted {
             layout.counting.insert(f, (layout.code_len, counter));
-            layout.code_len += crate::sys::count::STUB_LEN;
+            layout.code_len += crate::sys::stubs::STUB_LEN;
+        }
+        for _ in &self.lazy {
+            layout.lazy.push(layout.code_len);
+            layout.code_len += crate::sys::stubs::LAZY_STUB_LEN;
         }
         Ok(())
     }

@@ -22,7 +22,7 @@
 //! - [`trap`]: a userfaultfd that makes freed (hole-punched) code pages fault instead of reading zeros.
 //!
 //! ## Machine code genjit writes itself
-//! - [`count`]: call-counting stubs and their trampoline, which keeps every argument register.
+//! - [`stubs`]: call-counting and lazy stubs and their trampolines, which keep every argument register.
 //!
 //! ## Threads
 //! - [`handshake`]: a signal asking a thread which address ranges its registers and stack still hold
@@ -34,10 +34,10 @@
 //!   libgcc's compiler-runtime helpers).
 //! - [`unwind`]: libgcc's frame registry, one registered object per 256 KiB window of JIT code.
 
-pub(crate) mod count;
 pub(crate) mod gdb;
 pub(crate) mod handshake;
 pub(crate) mod perf;
+pub(crate) mod stubs;
 pub(crate) mod trap;
 pub(crate) mod unwind;
 

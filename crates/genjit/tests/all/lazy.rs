@@ -66,6 +66,19 @@ define i64 @never2(i64 %x) {
 define i64 @sum(i32 %n, ...) {
   ret i64 0
 }
+
+define i64 @jumps(i64 %x) {
+entry:
+  %t = getelementptr [2 x ptr], ptr @targets, i64 0, i64 %x
+  %a = load ptr, ptr %t
+  indirectbr ptr %a, [label %zero, label %one]
+zero:
+  ret i64 10
+one:
+  ret i64 11
+}
+
+@targets = internal constant [2 x ptr] [ptr blockaddress(@jumps, %zero), ptr blockaddress(@jumps, %one)]
 "#;
 
 fn tiering(jit: &Jit) -> genjit::TieringStats {
@@ -77,12 +90,14 @@ fn functions_compile_on_their_first_call_and_never_otherwise() {
     let jit = Jit::new().unwrap();
     let d = jit.create_dylib("lazy").unwrap();
     d.add_lazy_module(Source::ir_text(SOURCE), Lazy::new()).unwrap();
-    // Lazy: ctor, helper, f, fib, str_addr, never1, never2 (the variadic `sum` compiled with the module).
-    // The constructor ran when the module was added: its first call compiled it.
+    // Lazy: ctor, helper, f, fib, str_addr, never1, never2, sum (`jumps`, whose labels its table
+    // holds, is compiled with the module). The constructor ran when the module was added: its first
+    // call compiled it.
     let after_add = tiering(&jit);
-    assert_eq!((after_add.lazy_functions, after_add.lazy_compiles, after_add.lazy_uncompiled), (7, 1, 6));
-    assert!(d.tier_status("f").unwrap().lazy);
-    assert!(!d.tier_status("sum").unwrap().lazy, "a variadic function is compiled with its module");
+    assert_eq!((after_add.lazy_functions, after_add.lazy_compiles, after_add.lazy_uncompiled), (8, 1, 7));
+    assert!(d.tier_status("f").unwrap().lazy && d.tier_status("sum").unwrap().lazy);
+    assert!(!d.tier_status("jumps").unwrap().lazy, "labels addressed by data: compiled with the module");
+    assert_eq!(d.lookup::<fn(i64) -> i64>("jumps").unwrap().call(1), 11);
     let f = d.lookup::<fn(i64) -> i64>("f").unwrap();
     let trampoline = f.current_address(&d.pin()).unwrap();
     assert_eq!(f.call(2), 7, "compiled on this call, with its helper on the helper's first call");
@@ -93,7 +108,7 @@ fn functions_compile_on_their_first_call_and_never_otherwise() {
     let str_addr = d.lookup::<fn() -> i64>("str_addr").unwrap().call();
     assert_eq!(str_addr as usize, d.lookup_address("__gj.0..str").unwrap_or(str_addr as usize));
     let stats = tiering(&jit);
-    assert_eq!((stats.lazy_compiles, stats.lazy_uncompiled), (5, 2), "{stats:?}");
+    assert_eq!((stats.lazy_compiles, stats.lazy_uncompiled), (5, 3), "{stats:?}");
     assert!(stats.lazy_compile_time > Duration::ZERO && stats.retained_ir_bytes > 0);
     assert!(!d.tier_status("f").unwrap().lazy && d.tier_status("never2").unwrap().lazy);
     // SAFETY: `ctor_runs` is an i64 global of the module.
@@ -101,9 +116,9 @@ fn functions_compile_on_their_first_call_and_never_otherwise() {
     // Compiling ahead of the first call, with errors as values.
     d.compile_lazy(&["never2"]).unwrap();
     assert!(matches!(d.compile_lazy(&["nope"]), Err(genjit::Error::SymbolNotFound { .. })));
-    assert_eq!(tiering(&jit).lazy_uncompiled, 1);
+    assert_eq!(tiering(&jit).lazy_uncompiled, 2);
     assert_eq!(d.lookup::<fn(i64) -> i64>("never2").unwrap().call(1), 2, "calls `never1` lazily");
-    assert_eq!(tiering(&jit).lazy_uncompiled, 0);
+    assert_eq!(tiering(&jit).lazy_uncompiled, 1);
     // Removing the module takes its compiled functions and what it kept with it.
     d.remove_module(&d.modules()[0]).unwrap();
     assert!(f.is_removed());
@@ -144,9 +159,150 @@ fn a_redefinition_before_the_first_call_wins() {
     let stats = tiering(&jit);
     assert_eq!(
         (stats.lazy_compiles, stats.lazy_uncompiled),
-        (2, 4),
+        (2, 5),
         "`never1` was never compiled: {stats:?}"
     );
+}
+
+/// Signatures a lazy stub must forward untouched: a result through `sret`, a struct `byval` on the stack,
+/// variadic integers and doubles (`%al` counts the vector registers), and integer, double and vector
+/// arguments past the registers.
+const SIGNATURES: &str = r#"
+%S = type { i64, i64, i64 }
+declare void @llvm.va_start.p0(ptr)
+declare void @llvm.va_end.p0(ptr)
+
+define void @make(ptr sret(%S) align 8 %out, i64 %a) {
+  %p1 = getelementptr %S, ptr %out, i32 0, i32 1
+  %p2 = getelementptr %S, ptr %out, i32 0, i32 2
+  %a1 = add i64 %a, 1
+  %a2 = add i64 %a, 2
+  store i64 %a, ptr %out
+  store i64 %a1, ptr %p1
+  store i64 %a2, ptr %p2
+  ret void
+}
+
+define i64 @by_value(ptr byval(%S) align 8 %s) {
+  %p1 = getelementptr %S, ptr %s, i32 0, i32 1
+  %p2 = getelementptr %S, ptr %s, i32 0, i32 2
+  %x0 = load i64, ptr %s
+  %x1 = load i64, ptr %p1
+  %x2 = load i64, ptr %p2
+  %y1 = mul i64 %x1, 10
+  %y2 = mul i64 %x2, 100
+  %s1 = add i64 %x0, %y1
+  %r = add i64 %s1, %y2
+  ret i64 %r
+}
+
+define i64 @vsum(i32 %n, ...) {
+entry:
+  %ap = alloca [1 x { i32, i32, ptr, ptr }], align 8
+  call void @llvm.va_start.p0(ptr %ap)
+  br label %loop
+loop:
+  %i = phi i32 [ 0, %entry ], [ %i1, %body ]
+  %acc = phi i64 [ 0, %entry ], [ %acc1, %body ]
+  %more = icmp slt i32 %i, %n
+  br i1 %more, label %body, label %done
+body:
+  %v = va_arg ptr %ap, i64
+  %acc1 = add i64 %acc, %v
+  %i1 = add i32 %i, 1
+  br label %loop
+done:
+  call void @llvm.va_end.p0(ptr %ap)
+  ret i64 %acc
+}
+
+define i64 @vdoubles(i32 %n, ...) {
+entry:
+  %ap = alloca [1 x { i32, i32, ptr, ptr }], align 8
+  call void @llvm.va_start.p0(ptr %ap)
+  br label %loop
+loop:
+  %i = phi i32 [ 0, %entry ], [ %i1, %body ]
+  %acc = phi double [ 0.0, %entry ], [ %acc1, %body ]
+  %more = icmp slt i32 %i, %n
+  br i1 %more, label %body, label %done
+body:
+  %v = va_arg ptr %ap, double
+  %acc1 = fadd double %acc, %v
+  %i1 = add i32 %i, 1
+  br label %loop
+done:
+  call void @llvm.va_end.p0(ptr %ap)
+  %t = fmul double %acc, 10.0
+  %r = fptosi double %t to i64
+  ret i64 %r
+}
+
+define i64 @mix(i64 %a, double %b, i64 %c, double %d, i64 %e, i64 %f, i64 %g, i64 %h, i64 %i,
+                double %j, <4 x float> %v) {
+  %c2 = shl i64 %c, 1
+  %e2 = shl i64 %e, 2
+  %f2 = shl i64 %f, 3
+  %g2 = shl i64 %g, 4
+  %h2 = shl i64 %h, 5
+  %i2 = shl i64 %i, 6
+  %s1 = add i64 %a, %c2
+  %s2 = add i64 %s1, %e2
+  %s3 = add i64 %s2, %f2
+  %s4 = add i64 %s3, %g2
+  %s5 = add i64 %s4, %h2
+  %s6 = add i64 %s5, %i2
+  %b2 = fmul double %b, 1024.0
+  %d2 = fmul double %d, 2048.0
+  %j2 = fmul double %j, 4096.0
+  %fs1 = fadd double %b2, %d2
+  %fs2 = fadd double %fs1, %j2
+  %v0 = extractelement <4 x float> %v, i32 0
+  %v1 = extractelement <4 x float> %v, i32 1
+  %v2 = extractelement <4 x float> %v, i32 2
+  %v3 = extractelement <4 x float> %v, i32 3
+  %w1 = fadd float %v0, %v1
+  %w2 = fadd float %w1, %v2
+  %w3 = fadd float %w2, %v3
+  %w = fpext float %w3 to double
+  %fs3 = fadd double %fs2, %w
+  %fi = fptosi double %fs3 to i64
+  %r = add i64 %s6, %fi
+  ret i64 %r
+}
+
+define i64 @drive() {
+  %s = alloca %S, align 8
+  call void @make(ptr sret(%S) align 8 %s, i64 1)
+  %bv = call i64 @by_value(ptr byval(%S) align 8 %s)
+  %vs = call i64 (i32, ...) @vsum(i32 3, i64 1000, i64 20000, i64 300000)
+  %vd = call i64 (i32, ...) @vdoubles(i32 2, double 1.5, double 2.5)
+  %m = call i64 @mix(i64 1, double 0.5, i64 2, double 0.25, i64 3, i64 4, i64 5, i64 6, i64 7,
+                     double 0.125, <4 x float> <float 1.0, float 2.0, float 3.0, float 4.0>)
+  %r1 = add i64 %bv, %vs
+  %r2 = add i64 %r1, %vd
+  %r = add i64 %r2, %m
+  ret i64 %r
+}
+"#;
+
+#[test]
+fn a_lazy_stub_forwards_any_signature() {
+    // make + by_value 321, vsum 321,000, vdoubles 40, mix 769 + 3 * 512 + 10.
+    let expected = 321 + 321_000 + 40 + 2_315;
+    let jit = Jit::new().unwrap();
+    let d = jit.create_dylib("lazy").unwrap();
+    let eager = jit.create_dylib("eager").unwrap();
+    eager.add_module(Source::ir_text(SIGNATURES)).unwrap();
+    assert_eq!(eager.lookup::<fn() -> i64>("drive").unwrap().call(), expected);
+    d.add_lazy_module(Source::ir_text(SIGNATURES), Lazy::new()).unwrap();
+    let functions = ["make", "by_value", "vsum", "vdoubles", "mix", "drive"];
+    assert!(functions.iter().all(|f| d.tier_status(f).unwrap().lazy));
+    assert_eq!(d.lookup::<fn() -> i64>("drive").unwrap().call(), expected);
+    assert!(functions.iter().all(|f| !d.tier_status(f).unwrap().lazy));
+    let stats = jit.stats().dylibs.into_iter().find(|s| s.name == "lazy").unwrap().tiering;
+    assert_eq!((stats.lazy_functions, stats.lazy_compiles, stats.lazy_uncompiled), (6, 6, 0), "{stats:?}");
+    assert_eq!(d.lookup::<fn() -> i64>("drive").unwrap().call(), expected, "compiled bodies, called again");
 }
 
 /// `pick` calls `rare` only for a positive argument; `other` is nobody's callee.
