@@ -226,9 +226,17 @@ fn main() -> ExitCode {
 }
 
 /// With `RUST_LOG` set, genjit's `tracing` events go to stderr (times since start, as tier-ups are
-/// read against the program's progress); without it nothing is installed and an event costs a branch.
+/// read against the program's progress); without it nothing is installed and an event costs a branch. A
+/// `RUST_LOG` that is not a filter is said on stderr, and nothing is logged.
 fn log_to_stderr() {
-    let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() else { return };
+    let Some(value) = std::env::var_os("RUST_LOG") else { return };
+    let filter = match value.to_str().map(tracing_subscriber::EnvFilter::try_new) {
+        Some(Ok(filter)) => filter,
+        Some(Err(e)) => {
+            return eprintln!("genjit: RUST_LOG={value:?} is not a filter ({e}); nothing is logged")
+        }
+        None => return eprintln!("genjit: RUST_LOG={value:?} is not UTF-8; nothing is logged"),
+    };
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

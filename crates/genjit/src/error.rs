@@ -74,6 +74,13 @@ fn list<T: fmt::Display>(items: &[T]) -> String {
     items.iter().map(T::to_string).collect::<Vec<_>>().join(", ")
 }
 
+/// The prefixes of the names genjit's linker and runtime treat as genjit's own symbols: counters
+/// (`__gjc.`, `__gjb.`), OSR entries (`__gjo.`), lazy records (`__gjz.`) and the runtime's functions
+/// (`__genjit_`). A module naming one is refused ([`Error::ReservedName`]). Promoted locals (`__gj.`)
+/// are ordinary symbols of their dylib, which a module may redefine (an inlined static helper, by the
+/// name `TierStatus::inlined` gives).
+pub const RESERVED_PREFIXES: [&str; 5] = ["__gjb.", "__gjc.", "__gjo.", "__gjz.", "__genjit_"];
+
 /// What went wrong.
 #[derive(Debug, Error)]
 #[non_exhaustive]
@@ -96,6 +103,19 @@ pub enum Error {
         module: String,
         /// LLVM's verifier output.
         message: String,
+    },
+    /// The module defines or uses a name genjit gives its own symbols ([`RESERVED_PREFIXES`]): its
+    /// linker would take such a symbol for genjit's (a counter, a lazy record, an OSR entry, a runtime
+    /// hook).
+    #[error(
+        "module `{module}` names `{symbol}`, a name genjit reserves for its own symbols (those starting with {})",
+        RESERVED_PREFIXES.map(|p| format!("`{p}`")).join(", ")
+    )]
+    ReservedName {
+        /// The module's name.
+        module: String,
+        /// The name.
+        symbol: String,
     },
     /// The optimization pipeline or code generation failed.
     #[error("module `{module}` failed to compile: {message}")]

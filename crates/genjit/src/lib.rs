@@ -77,7 +77,7 @@ pub use dylib::{
     Decision, Dylib, HotFunction, Importer, Lazy, ModuleHandle, Policy, RedirectTarget, Removal, TierStatus,
     Tiering, Trigger,
 };
-pub use error::{Definer, Error, RedirectRefusal, Result};
+pub use error::{Definer, Error, RedirectRefusal, Result, RESERVED_PREFIXES};
 pub use func::{Func, HostFn};
 pub use heap::{GenerationStats, HeapStats, Kind as GenerationKind};
 pub use jit::{DylibStats, Jit, JitBuilder, Lag, Stats, TieringStats};

@@ -313,6 +313,15 @@ fn rust_log_shows_tier_ups_and_a_bad_pipeline_is_refused_up_front() {
         .stderr(predicate::str::contains("tier-up queued function=f"));
     // Without RUST_LOG, nothing.
     genjit().args(tier).arg(&prog).env_remove("RUST_LOG").assert().success().stderr("");
+    // One that is not a filter is said, and the program runs unlogged.
+    genjit()
+        .args(tier)
+        .arg(&prog)
+        .env("RUST_LOG", "genjit=loud")
+        .assert()
+        .success()
+        .stderr(predicate::str::starts_with("genjit: RUST_LOG=\"genjit=loud\" is not a filter ("))
+        .stderr(predicate::str::contains("tier-up queued").not());
     genjit()
         .args(tier)
         .args(["--tier-passes", "function(sroa),no-such-pass"])

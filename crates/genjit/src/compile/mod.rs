@@ -64,6 +64,10 @@ pub(crate) struct Compiled {
     /// For a lazy module: it has finalizers (`tier::has_finalizers`), which may call any of its functions
     /// when it is removed.
     pub(crate) finalizers: bool,
+    /// A lazy origin: its lazy functions are declarations with records (`tier::make_lazy`), which the
+    /// linker defines by lazy stubs. Only then does the linker read records: in any other module a name
+    /// like a record's is plain data.
+    pub(crate) lazy: bool,
     /// The compile phases' times (the link and publish phases are filled in later).
     pub(crate) timings: ModuleTimings,
 }
@@ -76,7 +80,8 @@ impl Compiled {
         signatures: HashMap<String, Signature>,
         timings: ModuleTimings,
     ) -> Compiled {
-        Compiled { name, default_serial: None, object, signatures, kept: None, finalizers: false, timings }
+        let (kept, finalizers, lazy) = (None, false, false);
+        Compiled { name, default_serial: None, object, signatures, kept, finalizers, lazy, timings }
     }
 }
 
@@ -164,11 +169,13 @@ pub(crate) fn compile_with(
 ) -> Result<Compiled> {
     let name = source.name.clone().unwrap_or(name);
     if let SourceKind::Object(object) = source.kind {
+        refuse_reserved_in_object(&object, &name)?;
         dump_bytes(dump, &name, DumpKind::Obj, &object);
         return Ok(Compiled::new(name, object, HashMap::new(), ModuleTimings::default()));
     }
     let mut kept = None;
     let mut finalizers = false;
+    let mut lazy_origin = false;
     let mut first_tier = first_tier;
     // A tiered module added as bitcode keeps that (see `KeptIr::Source`); a lazy one is compiled from
     // its promoted IR at a first call, on the calling thread, so it writes that now.
@@ -187,6 +194,7 @@ pub(crate) fn compile_with(
         });
         let lazy = if t.lazy { tier::make_lazy(module, t.tag) } else { Vec::new() };
         finalizers = !lazy.is_empty() && tier::has_finalizers(module);
+        lazy_origin = !lazy.is_empty();
         if t.thresholds.cleanup {
             cleanup::clean_up(module, &lazy);
         }
@@ -201,6 +209,7 @@ pub(crate) fn compile_with(
     let mut compiled = compile_steps(&name, level, dump, |context| load_module(context, kind, &name), steps)?;
     compiled.kept = kept;
     compiled.finalizers = finalizers;
+    compiled.lazy = lazy_origin;
     Ok(compiled)
 }
 
@@ -330,7 +339,7 @@ fn load_module<'c>(context: &'c Context, kind: SourceKind, name: &str) -> Result
     // LLVM's message ends in a newline after the caret line; the error's `Display` adds its own context.
     let parse_error =
         |m: String| Error::Parse { module: name.to_string(), message: m.trim_end().to_string() };
-    match kind {
+    let module = match kind {
         SourceKind::IrText(text) => {
             let buffer = MemoryBuffer::create_from_memory_range_copy(&text, name);
             context.create_module_from_ir(buffer).map_err(|m| parse_error(m.to_string()))
@@ -341,6 +350,54 @@ fn load_module<'c>(context: &'c Context, kind: SourceKind, name: &str) -> Result
         }
         SourceKind::Build(build) => build(context).map_err(parse_error),
         SourceKind::Object(_) => unreachable!("objects are not parsed as IR"),
+    }?;
+    use inkwell::llvm_sys::core::*;
+    let m = module.as_mut_ptr();
+    // SAFETY: the module is live; its lists of globals are only read.
+    let reserved = unsafe {
+        let mut names = Vec::new();
+        let mut f = LLVMGetFirstFunction(m);
+        while !f.is_null() {
+            names.push(f);
+            f = LLVMGetNextFunction(f);
+        }
+        let mut g = LLVMGetFirstGlobal(m);
+        while !g.is_null() {
+            names.push(g);
+            g = LLVMGetNextGlobal(g);
+        }
+        let mut a = LLVMGetFirstGlobalAlias(m);
+        while !a.is_null() {
+            names.push(a);
+            a = LLVMGetNextGlobalAlias(a);
+        }
+        let mut i = LLVMGetFirstGlobalIFunc(m);
+        while !i.is_null() {
+            names.push(i);
+            i = LLVMGetNextGlobalIFunc(i);
+        }
+        names.into_iter().map(tier::value_name).find(|n| reserved(n))
+    };
+    match reserved {
+        Some(symbol) => Err(Error::ReservedName { module: name.to_string(), symbol }),
+        None => Ok(module),
+    }
+}
+
+/// Whether `name` starts like one of genjit's own symbols (`RESERVED_PREFIXES`).
+fn reserved(name: &str) -> bool {
+    crate::error::RESERVED_PREFIXES.iter().any(|p| name.starts_with(p))
+}
+
+/// Refuses an object that defines or uses one of genjit's own names (an object that does not parse is
+/// left to the linker, which names what is wrong with it).
+fn refuse_reserved_in_object(object: &[u8], name: &str) -> Result<()> {
+    use object::{Object, ObjectSymbol};
+    let Ok(file) = object::File::parse(object) else { return Ok(()) };
+    let found = file.symbols().filter(|s| !s.is_local()).filter_map(|s| s.name().ok()).find(|n| reserved(n));
+    match found {
+        Some(symbol) => Err(Error::ReservedName { module: name.to_string(), symbol: symbol.to_string() }),
+        None => Ok(()),
     }
 }
 

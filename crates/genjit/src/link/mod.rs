@@ -308,9 +308,12 @@ struct LazyRecord<'a> {
     hidden: bool,
 }
 
-/// The module's lazy records (none unless it is a lazy origin).
-fn lazy_records<'a>(file: &ObjFile<'a>) -> Vec<LazyRecord<'a>> {
+/// The module's lazy records (none unless it is a lazy origin: elsewhere such a name is plain data).
+fn lazy_records<'a>(compiled: &Compiled, file: &ObjFile<'a>) -> Vec<LazyRecord<'a>> {
     let mut records = Vec::new();
+    if !compiled.lazy {
+        return records;
+    }
     for symbol in file.symbols() {
         if !is_definition(&symbol) || symbol.kind() != object::SymbolKind::Data {
             continue;
@@ -373,7 +376,7 @@ pub fn definitions(compiled: &Compiled) -> Result<Vec<DefinedSymbol>> {
             counting: false,
         });
     }
-    out.extend(lazy_records(&file).into_iter().map(|r| DefinedSymbol {
+    out.extend(lazy_records(compiled, &file).into_iter().map(|r| DefinedSymbol {
         name: r.function.into(),
         addr: 0,
         weak: r.weak,
@@ -419,7 +422,7 @@ pub fn place<'a>(
     if header.e_type.get(endian) != elf::ET_REL {
         return Err(bad("not a relocatable object (ET_REL)".to_string()));
     }
-    let lazy = lazy_records(&file);
+    let lazy = lazy_records(compiled, &file);
     let lazy_names: std::collections::HashSet<&str> = lazy.iter().map(|r| r.function).collect();
     let mut own_stubs = HashMap::new();
     for symbol in file.symbols() {

@@ -134,6 +134,42 @@ fn object_from_ir(ir: &str) -> Vec<u8> {
 }
 
 #[test]
+fn genjits_own_names_are_refused_with_the_jit_unchanged() {
+    // A user's global named like a lazy record, a counter or a runtime hook would be taken for genjit's
+    // own by its linker (a stub decrementing the user's data, a hook called with the user's arguments).
+    let cases = [
+        ("@\"__gjz.0.foo\" = global i8 3\ndefine i64 @foo() {\n  ret i64 5\n}\n", "__gjz.0.foo"),
+        ("@\"__gjc.1.foo\" = global i64 3\ndefine i64 @foo() {\n  ret i64 5\n}\n", "__gjc.1.foo"),
+        ("declare void @__genjit_back_edge(ptr)\ndefine void @f() {\n  call void @__genjit_back_edge(ptr null)\n  \
+          ret void\n}\n", "__genjit_back_edge"),
+        ("define i64 @\"__gjo.f.1\"() {\n  ret i64 5\n}\n", "__gjo.f.1"),
+    ];
+    for (ir, name) in cases {
+        for how in ["plain", "tiered", "lazy"] {
+            let (jit, d) = setup();
+            if how == "tiered" {
+                d.enable_tiering(genjit::Tiering::new()).unwrap();
+            }
+            let before = snapshot(&jit);
+            let source = Source::ir_text(ir).named("mine.ll");
+            let err = match how {
+                "lazy" => d.add_lazy_module(source, genjit::Lazy::new()).unwrap_err(),
+                _ => d.add_module(source).unwrap_err(),
+            };
+            let Error::ReservedName { module, symbol } = &err else { panic!("{how}: {err:?}") };
+            assert_eq!((module.as_str(), symbol.as_str()), ("mine.ll", name), "{how}");
+            assert!(err.to_string().contains("reserves"), "{err}");
+            assert_eq!(snapshot(&jit), before, "{how}: a refused module changed the JIT");
+            assert_eq!(d.lookup::<fn(i64) -> i64>("existing").unwrap().call(4), 4);
+        }
+    }
+    // An object is read for them too.
+    let obj = object_from_ir("@\"__gjz.0.foo\" = global i8 3\ndefine i64 @foo() {\n  ret i64 5\n}\n");
+    let err = add_fails(Source::object(obj).named("mine.o"));
+    assert!(matches!(&err, Error::ReservedName { symbol, .. } if symbol == "__gjz.0.foo"), "{err:?}");
+}
+
+#[test]
 fn unsupported_relocation_is_named() {
     // An object (not IR, so no thread-local rewrite) reaching an external TLS variable: R_X86_64_TLSGD.
     let obj = object_from_ir(
