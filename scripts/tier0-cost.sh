@@ -3,7 +3,8 @@
 # unlike wall time on a shared 2-core machine): bzip2's own program compressing 1 MB (its first output
 # block) under genjit all-O0, tiered with no counters, tiered with counters that never see a tier-up
 # (the tier-up delay outlasts the run: every count runs out and is claimed), and tiered as it runs; then
-# the two without tier-ups again with tier 0 as plain O0 code (--tier-plain: without its clean-up).
+# the two without tier-ups again with tier 0 as plain O0 code (--tier-plain: without its clean-up); and
+# lazy + tiered (each function compiled at its first call, on the main thread).
 # The modules compile on the main thread only (--compile-threads 1), so its count holds all of the
 # start-up's compile work, as it did before batches compiled in parallel.
 # Usage: scripts/tier0-cost.sh        (installs valgrind if missing)
@@ -33,6 +34,7 @@ declare -A modes=(
   [4-tiered]="-O0 --tier --tier-level 3"
   [5-tiered-plain-tier-0-no-counters]="-O0 --tier --tier-plain --tier-calls 0 --tier-back-edges 0"
   [6-tiered-plain-tier-0-no-tier-ups]="-O0 --tier --tier-plain ${never[*]}"
+  [7-lazy-tiered]="-O0 --lazy --tier --tier-level 3"
 )
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
