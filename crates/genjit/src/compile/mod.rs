@@ -353,31 +353,21 @@ fn load_module<'c>(context: &'c Context, kind: SourceKind, name: &str) -> Result
     }?;
     use inkwell::llvm_sys::core::*;
     let m = module.as_mut_ptr();
-    // SAFETY: the module is live; its lists of globals are only read.
-    let reserved = unsafe {
-        let mut names = Vec::new();
-        let mut f = LLVMGetFirstFunction(m);
-        while !f.is_null() {
-            names.push(f);
-            f = LLVMGetNextFunction(f);
-        }
-        let mut g = LLVMGetFirstGlobal(m);
-        while !g.is_null() {
-            names.push(g);
-            g = LLVMGetNextGlobal(g);
-        }
+    let mut named = tier::globals(m);
+    // SAFETY: the module is live; its lists of aliases and ifuncs are only read.
+    unsafe {
         let mut a = LLVMGetFirstGlobalAlias(m);
         while !a.is_null() {
-            names.push(a);
+            named.push(a);
             a = LLVMGetNextGlobalAlias(a);
         }
         let mut i = LLVMGetFirstGlobalIFunc(m);
         while !i.is_null() {
-            names.push(i);
+            named.push(i);
             i = LLVMGetNextGlobalIFunc(i);
         }
-        names.into_iter().map(tier::value_name).find(|n| reserved(n))
-    };
+    }
+    let reserved = named.into_iter().map(tier::value_name).find(|n| reserved(n));
     match reserved {
         Some(symbol) => Err(Error::ReservedName { module: name.to_string(), symbol }),
         None => Ok(module),

@@ -36,7 +36,7 @@ pub(super) fn set_name(v: LLVMValueRef, name: &str) {
 }
 
 /// Every function and global variable of `m`, definitions and declarations.
-fn globals(m: LLVMModuleRef) -> Vec<LLVMValueRef> {
+pub(super) fn globals(m: LLVMModuleRef) -> Vec<LLVMValueRef> {
     let mut all = Vec::new();
     // SAFETY: `m` is a live module; the iteration only reads its lists, which nothing changes meanwhile.
     unsafe {
