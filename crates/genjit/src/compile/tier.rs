@@ -647,13 +647,13 @@ pub(crate) const RECORD_HIDDEN: u8 = 2;
 /// declaration, and gets a *record*, a hidden byte `__gjz.<tag>.<name>` holding what the declaration no
 /// longer can: whether the function was weak ([`RECORD_WEAK`]) or hidden ([`RECORD_HIDDEN`]). The names
 /// of those functions are returned. The linker defines each such function at a lazy stub it writes for
-/// the record (`sys::stubs`), which passes the record's address to `dylib::lazy::genjit_lazy` (by which the
-/// runtime knows the function); that compiles the function if nobody has (concurrent first callers wait) and returns
-/// the function's entry, which now reaches the compiled body, and the stub's trampoline jumps there with
-/// the caller's registers and stack untouched. Data, constructors' lists and the functions kept whole
-/// (ones whose labels are addressed, which data may name; all of them if the module has aliases or
-/// ifuncs, which must name definitions) stay as they are: the module is the first tier's data and
-/// fallback.
+/// the record (`sys::stubs`), which passes the record's address to `dylib::lazy::genjit_lazy` (by which
+/// the runtime knows the function); that compiles the function if nobody has (concurrent first callers
+/// wait) and returns the function's entry, which now reaches the compiled body, and the stub's trampoline
+/// jumps there with the caller's registers and stack untouched. Data, constructors' lists and the
+/// functions kept whole (ones whose labels are addressed, which data may name; all of them if the module
+/// has aliases or ifuncs, which must name definitions) stay as they are: the module is the first tier's
+/// data and fallback.
 pub(crate) fn make_lazy(module: &Module<'_>, tag: &str) -> Vec<String> {
     let m = module.as_mut_ptr();
     // SAFETY: reads only.
